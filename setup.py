@@ -1,0 +1,27 @@
+"""videotag: video classification on YouTube-8M-style features, TF2 / Keras 3."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="videotag",
+    version="0.1.0",
+    description=(
+        "Video classification model zoo for YouTube-8M-style data: NeXtVLAD and more, "
+        "exact YT8M metrics, TF Serving export"
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["videotag", "videotag.*"]),
+    install_requires=[
+        "tensorflow>=2.21,<2.22",  # the CPU build is enough for the tests
+        "keras>=3.10,<4",
+        "numpy>=1.26",
+        "absl-py>=2.1",  # flags of the tools/ CLIs
+        "pyyaml>=6.0",  # configs
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "pytest-timeout>=2.3"],
+    },
+)

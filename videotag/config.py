@@ -1,0 +1,358 @@
+"""Typed configuration: dataclasses with YAML files and `key=value` overrides.
+
+A config has five sections: `data`, `model`, `train`, `eval` and `export`. The
+`model` section's class depends on the model: each registered model declares its
+own dataclass (a subclass of `ModelConfig`), so every key is typed and checked.
+
+Unknown keys and values of the wrong type raise `ConfigError` naming the key's
+dotted path, e.g. `model.cluster_size`.
+
+Example:
+    cfg = videotag.config.load("nextvlad", ["train.batch_size=32"])
+    model = videotag.build_model(cfg)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+from videotag.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    """Where the records are and how to read them.
+
+    Attributes:
+        train_data_pattern: glob of training shards; empty means the demo data.
+        eval_data_pattern: glob of validation shards; empty means the demo data.
+        record_type: "frame" (SequenceExample) or "video" (Example, mean features).
+        id_key: context key of the video id ("id"; the 2017 release uses "video_id").
+        feature_names: frame feature lists, in model input order.
+        feature_sizes: bytes per frame of each feature (1024 rgb, 128 audio).
+        max_frames: frames used per video; longer videos are truncated.
+        num_classes: tag vocabulary size (3862 for YT8M 2018+; demo: from its labels).
+        label_file: class names (YT8M vocabulary.csv, or one name per line).
+        shuffle_buffer: records held for shuffling during training.
+        num_parallel_reads: shards read at once (interleave cycle length).
+        on_bad_record: "error" stops at the first bad record; "skip" drops and counts.
+        pad_to_max_frames: pad every batch to max_frames instead of its longest video.
+    """
+
+    train_data_pattern: str = ""
+    eval_data_pattern: str = ""
+    record_type: str = "frame"
+    id_key: str = "id"
+    feature_names: List[str] = field(default_factory=lambda: ["rgb", "audio"])
+    feature_sizes: List[int] = field(default_factory=lambda: [1024, 128])
+    max_frames: int = 300
+    num_classes: int = 3862
+    label_file: str = ""
+    shuffle_buffer: int = 2048
+    num_parallel_reads: int = 4
+    on_bad_record: str = "error"
+    pad_to_max_frames: bool = False
+
+
+@dataclass
+class HeadConfig:
+    """Classifier head.
+
+    Attributes:
+        type: "logistic" or "moe" (mixture of experts, YT8M style).
+        num_mixtures: experts per class for "moe".
+        l2_penalty: L2 regularisation of the head's weights.
+    """
+
+    type: str = "logistic"
+    num_mixtures: int = 2
+    l2_penalty: float = 1e-8
+
+
+@dataclass
+class ModelConfig:
+    """Fields shared by every model; each model subclasses this."""
+
+    name: str = ""
+    head: HeadConfig = field(default_factory=HeadConfig)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and run length.
+
+    Attributes:
+        batch_size: global batch size.
+        epochs: passes over the training data.
+        steps_per_epoch: 0 means one full pass over the training data.
+        learning_rate: initial learning rate (Adam).
+        lr_decay: multiply the learning rate by this ...
+        lr_decay_examples: ... every this many training examples (0: constant).
+        clip_gradient_norm: clip gradients to this global norm (0: off).
+        seed: seed of weights init and shuffling.
+        eval_before_training: also score the untrained model (a baseline figure).
+        keep_checkpoints: epoch checkpoints kept in model_dir.
+    """
+
+    batch_size: int = 160
+    epochs: int = 5
+    steps_per_epoch: int = 0
+    learning_rate: float = 2e-4
+    lr_decay: float = 0.8
+    lr_decay_examples: int = 2_000_000
+    clip_gradient_norm: float = 0.0
+    seed: int = 0
+    eval_before_training: bool = False
+    keep_checkpoints: int = 3
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation settings. top_k is the k of GAP@k (20 for YT8M)."""
+
+    batch_size: int = 256
+    top_k: int = 20
+
+
+@dataclass
+class ExportConfig:
+    """Serving settings: top_k classes returned per video."""
+
+    top_k: int = 20
+
+
+@dataclass
+class Config:
+    """The whole configuration of a run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain dict of the config (YAML-serialisable)."""
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the config as YAML; `load(path)` reads it back unchanged."""
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """Maps a model name ("NEXTVLAD") or a file path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {name_or_path}")
+        return path
+    candidate = CONFIG_DIR / f"{name_or_path.lower()}.yaml"
+    if not candidate.is_file():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise ConfigError(
+            f"no config named '{name_or_path}' (looked for {candidate.name} in the "
+            f"configs folder; available: {', '.join(known)})"
+        )
+    return candidate
+
+
+def load(
+    name_or_path: Optional[str] = None,
+    overrides: Sequence[str] | Dict[str, Any] | None = None,
+    model_name: Optional[str] = None,
+) -> Config:
+    """Builds a Config from defaults, a YAML file and overrides.
+
+    Args:
+        name_or_path: a YAML path, or a config name such as "nextvlad" that maps to
+            `configs/nextvlad.yaml`. None: dataclass defaults only.
+        overrides: `["train.batch_size=32", ...]` (values parsed as YAML) or a
+            nested dict, applied after the file.
+        model_name: the model to configure when the file does not name one.
+
+    Returns:
+        A validated `Config`.
+
+    Raises:
+        ConfigError: unknown key, wrong type or unknown model, naming the dotted key.
+    """
+    raw: Dict[str, Any] = {}
+    if name_or_path is not None:
+        path = resolve_config_path(name_or_path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        raw = loaded
+    for key, value in _iter_overrides(overrides):
+        _set_dotted(raw, key, value)
+    return from_dict(raw, model_name=model_name)
+
+
+def from_dict(raw: Dict[str, Any], model_name: Optional[str] = None) -> Config:
+    """Validates a nested dict (as read from YAML) into a Config."""
+    from videotag import registry  # late import: registry imports models
+
+    if not isinstance(raw, dict):
+        raise ConfigError("config must be a mapping")
+    model_raw = raw.get("model") or {}
+    if not isinstance(model_raw, dict):
+        raise ConfigError("config key 'model' expects a mapping")
+    name = model_raw.get("name") or model_name
+    if not name:
+        raise ConfigError("config key 'model.name' is not set (e.g. NEXTVLAD)")
+    if model_name and model_raw.get("name") and model_raw["name"].upper() != model_name.upper():
+        raise ConfigError(
+            f"config key 'model.name' is {model_raw['name']} but the model asked for "
+            f"is {model_name}"
+        )
+    model_cls = registry.model_config_class(str(name))
+    model_raw = dict(model_raw, name=str(name).upper())
+    sections = {
+        "data": DataConfig,
+        "train": TrainConfig,
+        "eval": EvalConfig,
+        "export": ExportConfig,
+    }
+    unknown = set(raw) - set(sections) - {"model"}
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{sorted(unknown)[0]}' (valid sections: data, model, "
+            "train, eval, export)"
+        )
+    values = {k: _build(cls, raw.get(k) or {}, k) for k, cls in sections.items()}
+    values["model"] = _build(model_cls, model_raw, "model")
+    cfg = Config(**values)
+    _check_values(cfg)
+    return cfg
+
+
+def _iter_overrides(overrides):
+    if not overrides:
+        return
+    if isinstance(overrides, dict):
+        for key, value in _flatten(overrides):
+            yield key, value
+        return
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        yield key.strip(), value
+
+
+def _flatten(d, prefix=""):
+    for key, value in d.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _flatten(value, path + ".")
+        else:
+            yield path, value
+
+
+def _set_dotted(raw: Dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key '{'.'.join(parts[: i + 1])}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _build(cls, raw: Any, path: str):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config key '{path}' expects a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            raise ConfigError(
+                f"unknown config key '{path}.{key}' (valid keys of '{path}': "
+                f"{', '.join(sorted(names))})"
+            )
+    kwargs = {k: _coerce(hints[k], v, f"{path}.{k}") for k, v in raw.items()}
+    return cls(**kwargs)
+
+
+def _coerce(hint, value, path):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value or {}, path)
+    if origin in (list, List):
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{path}' expects a list, got {value!r}")
+        return [_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict, Dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{path}' expects a mapping, got {value!r}")
+        return dict(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif hint is Any:
+        return value
+    type_name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(
+        f"config key '{path}' expects {type_name}, got {type(value).__name__} {value!r}"
+    )
+
+
+def _check_values(cfg: Config) -> None:
+    d = cfg.data
+    if d.record_type not in ("frame", "video"):
+        raise ConfigError("config key 'data.record_type' must be 'frame' or 'video'")
+    if len(d.feature_names) != len(d.feature_sizes):
+        raise ConfigError(
+            "config keys 'data.feature_names' and 'data.feature_sizes' differ in length"
+        )
+    if d.on_bad_record not in ("error", "skip"):
+        raise ConfigError("config key 'data.on_bad_record' must be 'error' or 'skip'")
+    for key in ("max_frames", "num_classes"):
+        if getattr(d, key) <= 0:
+            raise ConfigError(f"config key 'data.{key}' must be positive")
+    if cfg.train.batch_size <= 0:
+        raise ConfigError("config key 'train.batch_size' must be positive")
+    if cfg.model.head.type not in ("logistic", "moe"):
+        raise ConfigError(
+            f"config key 'model.head.type' is '{cfg.model.head.type}'; valid: logistic, moe"
+        )
