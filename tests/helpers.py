@@ -1,0 +1,80 @@
+"""Shared test helpers: tiny configs and records built field by field."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+import videotag
+
+NUM_CLASSES = 10
+
+
+def tiny_config(model="NEXTVLAD", **overrides):
+    """A tiny config of `model` (small clusters and hidden size) for fast tests."""
+    base = {
+        "data.num_classes": NUM_CLASSES,
+        "data.max_frames": 20,
+        "model.hidden_size": 32,
+        "model.cluster_size": 8,
+        "model.groups": 4,
+        "model.dropout": 0.0,
+        "train.batch_size": 8,
+        "train.epochs": 1,
+        "eval.batch_size": 16,
+    }
+    base.update(overrides)
+    return videotag.config.load(model.lower(), [f"{k}={v}" for k, v in base.items()])
+
+
+def bytes_feature(*values):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+
+def int64_feature(*values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def frame_record(video_id=b"v0", labels=(1,), rgb=None, audio=None, id_key="id",
+                 rgb_size=1024, audio_size=128, frames=3, seed=0) -> bytes:
+    """A serialized SequenceExample written field by field with tf.train protos.
+
+    `rgb`/`audio` are uint8 arrays [frames, size]; random when None.
+    """
+    rng = np.random.default_rng(seed)
+    if rgb is None:
+        rgb = rng.integers(0, 256, (frames, rgb_size), dtype=np.uint8)
+    if audio is None:
+        audio = rng.integers(0, 256, (frames, audio_size), dtype=np.uint8)
+    context = {"labels": int64_feature(*labels)}
+    if video_id is not None:
+        context[id_key] = bytes_feature(video_id)
+    lists = {
+        "rgb": tf.train.FeatureList(feature=[bytes_feature(bytes(f)) for f in rgb]),
+        "audio": tf.train.FeatureList(feature=[bytes_feature(bytes(f)) for f in audio]),
+    }
+    example = tf.train.SequenceExample(
+        context=tf.train.Features(feature=context),
+        feature_lists=tf.train.FeatureLists(feature_list=lists),
+    )
+    return example.SerializeToString()
+
+
+def write_file(path, records) -> str:
+    with tf.io.TFRecordWriter(str(path)) as w:
+        for r in records:
+            w.write(r)
+    return str(path)
+
+
+def random_batch(cfg, batch=4, frames=6, seed=0, num_frames=None):
+    """A dict of model inputs with random uint8 frames."""
+    rng = np.random.default_rng(seed)
+    out = {
+        n: rng.integers(0, 256, (batch, frames, s), dtype=np.uint8)
+        for n, s in zip(cfg.data.feature_names, cfg.data.feature_sizes)
+    }
+    out["num_frames"] = np.asarray(
+        num_frames if num_frames is not None else rng.integers(1, frames + 1, batch), np.int32
+    )
+    return out

@@ -1,0 +1,347 @@
+"""Parsing YT8M records and the tf.data input pipeline.
+
+Every record is checked as it is parsed (id present, frame byte lengths, label ids in
+range, at least one frame). A bad record stops the pipeline with a `DataError` that
+names the file, the record index and the key, or, with `data.on_bad_record=skip`, is
+dropped and counted by reason (`SkipCounter`). Frame features stay uint8 until the
+model dequantizes them.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Dict, List, Optional
+
+import tensorflow as tf
+
+from videotag.config import DataConfig
+from videotag.data import schema
+from videotag.errors import DataError
+
+_ERROR_MARK = "VIDEOTAG_DATA_ERROR"
+# Reasons a record can be bad, in the order of the SkipCounter's slots.
+REASONS = ("missing_id", "no_frames", "bad_frame_bytes", "label_out_of_range")
+
+
+def list_files(pattern: str) -> List[str]:
+    """Files matching a glob (several globs may be joined by commas), sorted.
+
+    Raises:
+        DataError: the pattern is empty or matches no file.
+    """
+    if not pattern:
+        raise DataError("no data pattern given")
+    files: List[str] = []
+    for part in (p.strip() for p in pattern.split(",")):
+        if part:
+            files.extend(tf.io.gfile.glob(part))
+    files = sorted(set(files))
+    if not files:
+        raise DataError(f"no files match the data pattern '{pattern}'")
+    return files
+
+
+class SkipCounter:
+    """Counts records dropped by `on_bad_record=skip`, per reason."""
+
+    def __init__(self):
+        self._counts = tf.Variable(
+            tf.zeros([len(REASONS)], tf.int64), trainable=False, name="skipped_records"
+        )
+
+    def add(self, bad: tf.Tensor) -> None:
+        self._counts.assign_add(tf.cast(bad, tf.int64))
+
+    def counts(self) -> Dict[str, int]:
+        """Records skipped so far, per reason (only reasons that occurred)."""
+        values = self._counts.numpy().tolist()
+        return {r: int(v) for r, v in zip(REASONS, values) if v}
+
+    def total(self) -> int:
+        return int(self._counts.numpy().sum())
+
+    def summary(self) -> str:
+        counts = self.counts()
+        if not counts:
+            return "no records skipped"
+        parts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
+        return f"skipped {sum(counts.values())} bad records ({parts})"
+
+
+class RecordParser:
+    """Parses and validates one serialized YT8M record.
+
+    Args:
+        cfg: the data config (record type, id key, features, classes, max frames).
+    """
+
+    def __init__(self, cfg: DataConfig):
+        self.cfg = cfg
+        self._id_keys = list(dict.fromkeys([cfg.id_key, "id", "video_id"]))
+
+    def _context_spec(self):
+        spec = {k: tf.io.VarLenFeature(tf.string) for k in self._id_keys}
+        spec[schema.LABELS_KEY] = tf.io.VarLenFeature(tf.int64)
+        return spec
+
+    def parse(self, serialized: tf.Tensor, filename: tf.Tensor, index: tf.Tensor):
+        """Returns (features dict, bad-reason bool vector, error message string)."""
+        cfg = self.cfg
+        if cfg.record_type == "frame":
+            context, lists = tf.io.parse_single_sequence_example(
+                serialized,
+                context_features=self._context_spec(),
+                sequence_features={
+                    name: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
+                    for name in cfg.feature_names
+                },
+            )
+        else:
+            spec = self._context_spec()
+            for name, size in zip(cfg.feature_names, cfg.feature_sizes):
+                spec[name] = tf.io.VarLenFeature(tf.float32)
+            context = tf.io.parse_single_example(serialized, spec)
+            lists = None
+
+        ids = context[cfg.id_key].values
+        has_id = tf.equal(tf.size(ids), 1)
+        video_id = tf.cond(has_id, lambda: ids[0], lambda: tf.constant(""))
+        labels = tf.cast(context[schema.LABELS_KEY].values, tf.int32)
+        labels_ok = tf.reduce_all((labels >= 0) & (labels < cfg.num_classes))
+
+        features: Dict[str, tf.Tensor] = {}
+        sizes_ok = tf.constant(True)
+        size_msgs = []
+        if lists is not None:
+            lengths = [tf.shape(lists[n])[0] for n in cfg.feature_names]
+            num_frames = tf.reduce_min(tf.stack(lengths))
+            for name, size in zip(cfg.feature_names, cfg.feature_sizes):
+                frames = lists[name]
+                byte_lengths = tf.strings.length(frames)
+                ok = tf.reduce_all(tf.equal(byte_lengths, size))
+                sizes_ok &= ok
+                size_msgs.append(
+                    tf.where(
+                        ok,
+                        "",
+                        tf.strings.format(
+                            f"feature list '{name}' has frames of {{}} bytes, expected {size}",
+                            (tf.boolean_mask(byte_lengths, byte_lengths != size)[:3],),
+                        ),
+                    )
+                )
+                decoded = tf.cond(
+                    ok,
+                    lambda frames=frames: tf.reshape(
+                        tf.io.decode_raw(frames, tf.uint8), [-1, size]
+                    ),
+                    lambda: tf.zeros([0, size], tf.uint8),
+                )
+                features[name] = decoded
+            num_frames = tf.minimum(num_frames, cfg.max_frames)
+            for name in cfg.feature_names:
+                features[name] = features[name][:num_frames]
+            features[schema.NUM_FRAMES_KEY] = tf.cast(num_frames, tf.int32)
+            has_frames = num_frames > 0
+        else:
+            for name, size in zip(cfg.feature_names, cfg.feature_sizes):
+                values = context[name].values
+                ok = tf.equal(tf.size(values), size)
+                sizes_ok &= ok
+                size_msgs.append(
+                    tf.where(
+                        ok,
+                        "",
+                        tf.strings.format(
+                            f"feature '{name}' has {{}} values, expected {size}",
+                            (tf.size(values),),
+                        ),
+                    )
+                )
+                features[name] = tf.cond(
+                    ok,
+                    lambda values=values, size=size: tf.reshape(values, [size]),
+                    lambda size=size: tf.zeros([size], tf.float32),
+                )
+            has_frames = tf.constant(True)
+
+        bad = tf.stack([~has_id, ~has_frames, ~sizes_ok, ~labels_ok])
+        other_keys = [k for k in self._id_keys if k != cfg.id_key]
+        other_found = tf.reduce_any([tf.size(context[k].values) > 0 for k in other_keys])
+        id_msg = tf.where(
+            other_found,
+            f"context key '{cfg.id_key}' is missing (the record has "
+            f"'{'/'.join(other_keys)}': set data.id_key)",
+            f"context key '{cfg.id_key}' is missing or not a single value",
+        )
+        bad_label = tf.boolean_mask(labels, (labels < 0) | (labels >= cfg.num_classes))
+        messages = tf.stack(
+            [
+                id_msg,
+                "the video has no frames",
+                tf.strings.reduce_join(tf.stack(size_msgs), separator=""),
+                tf.strings.format(
+                    f"key 'labels' has ids {{}} outside [0, {cfg.num_classes})", (bad_label,)
+                ),
+            ]
+        )
+        detail = tf.strings.reduce_join(tf.boolean_mask(messages, bad), separator="; ")
+        error = tf.where(
+            tf.reduce_any(bad),
+            tf.strings.join(
+                [filename, ": record ", tf.strings.as_string(index), " (id '", video_id,
+                 "'): ", detail]
+            ),
+            "",
+        )
+        features[schema.VIDEO_ID_KEY] = video_id
+        labels = tf.boolean_mask(labels, (labels >= 0) & (labels < cfg.num_classes))
+        # Out-of-range ids were reported above; masking them keeps one_hot from
+        # zeroing them silently in the (never returned) bad record.
+        # reduce_sum (not reduce_max, which gives -inf for a video without labels);
+        # the minimum folds repeated ids into one.
+        features[schema.LABELS_KEY] = tf.minimum(
+            tf.reduce_sum(tf.one_hot(labels, cfg.num_classes, dtype=tf.float32), axis=0), 1.0
+        )
+        return features, bad, error
+
+
+def _raise_if_bad(features, bad, error):
+    # base64 keeps the message intact through the assertion's own quoting
+    tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(bad)), [_ERROR_MARK, tf.io.encode_base64(error)], summarize=1
+    )
+    return features
+
+
+def make_dataset(
+    cfg: DataConfig,
+    pattern: str,
+    batch_size: int,
+    training: bool,
+    seed: Optional[int] = None,
+    skip_counter: Optional[SkipCounter] = None,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """The tf.data pipeline over a glob of shards.
+
+    Elements are dicts of batched tensors: `video_id` string [B], each feature uint8
+    [B, T, size] (T = longest video of the batch, or max_frames with
+    `pad_to_max_frames`), `num_frames` int32 [B], `labels` float32 multi-hot
+    [B, num_classes]. Video-level records give float32 [B, size] features instead.
+
+    Args:
+        cfg: data config.
+        pattern: glob (or comma-separated globs) of TFRecord shards.
+        batch_size: videos per batch; the last batch may be smaller.
+        training: shuffle files and records.
+        seed: shuffle seed.
+        skip_counter: where dropped records are counted when on_bad_record=skip.
+        repeat: repeat the data forever (the caller bounds the steps).
+    """
+    files = list_files(pattern)
+    parser = RecordParser(cfg)
+    if cfg.on_bad_record == "skip" and skip_counter is None:
+        skip_counter = SkipCounter()
+
+    file_ds = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+
+    def read_file(filename):
+        records = tf.data.TFRecordDataset(filename).enumerate()
+        return records.map(lambda i, r: (r, filename, i))
+
+    ds = file_ds.interleave(
+        read_file,
+        cycle_length=max(1, min(cfg.num_parallel_reads, len(files))),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not training,
+    )
+    if training:
+        ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(parser.parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    if cfg.on_bad_record == "skip":
+
+        def keep(features, bad, error):
+            skip_counter.add(bad)
+            return tf.logical_not(tf.reduce_any(bad))
+
+        ds = ds.filter(keep).map(lambda f, b, e: f)
+    else:
+        ds = ds.map(_raise_if_bad)
+    if repeat:
+        ds = ds.repeat()
+    if cfg.record_type == "frame":
+        frames = cfg.max_frames if cfg.pad_to_max_frames else None
+        padded_shapes = {n: [frames, s] for n, s in zip(cfg.feature_names, cfg.feature_sizes)}
+        padded_shapes.update(
+            {schema.NUM_FRAMES_KEY: [], schema.VIDEO_ID_KEY: [], schema.LABELS_KEY: [cfg.num_classes]}
+        )
+        ds = ds.padded_batch(batch_size, padded_shapes=padded_shapes)
+    else:
+        ds = ds.batch(batch_size)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def model_inputs(cfg: DataConfig, batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """The subset of a batch that models take as inputs."""
+    keys = list(cfg.feature_names)
+    if cfg.record_type == "frame":
+        keys.append(schema.NUM_FRAMES_KEY)
+    return {k: batch[k] for k in keys}
+
+
+def for_keras(cfg: DataConfig, ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Maps batches to (inputs, targets) pairs for `keras.Model.fit`."""
+    return ds.map(
+        lambda b: (model_inputs(cfg, b), {"tags": b[schema.LABELS_KEY]}),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+
+
+def translate_error(exc: BaseException, files: Optional[List[str]] = None) -> Optional[DataError]:
+    """Turns a TensorFlow error raised by the pipeline into a `DataError`, if it is one.
+
+    Args:
+        exc: the exception raised while iterating a dataset (possibly inside fit).
+        files: the shards that were read, to locate a corrupt record.
+
+    Returns:
+        A DataError with a message naming the file, record and key, or None when the
+        exception did not come from bad input data.
+    """
+    text = str(exc)
+    if _ERROR_MARK in text:
+        match = re.search(_ERROR_MARK + r"[^A-Za-z0-9_=-]+([A-Za-z0-9_=-]+)", text)
+        detail = base64.urlsafe_b64decode(match.group(1) + "==").decode("utf-8", "replace")
+        return DataError(
+            f"bad record: {detail.strip()} (set data.on_bad_record=skip to drop and count "
+            "such records)"
+        )
+    if isinstance(exc, tf.errors.DataLossError) or "corrupted record" in text:
+        where = find_corrupt_record(files) if files else None
+        if where:
+            return DataError(
+                f"{where}: the shard is corrupt or truncated (CRC check failed); "
+                "replace or remove this file"
+            )
+        return DataError(f"a shard is corrupt or truncated: {text.splitlines()[0]}")
+    if isinstance(exc, tf.errors.NotFoundError):
+        return DataError(f"data file not found: {text.splitlines()[0]}")
+    return None
+
+
+def find_corrupt_record(files: List[str]) -> Optional[str]:
+    """Reads shards one by one and names the first unreadable record, if any."""
+    for path in files:
+        count = 0
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                count += 1
+        except (tf.errors.DataLossError, tf.errors.OutOfRangeError):
+            return f"{path}: record {count}"
+        except tf.errors.OpError as exc:  # truncated header or similar
+            return f"{path}: record {count} ({exc.message.splitlines()[0]})"
+    return None

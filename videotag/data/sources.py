@@ -1,0 +1,36 @@
+"""Which records a run reads: the user's shards, or the built-in demo data."""
+
+from __future__ import annotations
+
+import sys
+
+from videotag.config import Config
+
+
+def uses_demo_data(cfg: Config) -> bool:
+    """True when the config names no data at all (then the demo data is used)."""
+    return not (cfg.data.train_data_pattern or cfg.data.eval_data_pattern)
+
+
+def resolve_data(cfg: Config, verbose: bool = True) -> Config:
+    """Fills the data section with the demo dataset when it names no data.
+
+    The demo data is generated on first use (a few seconds) and reused. Its class
+    count comes from its label file and replaces `data.num_classes`.
+    """
+    if not uses_demo_data(cfg):
+        return cfg
+    from videotag.data.demo import ensure_demo_data
+
+    demo = ensure_demo_data(verbose=verbose)
+    cfg.data.train_data_pattern = demo.train_pattern
+    cfg.data.eval_data_pattern = demo.eval_pattern
+    cfg.data.label_file = demo.label_file
+    cfg.data.num_classes = demo.num_classes
+    if verbose:
+        print(
+            f"using the demo data: {demo.num_train} training and {demo.num_eval} validation "
+            f"videos, {demo.num_classes} classes ({demo.root})",
+            file=sys.stderr,
+        )
+    return cfg
