@@ -1,0 +1,16 @@
+"""Keras layers of videotag, one concept per file."""
+
+from videotag.layers.frames import Dequantize, FrameMask
+from videotag.layers.gating import ContextGating
+from videotag.layers.heads import LogisticHead, MoeHead, build_head
+from videotag.layers.vlad import NeXtVLAD
+
+__all__ = [
+    "ContextGating",
+    "Dequantize",
+    "FrameMask",
+    "LogisticHead",
+    "MoeHead",
+    "NeXtVLAD",
+    "build_head",
+]
