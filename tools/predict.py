@@ -1,0 +1,49 @@
+"""Predict the top-k classes of every video, to the Kaggle CSV or a JSON list.
+
+    python tools/predict.py --model_dir=runs/nextvlad \
+        --input_data_pattern='data/test*.tfrecord' --output_file=pred.csv
+    python tools/predict.py --saved_model=exports/nextvlad/1 \
+        --input_data_pattern='data/test*.tfrecord' --output_file=pred.json --format=json
+"""
+
+import sys
+
+from absl import app, flags
+
+from videotag.cli import run
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Trained model directory.")
+flags.DEFINE_string("saved_model", None, "Exported SavedModel version folder.")
+flags.DEFINE_string("input_data_pattern", None, "Glob of records to predict.", required=True)
+flags.DEFINE_string("output_file", None, "Output file (default: standard output).")
+flags.DEFINE_enum("format", "csv", ["csv", "json"], "Kaggle CSV or VideoTag JSON list.")
+flags.DEFINE_integer("top_k", 20, "Classes per video.")
+flags.DEFINE_float("threshold", 0.0, "Leave out classes below this probability.")
+flags.DEFINE_integer("batch_size", 256, "Videos per batch.")
+
+
+def main(argv):
+    del argv
+    from videotag.errors import VideotagError
+    from videotag.export import predict_from_model_dir, predict_from_saved_model, write_predictions
+
+    if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
+        raise VideotagError("give exactly one of --model_dir and --saved_model")
+    if FLAGS.model_dir:
+        rows = predict_from_model_dir(FLAGS.model_dir, FLAGS.input_data_pattern, FLAGS.top_k, FLAGS.batch_size)
+    else:
+        rows = predict_from_saved_model(FLAGS.saved_model, FLAGS.input_data_pattern, FLAGS.top_k, FLAGS.batch_size)
+    out = open(FLAGS.output_file, "w", encoding="utf-8") if FLAGS.output_file else sys.stdout
+    try:
+        count = write_predictions(rows, out, FLAGS.format, FLAGS.threshold)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"predicted {count} videos" + (f" to {FLAGS.output_file}" if FLAGS.output_file else ""),
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(run(main))

@@ -1,0 +1,35 @@
+"""Shared plumbing of the command-line tools in tools/: error handling and flags."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, List
+
+from videotag.errors import VideotagError
+
+
+def run(main: Callable[[List[str]], int]) -> Callable[[List[str]], None]:
+    """Wraps an absl main: project errors print `error: ...` and exit 1, no traceback."""
+
+    def wrapped(argv: List[str]) -> None:
+        import tensorflow as tf
+
+        from videotag.data.reader import translate_error
+
+        try:
+            code = main(argv)
+        except VideotagError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(1)
+        except tf.errors.OpError as exc:
+            error = translate_error(exc)
+            if error is None:
+                raise
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+        sys.exit(code or 0)
+
+    return wrapped
