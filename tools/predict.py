@@ -6,6 +6,7 @@
         --input_data_pattern='data/test*.tfrecord' --output_file=pred.json --format=json
 """
 
+import os
 import sys
 
 from absl import app, flags
@@ -34,12 +35,18 @@ def main(argv):
         rows = predict_from_model_dir(FLAGS.model_dir, FLAGS.input_data_pattern, FLAGS.top_k, FLAGS.batch_size)
     else:
         rows = predict_from_saved_model(FLAGS.saved_model, FLAGS.input_data_pattern, FLAGS.top_k, FLAGS.batch_size)
-    out = open(FLAGS.output_file, "w", encoding="utf-8") if FLAGS.output_file else sys.stdout
-    try:
-        count = write_predictions(rows, out, FLAGS.format, FLAGS.threshold)
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    if not FLAGS.output_file:
+        count = write_predictions(rows, sys.stdout, FLAGS.format, FLAGS.threshold)
+    else:
+        # written under a temporary name: a failed run never leaves a partial file
+        tmp = f"{FLAGS.output_file}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as out:
+                count = write_predictions(rows, out, FLAGS.format, FLAGS.threshold)
+            os.replace(tmp, FLAGS.output_file)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     print(f"predicted {count} videos" + (f" to {FLAGS.output_file}" if FLAGS.output_file else ""),
           file=sys.stderr)
     return 0

@@ -24,7 +24,10 @@ flags.DEFINE_multi_string("override", [], "key=value config override (repeatable
 
 def main(argv):
     del argv
+    from videotag.registry import model_config_class
     from videotag.training import train
+
+    model_config_class(FLAGS.model_name)  # an unknown name fails here, listing the valid ones
 
     overrides = list(FLAGS.override)
     for key, value in (

@@ -63,6 +63,12 @@ class _EpochEvaluation(keras.callbacks.Callback):
         self.model_dir = model_dir
         self.history = history
         self._predict = None
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        # counted here: optimizer.iterations also counts the end-of-data probe that
+        # Keras makes on a dataset of unknown length, one per epoch
+        self.steps += 1
 
     def on_epoch_end(self, epoch, logs=None):
         ckpt_dir = self.model_dir / CHECKPOINT_DIR
@@ -150,7 +156,7 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     model.save(out / MODEL_FILE)
     summary.update(
         epochs=len(fit.epoch),
-        steps=int(model.optimizer.iterations.numpy()),
+        steps=callbacks[0].steps,
         seconds=round(time.time() - start, 1),
         final_loss=history[-1]["loss"] if history else None,
     )
