@@ -57,6 +57,7 @@ def test_train_writes_config_checkpoint_model_and_metrics(trained):
     summary = metrics["summary"]
     assert summary["epochs"] == 1 and summary["steps"] == 5  # 160 videos / 32
     assert 0.0 <= summary["validation"]["gap"] <= 1.0
+    assert summary["validation"]["gap"] > summary["untrained_validation"]["gap"]
     assert summary["validation"]["num_videos"] == 64
     assert "epoch 1 validation: GAP@20" in proc.stderr
     assert "trained NEXTVLAD: 1 epochs" in proc.stderr

@@ -133,3 +133,35 @@ def test_truncated_shard_is_reported(tmp_path):
         _read_all(cfg, path)
     error = translate_error(info.value, [path])
     assert error is not None and "t.tfrecord: record 1" in str(error)
+
+
+def _video_record(video_id, labels, mean_rgb, mean_audio):
+    feature = {
+        "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[video_id])),
+        "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=list(labels))),
+        "mean_rgb": tf.train.Feature(float_list=tf.train.FloatList(value=list(mean_rgb))),
+        "mean_audio": tf.train.Feature(float_list=tf.train.FloatList(value=list(mean_audio))),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def test_video_level_records(tmp_path):
+    cfg = tiny_config(**{"data.record_type": "video",
+                         "data.feature_names": "[mean_rgb, mean_audio]"})
+    rng = np.random.default_rng(0)
+    rgb, audio = rng.normal(size=1024).astype(np.float32), rng.normal(size=128).astype(np.float32)
+    path = write_file(tmp_path / "v.tfrecord", [
+        _video_record(b"a", (0, 9), rgb, audio),
+        _video_record(b"b", (), rgb * 2, audio * 2),
+    ])
+    (batch,) = _read_all(cfg, path)
+    np.testing.assert_array_equal(batch["mean_rgb"].numpy()[0], rgb)
+    np.testing.assert_array_equal(batch["mean_audio"].numpy()[1], audio * 2)
+    assert batch["labels"].numpy()[0].nonzero()[0].tolist() == [0, 9]
+    assert "num_frames" not in batch
+
+    bad = write_file(tmp_path / "w.tfrecord", [_video_record(b"c", (1,), rgb[:100], audio)])
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        _read_all(cfg, bad)
+    assert "w.tfrecord: record 0 (id 'c'): feature 'mean_rgb' has 100 values, expected 1024" in str(
+        translate_error(info.value))

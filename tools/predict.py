@@ -14,6 +14,8 @@ from absl import app, flags
 from videotag.cli import run
 
 FLAGS = flags.FLAGS
+flags.DEFINE_enum("on_bad_record", None, ["error", "skip"],
+                  "Bad records: stop (error) or drop and count (skip); default the run's config.")
 flags.DEFINE_string("model_dir", None, "Trained model directory.")
 flags.DEFINE_string("saved_model", None, "Exported SavedModel version folder.")
 flags.DEFINE_string("input_data_pattern", None, "Glob of records to predict.", required=True)
@@ -32,7 +34,8 @@ def main(argv):
     if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
         raise VideotagError("give exactly one of --model_dir and --saved_model")
     if FLAGS.model_dir:
-        rows = predict_from_model_dir(FLAGS.model_dir, FLAGS.input_data_pattern, FLAGS.top_k, FLAGS.batch_size)
+        rows = predict_from_model_dir(FLAGS.model_dir, FLAGS.input_data_pattern, FLAGS.top_k,
+                                      FLAGS.batch_size, FLAGS.on_bad_record)
     else:
         rows = predict_from_saved_model(FLAGS.saved_model, FLAGS.input_data_pattern, FLAGS.top_k, FLAGS.batch_size)
     if not FLAGS.output_file:

@@ -12,15 +12,11 @@ def run(main: Callable[[List[str]], int]) -> Callable[[List[str]], None]:
     """Wraps an absl main: project errors print `error: ...` and exit 1, no traceback."""
 
     def wrapped(argv: List[str]) -> None:
-        import warnings
-
         import tensorflow as tf
         from absl import logging
 
         logging.set_verbosity(logging.WARNING)
         tf.get_logger().setLevel("WARNING")
-        warnings.filterwarnings("ignore", message=".*ran out of data.*")
-        warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 
         from videotag.data.reader import translate_error
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from videotag.data import schema
 from videotag.data.labels import load_label_names
-from videotag.data.reader import list_files, make_dataset, model_inputs, translate_error
+from videotag.data.reader import SkipCounter, list_files, make_dataset, model_inputs, translate_error
 from videotag.errors import DataError, ModelError
 
 Row = Tuple[str, List[Tuple[int, str, float]]]
@@ -32,11 +32,16 @@ def _rows(ids, indexes, scores, names) -> Iterator[Row]:
 
 
 def predict_from_model_dir(model_dir: str, pattern: str, top_k: int = 20,
-                           batch_size: Optional[int] = None) -> Iterator[Row]:
-    """Rows from a trained model directory (Keras model, validated records)."""
+                           batch_size: Optional[int] = None,
+                           on_bad_record: Optional[str] = None) -> Iterator[Row]:
+    """Rows from a trained model directory (Keras model, validated records).
+
+    `on_bad_record` ("error" or "skip") overrides the run's `data.on_bad_record`.
+    """
     from videotag.training.trainer import load_trained
 
     cfg, model = load_trained(model_dir)
+    cfg.data.on_bad_record = on_bad_record or cfg.data.on_bad_record
     files = list_files(pattern)
     names = tf.constant(load_label_names(cfg.data.label_file, cfg.data.num_classes))
     k = min(top_k, cfg.data.num_classes)
@@ -46,7 +51,9 @@ def predict_from_model_dir(model_dir: str, pattern: str, top_k: int = 20,
         scores, indexes = tf.math.top_k(model(inputs, training=False)["tags"], k=k)
         return indexes, scores, tf.gather(names, indexes)
 
-    ds = make_dataset(cfg.data, pattern, batch_size or cfg.eval.batch_size, training=False)
+    skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
+    ds = make_dataset(cfg.data, pattern, batch_size or cfg.eval.batch_size, training=False,
+                      skip_counter=skips)
     try:
         for batch in ds:
             indexes, scores, labels = step(model_inputs(cfg.data, batch))
@@ -57,6 +64,8 @@ def predict_from_model_dir(model_dir: str, pattern: str, top_k: int = 20,
         if error is None:
             raise
         raise error from None
+    if skips is not None and skips.total():
+        print(f"prediction input: {skips.summary()}", file=sys.stderr)
 
 
 def predict_from_saved_model(path: str, pattern: str, top_k: int = 20,

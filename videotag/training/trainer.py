@@ -13,6 +13,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -57,11 +58,14 @@ def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
 class _EpochEvaluation(keras.callbacks.Callback):
     """Scores the validation data after each epoch and saves an epoch checkpoint."""
 
-    def __init__(self, cfg: Config, model_dir: Path, history: List[Dict]):
+    def __init__(self, cfg: Config, model_dir: Path, history: List[Dict],
+                 skips: Optional[SkipCounter] = None):
         super().__init__()
         self.cfg = cfg
         self.model_dir = model_dir
         self.history = history
+        self.skips = skips
+        self._skipped_before: Dict[str, int] = {}
         self._predict = None
         self.steps = 0
 
@@ -77,6 +81,17 @@ class _EpochEvaluation(keras.callbacks.Callback):
         for old in sorted(ckpt_dir.glob("epoch-*.weights.h5"))[: -self.cfg.train.keep_checkpoints]:
             old.unlink()
         entry = {"epoch": epoch + 1, "loss": float(logs.get("loss", math.nan)) if logs else None}
+        if self.skips is not None:
+            # the counter runs over the whole run: this epoch's share is the difference
+            total = self.skips.counts()
+            entry["skipped_records"] = {
+                k: v - self._skipped_before.get(k, 0) for k, v in total.items()
+                if v - self._skipped_before.get(k, 0)
+            }
+            self._skipped_before = total
+            if entry["skipped_records"]:
+                print(f"epoch {epoch + 1}: skipped bad training records "
+                      f"{entry['skipped_records']}", file=sys.stderr)
         if self.cfg.data.eval_data_pattern:
             self._predict = self._predict or predict_function(self.model)
             result = evaluate(self.model, self.cfg, predict=self._predict)
@@ -138,15 +153,20 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
                   file=sys.stderr)
 
     history: List[Dict] = []
-    callbacks = [_EpochEvaluation(cfg, out, history)]
+    callbacks = [_EpochEvaluation(cfg, out, history, skips)]
     try:
-        fit = model.fit(
-            train_ds,
-            epochs=cfg.train.epochs,
-            steps_per_epoch=steps,
-            callbacks=callbacks,
-            verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0,
-        )
+        with warnings.catch_warnings():
+            # fit on a tf.data stream of unknown length: Keras warns about a shuffle
+            # flag that does not apply and about the end of the data (the epoch's end)
+            warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+            warnings.filterwarnings("ignore", message=".*ran out of data.*")
+            fit = model.fit(
+                train_ds,
+                epochs=cfg.train.epochs,
+                steps_per_epoch=steps,
+                callbacks=callbacks,
+                verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0,
+            )
     except tf.errors.OpError as exc:
         error = translate_error(exc, files)
         if error is None:
@@ -163,9 +183,9 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     if history and "validation" in history[-1]:
         summary["validation"] = history[-1]["validation"]
     if skips is not None:
-        summary["skipped_records"] = skips.counts()
+        summary["skipped_records_per_epoch"] = history[0].get("skipped_records", {}) if history else {}
         if verbose:
-            print(f"training data: {skips.summary()}", file=sys.stderr)
+            print(f"training data over {len(history)} epochs: {skips.summary()}", file=sys.stderr)
     _write_json(out / METRICS_FILE, {"epochs": history, "summary": summary})
     if verbose:
         print(summary_line(summary, cfg.eval.top_k), file=sys.stderr)
