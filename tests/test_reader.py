@@ -165,3 +165,19 @@ def test_video_level_records(tmp_path):
         _read_all(cfg, bad)
     assert "w.tfrecord: record 0 (id 'c'): feature 'mean_rgb' has 100 values, expected 1024" in str(
         translate_error(info.value))
+
+
+def test_length_buckets_group_similar_lengths_and_lose_nothing(tmp_path):
+    cfg = tiny_config(**{"data.length_buckets": "[3, 8]", "data.max_frames": 20})
+    lengths = [1, 15, 2, 9, 3, 16, 1, 8, 20, 2, 12, 4]
+    path = write_file(tmp_path / "b.tfrecord",
+                      [frame_record(f"v{i}".encode(), frames=n, seed=i) for i, n in enumerate(lengths)])
+    batches = _read_all(cfg, path, batch_size=3)
+    seen = {}
+    for b in batches:
+        n = b["num_frames"].numpy()
+        bucket = [0 if x <= 3 else 1 if x <= 8 else 2 for x in n]
+        assert len(set(bucket)) == 1, n  # one bucket per batch
+        assert b["rgb"].shape[1] == n.max()  # padded to the batch's longest video only
+        seen.update(zip(b["video_id"].numpy().tolist(), n.tolist()))
+    assert seen == {f"v{i}".encode(): n for i, n in enumerate(lengths)}

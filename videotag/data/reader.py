@@ -86,7 +86,11 @@ class RecordParser:
         return spec
 
     def parse(self, serialized: tf.Tensor, filename: tf.Tensor, index: tf.Tensor):
-        """Returns (features dict, bad-reason bool vector, error message string)."""
+        """Returns (features dict, bad-reason bool vector, error message string).
+
+        The bad-reason vector has one flag per entry of `REASONS`; the message names
+        the file, record index, video id and every problem found (empty when good).
+        """
         cfg = self.cfg
         if cfg.record_type == "frame":
             context, lists = tf.io.parse_single_sequence_example(
@@ -97,114 +101,94 @@ class RecordParser:
                     for name in cfg.feature_names
                 },
             )
+            features, sizes_ok, size_msg = self._frame_features(lists)
+            has_frames = features[schema.NUM_FRAMES_KEY] > 0
         else:
             spec = self._context_spec()
-            for name, size in zip(cfg.feature_names, cfg.feature_sizes):
-                spec[name] = tf.io.VarLenFeature(tf.float32)
+            spec.update({name: tf.io.VarLenFeature(tf.float32) for name in cfg.feature_names})
             context = tf.io.parse_single_example(serialized, spec)
-            lists = None
+            features, sizes_ok, size_msg = self._video_features(context)
+            has_frames = tf.constant(True)
 
         ids = context[cfg.id_key].values
         has_id = tf.equal(tf.size(ids), 1)
         video_id = tf.cond(has_id, lambda: ids[0], lambda: tf.constant(""))
         labels = tf.cast(context[schema.LABELS_KEY].values, tf.int32)
-        labels_ok = tf.reduce_all((labels >= 0) & (labels < cfg.num_classes))
+        in_range = (labels >= 0) & (labels < cfg.num_classes)
+        bad = tf.stack([~has_id, ~has_frames, ~sizes_ok, ~tf.reduce_all(in_range)])
 
-        features: Dict[str, tf.Tensor] = {}
-        sizes_ok = tf.constant(True)
-        size_msgs = []
-        if lists is not None:
-            lengths = [tf.shape(lists[n])[0] for n in cfg.feature_names]
-            num_frames = tf.reduce_min(tf.stack(lengths))
-            for name, size in zip(cfg.feature_names, cfg.feature_sizes):
-                frames = lists[name]
-                byte_lengths = tf.strings.length(frames)
-                ok = tf.reduce_all(tf.equal(byte_lengths, size))
-                sizes_ok &= ok
-                size_msgs.append(
-                    tf.where(
-                        ok,
-                        "",
-                        tf.strings.format(
-                            f"feature list '{name}' has frames of {{}} bytes, expected {size}",
-                            (tf.boolean_mask(byte_lengths, byte_lengths != size)[:3],),
-                        ),
-                    )
-                )
-                decoded = tf.cond(
-                    ok,
-                    lambda frames=frames: tf.reshape(
-                        tf.io.decode_raw(frames, tf.uint8), [-1, size]
-                    ),
-                    lambda: tf.zeros([0, size], tf.uint8),
-                )
-                features[name] = decoded
-            num_frames = tf.minimum(num_frames, cfg.max_frames)
-            for name in cfg.feature_names:
-                features[name] = features[name][:num_frames]
-            features[schema.NUM_FRAMES_KEY] = tf.cast(num_frames, tf.int32)
-            has_frames = num_frames > 0
-        else:
-            for name, size in zip(cfg.feature_names, cfg.feature_sizes):
-                values = context[name].values
-                ok = tf.equal(tf.size(values), size)
-                sizes_ok &= ok
-                size_msgs.append(
-                    tf.where(
-                        ok,
-                        "",
-                        tf.strings.format(
-                            f"feature '{name}' has {{}} values, expected {size}",
-                            (tf.size(values),),
-                        ),
-                    )
-                )
-                features[name] = tf.cond(
-                    ok,
-                    lambda values=values, size=size: tf.reshape(values, [size]),
-                    lambda size=size: tf.zeros([size], tf.float32),
-                )
-            has_frames = tf.constant(True)
-
-        bad = tf.stack([~has_id, ~has_frames, ~sizes_ok, ~labels_ok])
         other_keys = [k for k in self._id_keys if k != cfg.id_key]
         other_found = tf.reduce_any([tf.size(context[k].values) > 0 for k in other_keys])
-        id_msg = tf.where(
-            other_found,
-            f"context key '{cfg.id_key}' is missing (the record has "
-            f"'{'/'.join(other_keys)}': set data.id_key)",
-            f"context key '{cfg.id_key}' is missing or not a single value",
-        )
-        bad_label = tf.boolean_mask(labels, (labels < 0) | (labels >= cfg.num_classes))
-        messages = tf.stack(
-            [
-                id_msg,
-                "the video has no frames",
-                tf.strings.reduce_join(tf.stack(size_msgs), separator=""),
-                tf.strings.format(
-                    f"key 'labels' has ids {{}} outside [0, {cfg.num_classes})", (bad_label,)
-                ),
-            ]
-        )
+        messages = tf.stack([
+            tf.where(
+                other_found,
+                f"context key '{cfg.id_key}' is missing (the record has "
+                f"'{'/'.join(other_keys)}': set data.id_key)",
+                f"context key '{cfg.id_key}' is missing or not a single value",
+            ),
+            "the video has no frames",
+            size_msg,
+            tf.strings.format(f"key 'labels' has ids {{}} outside [0, {cfg.num_classes})",
+                              (tf.boolean_mask(labels, ~in_range),)),
+        ])
         detail = tf.strings.reduce_join(tf.boolean_mask(messages, bad), separator="; ")
         error = tf.where(
             tf.reduce_any(bad),
-            tf.strings.join(
-                [filename, ": record ", tf.strings.as_string(index), " (id '", video_id,
-                 "'): ", detail]
-            ),
+            tf.strings.join([filename, ": record ", tf.strings.as_string(index), " (id '",
+                             video_id, "'): ", detail]),
             "",
         )
         features[schema.VIDEO_ID_KEY] = video_id
-        labels = tf.boolean_mask(labels, (labels >= 0) & (labels < cfg.num_classes))
-        # Out-of-range ids were reported above; masking them keeps one_hot from
-        # zeroing them silently in the (never returned) bad record.
-        # reduce_sum (not reduce_max, which gives -inf for a video without labels);
-        # the minimum folds repeated ids into one.
-        features[schema.LABELS_KEY] = tf.minimum(
-            tf.reduce_sum(tf.one_hot(labels, cfg.num_classes, dtype=tf.float32), axis=0), 1.0
-        )
+        # Out-of-range ids make the record bad (reported above); masking them only
+        # keeps one_hot, which zeroes them silently, away from them. reduce_sum, not
+        # reduce_max (-inf for a video without labels); the minimum folds repeats.
+        features[schema.LABELS_KEY] = tf.minimum(tf.reduce_sum(
+            tf.one_hot(tf.boolean_mask(labels, in_range), cfg.num_classes), axis=0), 1.0)
         return features, bad, error
+
+    def _frame_features(self, lists):
+        """uint8 frames [T, size] per feature (T = shortest list, at most max_frames)."""
+        cfg = self.cfg
+        features, oks, messages = {}, [], []
+        for name, size in zip(cfg.feature_names, cfg.feature_sizes):
+            byte_lengths = tf.strings.length(lists[name])
+            ok = tf.reduce_all(tf.equal(byte_lengths, size))
+            oks.append(ok)
+            messages.append(_message_unless(
+                ok, f"feature list '{name}' has frames of {{}} bytes, expected {size}",
+                tf.boolean_mask(byte_lengths, byte_lengths != size)[:3]))
+            features[name] = tf.cond(
+                ok,
+                lambda frames=lists[name], size=size: tf.reshape(
+                    tf.io.decode_raw(frames, tf.uint8), [-1, size]),
+                lambda size=size: tf.zeros([0, size], tf.uint8),
+            )
+        num_frames = tf.reduce_min([tf.shape(lists[n])[0] for n in cfg.feature_names])
+        num_frames = tf.minimum(num_frames, cfg.max_frames)
+        features = {n: f[:num_frames] for n, f in features.items()}
+        features[schema.NUM_FRAMES_KEY] = tf.cast(num_frames, tf.int32)
+        return features, tf.reduce_all(oks), tf.strings.reduce_join(messages)
+
+    def _video_features(self, context):
+        """float32 [size] per feature of a video-level record."""
+        features, oks, messages = {}, [], []
+        for name, size in zip(self.cfg.feature_names, self.cfg.feature_sizes):
+            values = context[name].values
+            ok = tf.equal(tf.size(values), size)
+            oks.append(ok)
+            messages.append(_message_unless(
+                ok, f"feature '{name}' has {{}} values, expected {size}", tf.size(values)))
+            features[name] = tf.cond(
+                ok,
+                lambda values=values, size=size: tf.reshape(values, [size]),
+                lambda size=size: tf.zeros([size], tf.float32),
+            )
+        return features, tf.reduce_all(oks), tf.strings.reduce_join(messages)
+
+
+def _message_unless(ok, template, value):
+    """"" when `ok`, else `template` formatted with `value` (a scalar string tensor)."""
+    return tf.where(ok, "", tf.strings.format(template, (value,)))
 
 
 def _raise_if_bad(features, bad, error):
@@ -223,6 +207,7 @@ def make_dataset(
     seed: Optional[int] = None,
     skip_counter: Optional[SkipCounter] = None,
     repeat: bool = False,
+    bucket: bool = True,
 ) -> tf.data.Dataset:
     """The tf.data pipeline over a glob of shards.
 
@@ -239,6 +224,8 @@ def make_dataset(
         seed: shuffle seed.
         skip_counter: where dropped records are counted when on_bad_record=skip.
         repeat: repeat the data forever (the caller bounds the steps).
+        bucket: group videos by length when `data.length_buckets` is set (this
+            changes the order of videos; prediction keeps the file order).
     """
     files = list_files(pattern)
     parser = RecordParser(cfg)
@@ -279,7 +266,15 @@ def make_dataset(
         padded_shapes.update(
             {schema.NUM_FRAMES_KEY: [], schema.VIDEO_ID_KEY: [], schema.LABELS_KEY: [cfg.num_classes]}
         )
-        ds = ds.padded_batch(batch_size, padded_shapes=padded_shapes)
+        if cfg.length_buckets and bucket:
+            ds = ds.bucket_by_sequence_length(
+                lambda f: f[schema.NUM_FRAMES_KEY],
+                bucket_boundaries=[b + 1 for b in cfg.length_buckets],
+                bucket_batch_sizes=[batch_size] * (len(cfg.length_buckets) + 1),
+                padded_shapes=padded_shapes,
+            )
+        else:
+            ds = ds.padded_batch(batch_size, padded_shapes=padded_shapes)
     else:
         ds = ds.batch(batch_size)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -53,7 +53,7 @@ def predict_from_model_dir(model_dir: str, pattern: str, top_k: int = 20,
 
     skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
     ds = make_dataset(cfg.data, pattern, batch_size or cfg.eval.batch_size, training=False,
-                      skip_counter=skips)
+                      skip_counter=skips, bucket=False)
     try:
         for batch in ds:
             indexes, scores, labels = step(model_inputs(cfg.data, batch))
