@@ -181,3 +181,25 @@ def test_length_buckets_group_similar_lengths_and_lose_nothing(tmp_path):
         assert b["rgb"].shape[1] == n.max()  # padded to the batch's longest video only
         seen.update(zip(b["video_id"].numpy().tolist(), n.tolist()))
     assert seen == {f"v{i}".encode(): n for i, n in enumerate(lengths)}
+
+
+def test_skip_mode_reads_corrupt_and_truncated_shards_up_to_the_damage(tmp_path, capfd):
+    cfg = tiny_config(**{"data.on_bad_record": "skip"})
+    write_file(tmp_path / "s0.tfrecord", [frame_record(f"a{i}".encode(), seed=i) for i in range(3)])
+    good = write_file(tmp_path / "s1.tfrecord", [frame_record(f"b{i}".encode(), seed=i) for i in range(3)])
+    data = open(good, "rb").read()
+    corrupt = bytearray(data)
+    corrupt[-20] ^= 0xFF  # inside the payload of the last record (b2)
+    (tmp_path / "s1.tfrecord").write_bytes(bytes(corrupt))
+    write_file(tmp_path / "s2.tfrecord", [frame_record(f"c{i}".encode(), seed=i) for i in range(3)])
+    (tmp_path / "s2.tfrecord").write_bytes(open(tmp_path / "s2.tfrecord", "rb").read()[:-50])
+    counter = SkipCounter()
+    ids = sorted(v for b in _read_all(cfg, str(tmp_path / "s*.tfrecord"), skip_counter=counter)
+                 for v in b["video_id"].numpy())
+    # every readable record arrives; only the damaged tails are lost, and they are reported
+    assert ids == [b"a0", b"a1", b"a2", b"b0", b"b1", b"c0", b"c1"]
+    assert counter.counts() == {"corrupt_shard": 2}
+    assert "2 corrupt shard(s)" in counter.summary()
+    err = capfd.readouterr().err
+    assert "s1.tfrecord is corrupt or truncated at record 2" in err
+    assert "s2.tfrecord is corrupt or truncated at record 2" in err

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
+import sys
 from typing import Dict, List, Optional
 
 import tensorflow as tf
@@ -21,7 +22,9 @@ from videotag.errors import DataError
 
 _ERROR_MARK = "VIDEOTAG_DATA_ERROR"
 # Reasons a record can be bad, in the order of the SkipCounter's slots.
-REASONS = ("missing_id", "no_frames", "bad_frame_bytes", "label_out_of_range")
+REASONS = ("missing_id", "no_frames", "bad_frame_bytes", "label_out_of_range", "corrupt_shard")
+# TFRecord framing per record: 8-byte length, 4-byte length CRC, data, 4-byte data CRC.
+_RECORD_OVERHEAD = 16
 
 
 def list_files(pattern: str) -> List[str]:
@@ -51,7 +54,13 @@ class SkipCounter:
         )
 
     def add(self, bad: tf.Tensor) -> None:
-        self._counts.assign_add(tf.cast(bad, tf.int64))
+        """Counts one record's bad-reason flags (a bool vector, one per parse reason)."""
+        bad = tf.cast(bad, tf.int64)
+        self._counts.assign_add(tf.pad(bad, [[0, len(REASONS) - bad.shape[0]]]))
+
+    def add_corrupt_shard(self) -> None:
+        self._counts.assign_add(tf.one_hot(REASONS.index("corrupt_shard"), len(REASONS),
+                                           dtype=tf.int64))
 
     def counts(self) -> Dict[str, int]:
         """Records skipped so far, per reason (only reasons that occurred)."""
@@ -65,8 +74,14 @@ class SkipCounter:
         counts = self.counts()
         if not counts:
             return "no records skipped"
-        parts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
-        return f"skipped {sum(counts.values())} bad records ({parts})"
+        shards = counts.pop("corrupt_shard", 0)
+        parts = [f"{v} {k.replace('_', ' ')}" for k, v in counts.items()]
+        text = f"skipped {sum(counts.values())} bad records ({', '.join(parts)})" if parts else ""
+        if shards:
+            text += ("; " if text else "") + (
+                f"{shards} corrupt shard(s) read up to the damage, the rest unreadable"
+            )
+        return text
 
 
 class RecordParser:
@@ -191,6 +206,49 @@ def _message_unless(ok, template, value):
     return tf.where(ok, "", tf.strings.format(template, (value,)))
 
 
+def _read_shard(filename, size, skip_corrupt):
+    """(record, filename, index) of every record of one shard.
+
+    With `skip_corrupt`, reading stops at a corrupt or truncated record instead of
+    failing (nothing after the damage can be read), and a marker follows the last
+    record: index -1 when the records read add up to the file's size, or
+    -2 - (records read) when the shard was damaged.
+    """
+    records = tf.data.TFRecordDataset(filename).enumerate()
+    records = records.map(lambda i, r: (r, filename, i))
+    if not skip_corrupt:
+        return records
+    marker = tf.data.Dataset.from_tensors((tf.constant(b""), filename, tf.constant(-1, tf.int64)))
+
+    def count(state, element):
+        nbytes, n = state
+        record, name, index = element
+        is_marker = index < 0
+        complete = tf.equal(nbytes, size)
+        index = tf.where(is_marker, tf.where(complete, tf.constant(-1, tf.int64), -2 - n), index)
+        step = tf.cast(tf.strings.length(record), tf.int64) + _RECORD_OVERHEAD
+        state = (nbytes + tf.where(is_marker, tf.constant(0, tf.int64), step), n + 1)
+        return state, (record, name, index)
+
+    zero = tf.constant(0, tf.int64)
+    return records.ignore_errors().concatenate(marker).scan((zero, zero), count)
+
+
+def _keep_record(record, filename, index, skip_counter):
+    """Drops the end-of-shard markers of `_read_shard`, counting damaged shards."""
+    damaged = index < -1
+
+    def report():
+        tf.print(tf.strings.join(["warning: ", filename, " is corrupt or truncated at record ",
+                                  tf.strings.as_string(-2 - index),
+                                  "; the rest of this shard is skipped"]),
+                 output_stream=sys.stderr)
+        skip_counter.add_corrupt_shard()
+        return tf.constant(False)
+
+    return tf.cond(damaged, report, lambda: index >= 0)
+
+
 def _raise_if_bad(features, bad, error):
     # base64 keeps the message intact through the assertion's own quoting
     tf.debugging.Assert(
@@ -232,24 +290,25 @@ def make_dataset(
     if cfg.on_bad_record == "skip" and skip_counter is None:
         skip_counter = SkipCounter()
 
-    file_ds = tf.data.Dataset.from_tensor_slices(files)
+    skip = cfg.on_bad_record == "skip"
+    sizes = [tf.io.gfile.stat(f).length if skip else 0 for f in files]
+    file_ds = tf.data.Dataset.from_tensor_slices((files, tf.constant(sizes, tf.int64)))
     if training:
         file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
 
-    def read_file(filename):
-        records = tf.data.TFRecordDataset(filename).enumerate()
-        return records.map(lambda i, r: (r, filename, i))
-
     ds = file_ds.interleave(
-        read_file,
+        lambda filename, size: _read_shard(filename, size, skip),
         cycle_length=max(1, min(cfg.num_parallel_reads, len(files))),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not training,
     )
     if training:
         ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if skip:
+        ds = ds.filter(lambda record, filename, index: _keep_record(record, filename, index,
+                                                                     skip_counter))
     ds = ds.map(parser.parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
-    if cfg.on_bad_record == "skip":
+    if skip:
 
         def keep(features, bad, error):
             skip_counter.add(bad)
