@@ -115,3 +115,15 @@ def test_paper_size_model_takes_a_training_step():
     loss = model.train_on_batch(x, y)
     assert np.isfinite(loss)
     assert not np.array_equal(before, model.get_layer("tags").dense.kernel.numpy())
+
+
+def test_progress_log_prints_steps_and_rate(capsys):
+    from videotag.training.trainer import _ProgressLog
+
+    log = _ProgressLog(batch_size=16, seconds=0.0)
+    log.on_epoch_begin(2)
+    log.on_train_batch_end(0, {"loss": 0.5})
+    log.on_train_batch_end(1, {"loss": 0.25})
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("epoch 3 step 1, loss 0.5000, ") and err[0].endswith(" examples/s")
+    assert err[1].startswith("epoch 3 step 2, loss 0.2500, ")

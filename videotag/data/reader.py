@@ -347,6 +347,17 @@ def model_inputs(cfg: DataConfig, batch: Dict[str, tf.Tensor]) -> Dict[str, tf.T
     return {k: batch[k] for k in keys}
 
 
+def input_signature(cfg: DataConfig) -> Dict[str, tf.TensorSpec]:
+    """TensorSpecs of `model_inputs`: one trace serves every batch size and length."""
+    if cfg.record_type == "frame":
+        specs = {n: tf.TensorSpec([None, None, s], tf.uint8, name=n)
+                 for n, s in zip(cfg.feature_names, cfg.feature_sizes)}
+        specs[schema.NUM_FRAMES_KEY] = tf.TensorSpec([None], tf.int32, name=schema.NUM_FRAMES_KEY)
+        return specs
+    return {n: tf.TensorSpec([None, s], tf.float32, name=n)
+            for n, s in zip(cfg.feature_names, cfg.feature_sizes)}
+
+
 def for_keras(cfg: DataConfig, ds: tf.data.Dataset) -> tf.data.Dataset:
     """Maps batches to (inputs, targets) pairs for `keras.Model.fit`."""
     return ds.map(

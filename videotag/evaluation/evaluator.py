@@ -9,14 +9,21 @@ from typing import Dict, Optional
 import tensorflow as tf
 
 from videotag.data import schema
-from videotag.data.reader import SkipCounter, list_files, make_dataset, model_inputs, translate_error
+from videotag.data.reader import (
+    SkipCounter,
+    input_signature,
+    list_files,
+    make_dataset,
+    model_inputs,
+    translate_error,
+)
 from videotag.evaluation.metrics import StreamingEvaluator
 
 
-def predict_function(model):
+def predict_function(model, data_cfg):
     """A compiled function: model inputs -> `tags` probabilities (inference mode)."""
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=[input_signature(data_cfg)])
     def predict(inputs):
         return model(inputs, training=False)["tags"]
 
@@ -54,7 +61,7 @@ def evaluate(
     ds = make_dataset(
         cfg.data, pattern, batch_size or cfg.eval.batch_size, training=False, skip_counter=skips
     )
-    predict = predict or predict_function(model)
+    predict = predict or predict_function(model, cfg.data)
     evaluator = StreamingEvaluator(cfg.data.num_classes, top_k=cfg.eval.top_k)
     start = last = time.time()
     try:

@@ -16,7 +16,14 @@ import tensorflow as tf
 
 from videotag.data import schema
 from videotag.data.labels import load_label_names
-from videotag.data.reader import SkipCounter, list_files, make_dataset, model_inputs, translate_error
+from videotag.data.reader import (
+    SkipCounter,
+    input_signature,
+    list_files,
+    make_dataset,
+    model_inputs,
+    translate_error,
+)
 from videotag.errors import DataError, ModelError
 
 Row = Tuple[str, List[Tuple[int, str, float]]]
@@ -46,7 +53,7 @@ def predict_from_model_dir(model_dir: str, pattern: str, top_k: int = 20,
     names = tf.constant(load_label_names(cfg.data.label_file, cfg.data.num_classes))
     k = min(top_k, cfg.data.num_classes)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=[input_signature(cfg.data)])
     def step(inputs):
         scores, indexes = tf.math.top_k(model(inputs, training=False)["tags"], k=k)
         return indexes, scores, tf.gather(names, indexes)

@@ -55,6 +55,30 @@ def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
     return model
 
 
+class _ProgressLog(keras.callbacks.Callback):
+    """A progress line every `seconds` when no progress bar is drawn (logs, nohup)."""
+
+    def __init__(self, batch_size: int, seconds: float = 30.0):
+        super().__init__()
+        self.batch_size = batch_size
+        self.seconds = seconds
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.steps = epoch + 1, 0
+        self.start = self.last = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        now = time.time()
+        if now - self.last >= self.seconds:
+            self.last = now
+            rate = self.steps * self.batch_size / (now - self.start)
+            loss = (logs or {}).get("loss")
+            loss_text = f", loss {float(loss):.4f}" if loss is not None else ""
+            print(f"epoch {self.epoch} step {self.steps}{loss_text}, {rate:.0f} examples/s",
+                  file=sys.stderr, flush=True)
+
+
 class _EpochEvaluation(keras.callbacks.Callback):
     """Scores the validation data after each epoch and saves an epoch checkpoint."""
 
@@ -93,7 +117,7 @@ class _EpochEvaluation(keras.callbacks.Callback):
                 print(f"epoch {epoch + 1}: skipped bad training records "
                       f"{entry['skipped_records']}", file=sys.stderr)
         if self.cfg.data.eval_data_pattern:
-            self._predict = self._predict or predict_function(self.model)
+            self._predict = self._predict or predict_function(self.model, self.cfg.data)
             result = evaluate(self.model, self.cfg, predict=self._predict)
             print(f"epoch {epoch + 1} validation: {format_metrics(result, self.cfg.eval.top_k)}",
                   file=sys.stderr)
@@ -154,6 +178,9 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
 
     history: List[Dict] = []
     callbacks = [_EpochEvaluation(cfg, out, history, skips)]
+    progress_bar = sys.stdout.isatty()
+    if verbose and not progress_bar:
+        callbacks.append(_ProgressLog(cfg.train.batch_size))
     try:
         with warnings.catch_warnings():
             # fit on a tf.data stream of unknown length: Keras warns about a shuffle
@@ -165,7 +192,7 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
                 epochs=cfg.train.epochs,
                 steps_per_epoch=steps,
                 callbacks=callbacks,
-                verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0,
+                verbose=(1 if progress_bar else 2) if verbose else 0,
             )
     except tf.errors.OpError as exc:
         error = translate_error(exc, files)
