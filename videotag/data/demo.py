@@ -17,7 +17,6 @@ How the videos are made (all deterministic given the seed):
 - lengths: mostly 10-100 frames, a few 1-3 frames, ~1.5% over 300 frames.
 """
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from videotag.data import schema
+from videotag.data.labels import count_classes, load_label_names
 from videotag.data.writer import RecordWriter, frame_example
 from videotag.errors import DataError
 
@@ -100,23 +100,12 @@ class DemoData:
 
 
 def read_vocabulary(path: str = VOCABULARY) -> list[str]:
-    """Reads a YT8M-style vocabulary csv (`Index,Name,...`) into names by index.
+    """Class names by index from a YT8M-style vocabulary csv (`Index,Name,...`).
 
     Raises:
-        DataError: the file is missing, or its indices are not 0..N-1.
+        DataError: the file is missing or malformed.
     """
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise DataError(f"cannot read the vocabulary {path}: {e}") from e
-    try:
-        names = {int(row["Index"]): row["Name"] for row in rows}
-    except (KeyError, TypeError, ValueError) as e:
-        raise DataError(f"{path}: expected columns 'Index,Name', int indices") from e
-    if not names or sorted(names) != list(range(len(names))):
-        raise DataError(f"{path}: indices must be 0..N-1 without gaps")
-    return [names[i] for i in range(len(names))]
+    return load_label_names(path, count_classes(path))
 
 
 def _demo_data(root: str, num_classes: int, num_train: int, num_eval: int) -> DemoData:

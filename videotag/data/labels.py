@@ -62,5 +62,8 @@ def count_classes(path: str) -> int:
     header = [h.strip().lower() for h in next(csv.reader(lines[:1]), [])]
     if "index" in header:
         col = header.index("index")
-        return 1 + max(int(r[col]) for r in csv.reader(lines[1:]) if r)
-    return len([l for l in lines if l.strip()])
+        try:
+            return 1 + max(int(r[col]) for r in csv.reader(lines[1:]) if r)
+        except ValueError:
+            raise DataError(f"{path}: column 'Index' must hold integer class ids") from None
+    return len([line for line in lines if line.strip()])
