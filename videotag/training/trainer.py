@@ -82,7 +82,7 @@ class _ProgressLog(keras.callbacks.Callback):
 class _EpochEvaluation(keras.callbacks.Callback):
     """Scores the validation data after each epoch and saves an epoch checkpoint."""
 
-    def __init__(self, cfg: Config, model_dir: Path, history: List[Dict],
+    def __init__(self, cfg: Config, model_dir: Path, history: List[Dict], predict,
                  skips: Optional[SkipCounter] = None):
         super().__init__()
         self.cfg = cfg
@@ -90,7 +90,7 @@ class _EpochEvaluation(keras.callbacks.Callback):
         self.history = history
         self.skips = skips
         self._skipped_before: Dict[str, int] = {}
-        self._predict = None
+        self.predict = predict
         self.steps = 0
 
     def on_train_batch_end(self, batch, logs=None):
@@ -117,8 +117,7 @@ class _EpochEvaluation(keras.callbacks.Callback):
                 print(f"epoch {epoch + 1}: skipped bad training records "
                       f"{entry['skipped_records']}", file=sys.stderr)
         if self.cfg.data.eval_data_pattern:
-            self._predict = self._predict or predict_function(self.model, self.cfg.data)
-            result = evaluate(self.model, self.cfg, predict=self._predict)
+            result = evaluate(self.model, self.cfg, predict=self.predict)
             print(f"epoch {epoch + 1} validation: {format_metrics(result, self.cfg.eval.top_k)}",
                   file=sys.stderr)
             entry["validation"] = result
@@ -169,15 +168,16 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
         ),
     )
     summary: Dict = {"model": cfg.model.name, "model_dir": str(out)}
+    predict = predict_function(model, cfg.data)  # one trace for every evaluation
     if cfg.train.eval_before_training and cfg.data.eval_data_pattern:
-        untrained = evaluate(model, cfg, verbose=verbose)
+        untrained = evaluate(model, cfg, verbose=verbose, predict=predict)
         summary["untrained_validation"] = untrained
         if verbose:
             print(f"untrained model validation: {format_metrics(untrained, cfg.eval.top_k)}",
                   file=sys.stderr)
 
     history: List[Dict] = []
-    callbacks = [_EpochEvaluation(cfg, out, history, skips)]
+    callbacks = [_EpochEvaluation(cfg, out, history, predict, skips)]
     progress_bar = sys.stdout.isatty()
     if verbose and not progress_bar:
         callbacks.append(_ProgressLog(cfg.train.batch_size))
