@@ -20,6 +20,8 @@ setup(
         "numpy>=1.26",
         "absl-py>=2.1",  # flags of the tools/ CLIs
         "pyyaml>=6.0",  # configs
+        "matplotlib>=3.8",  # evaluation report plots (precision-recall curve, AP histogram)
+        "av>=12",  # decoding raw videos (mp4, mkv, webm) for feature extraction
     ],
     extras_require={
         "dev": ["pytest>=8", "pytest-timeout>=2.3"],
