@@ -36,10 +36,12 @@ def int64_feature(*values):
 
 
 def frame_record(video_id=b"v0", labels=(1,), rgb=None, audio=None, id_key="id",
-                 rgb_size=1024, audio_size=128, frames=3, seed=0) -> bytes:
+                 rgb_size=1024, audio_size=128, frames=3, seed=0, title=None,
+                 category=None) -> bytes:
     """A serialized SequenceExample written field by field with tf.train protos.
 
-    `rgb`/`audio` are uint8 arrays [frames, size]; random when None.
+    `rgb`/`audio` are uint8 arrays [frames, size]; random when None. `title` (bytes or
+    str) and `category` (an int, or a tuple of ints) are written when given.
     """
     rng = np.random.default_rng(seed)
     if rgb is None:
@@ -49,6 +51,10 @@ def frame_record(video_id=b"v0", labels=(1,), rgb=None, audio=None, id_key="id",
     context = {"labels": int64_feature(*labels)}
     if video_id is not None:
         context[id_key] = bytes_feature(video_id)
+    if title is not None:
+        context["title"] = bytes_feature(title.encode("utf-8") if isinstance(title, str) else title)
+    if category is not None:
+        context["category"] = int64_feature(*(category if isinstance(category, tuple) else (category,)))
     lists = {
         "rgb": tf.train.FeatureList(feature=[bytes_feature(bytes(f)) for f in rgb]),
         "audio": tf.train.FeatureList(feature=[bytes_feature(bytes(f)) for f in audio]),

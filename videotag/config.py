@@ -49,6 +49,14 @@ class DataConfig:
         length_buckets: frame-count boundaries, e.g. [32, 64, 128]: training and
             evaluation batches then hold videos of similar length, so less time goes
             into padding (empty: off). Metrics do not depend on the order of videos.
+        use_title: parse the context `title` (UTF-8 text) and feed it to the model
+            as the string input `title` (an absent title reads as ""; text that is
+            not valid UTF-8 makes the record bad).
+        title_key: context key of the title.
+        num_categories: size of the `category` target (0: no category). When set,
+            every record must hold one `category` id in [0, num_categories).
+        category_key: context key of the category id.
+        category_file: category names (one per line, or id,name), optional.
     """
 
     train_data_pattern: str = ""
@@ -65,6 +73,15 @@ class DataConfig:
     on_bad_record: str = "error"
     pad_to_max_frames: bool = False
     length_buckets: List[int] = field(default_factory=list)
+    use_title: bool = False
+    title_key: str = "title"
+    num_categories: int = 0
+    category_key: str = "category"
+    category_file: str = ""
+
+
+HEAD_TYPES = ("logistic", "moe", "hmc")
+TASKS = ("tags", "category")
 
 
 @dataclass
@@ -72,14 +89,22 @@ class HeadConfig:
     """Classifier head.
 
     Attributes:
-        type: "logistic" or "moe" (mixture of experts, YT8M style).
+        type: the `tags` head: "logistic", "moe" (mixture of experts, YT8M
+            style) or "hmc" (seed 000: global and local branches averaged).
         num_mixtures: experts per class for "moe".
         l2_penalty: L2 regularisation of the head's weights.
+        tasks: the outputs to train: "tags" (multi-label, sigmoid) and/or
+            "category" (multi-class softmax over data.num_categories).
+        tags_weight: loss weight of `tags`.
+        category_weight: loss weight of `category`.
     """
 
     type: str = "logistic"
     num_mixtures: int = 2
     l2_penalty: float = 1e-8
+    tasks: List[str] = field(default_factory=lambda: ["tags"])
+    tags_weight: float = 1.0
+    category_weight: float = 1.0
 
 
 @dataclass
@@ -360,7 +385,21 @@ def _check_values(cfg: Config) -> None:
         raise ConfigError("config key 'data.length_buckets' must be increasing positive ints")
     if cfg.train.batch_size <= 0:
         raise ConfigError("config key 'train.batch_size' must be positive")
-    if cfg.model.head.type not in ("logistic", "moe"):
+    head = cfg.model.head
+    if head.type not in HEAD_TYPES:
         raise ConfigError(
-            f"config key 'model.head.type' is '{cfg.model.head.type}'; valid: logistic, moe"
+            f"config key 'model.head.type' is '{head.type}'; valid: {', '.join(HEAD_TYPES)}"
+        )
+    if not head.tasks or any(t not in TASKS for t in head.tasks) or len(set(head.tasks)) != len(
+            head.tasks):
+        raise ConfigError(
+            f"config key 'model.head.tasks' is {head.tasks}; give one or both of "
+            f"{', '.join(TASKS)}"
+        )
+    if d.num_categories < 0:
+        raise ConfigError("config key 'data.num_categories' must be 0 (none) or positive")
+    if "category" in head.tasks and d.num_categories <= 0:
+        raise ConfigError(
+            "config key 'model.head.tasks' has 'category' but 'data.num_categories' is 0; "
+            "set it to the number of categories"
         )

@@ -22,7 +22,8 @@ from videotag.errors import DataError
 
 _ERROR_MARK = "VIDEOTAG_DATA_ERROR"
 # Reasons a record can be bad, in the order of the SkipCounter's slots.
-REASONS = ("missing_id", "no_frames", "bad_frame_bytes", "label_out_of_range", "corrupt_shard")
+REASONS = ("missing_id", "no_frames", "bad_frame_bytes", "label_out_of_range", "bad_title",
+           "bad_category", "corrupt_shard")
 # TFRecord framing per record: 8-byte length, 4-byte length CRC, data, 4-byte data CRC.
 _RECORD_OVERHEAD = 16
 
@@ -98,6 +99,10 @@ class RecordParser:
     def _context_spec(self):
         spec = {k: tf.io.VarLenFeature(tf.string) for k in self._id_keys}
         spec[schema.LABELS_KEY] = tf.io.VarLenFeature(tf.int64)
+        if self.cfg.use_title:
+            spec[self.cfg.title_key] = tf.io.VarLenFeature(tf.string)
+        if self.cfg.num_categories:
+            spec[self.cfg.category_key] = tf.io.VarLenFeature(tf.int64)
         return spec
 
     def parse(self, serialized: tf.Tensor, filename: tf.Tensor, index: tf.Tensor):
@@ -130,7 +135,10 @@ class RecordParser:
         video_id = tf.cond(has_id, lambda: ids[0], lambda: tf.constant(""))
         labels = tf.cast(context[schema.LABELS_KEY].values, tf.int32)
         in_range = (labels >= 0) & (labels < cfg.num_classes)
-        bad = tf.stack([~has_id, ~has_frames, ~sizes_ok, ~tf.reduce_all(in_range)])
+        title_ok, title_msg = self._title(context, features)
+        category_ok, category_msg = self._category(context, features)
+        bad = tf.stack([~has_id, ~has_frames, ~sizes_ok, ~tf.reduce_all(in_range), ~title_ok,
+                        ~category_ok])
 
         other_keys = [k for k in self._id_keys if k != cfg.id_key]
         other_found = tf.reduce_any([tf.size(context[k].values) > 0 for k in other_keys])
@@ -145,6 +153,8 @@ class RecordParser:
             size_msg,
             tf.strings.format(f"key 'labels' has ids {{}} outside [0, {cfg.num_classes})",
                               (tf.boolean_mask(labels, ~in_range),)),
+            title_msg,
+            category_msg,
         ])
         detail = tf.strings.reduce_join(tf.boolean_mask(messages, bad), separator="; ")
         error = tf.where(
@@ -160,6 +170,43 @@ class RecordParser:
         features[schema.LABELS_KEY] = tf.minimum(tf.reduce_sum(
             tf.one_hot(tf.boolean_mask(labels, in_range), cfg.num_classes), axis=0), 1.0)
         return features, bad, error
+
+    def _title(self, context, features):
+        """Puts the title (or "") in `features`; (ok, message): one valid UTF-8 value."""
+        if not self.cfg.use_title:
+            return tf.constant(True), tf.constant("")
+        key = self.cfg.title_key
+        values = context[key].values
+        title = tf.cond(tf.size(values) > 0, lambda: values[0], lambda: tf.constant(""))
+        # unicode_transcode with "strict" would fail the whole pipeline: compare
+        # a lossy transcode with the original instead
+        valid = tf.equal(tf.strings.unicode_transcode(
+            title, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD), title)
+        valid = valid & ~tf.strings.regex_full_match(title, ".*\ufffd.*") | valid
+        ok = valid & (tf.size(values) <= 1)
+        features[schema.TITLE_KEY] = tf.where(ok, title, "")
+        message = tf.where(
+            tf.size(values) > 1, f"context key '{key}' holds more than one value",
+            tf.where(valid, "", f"context key '{key}' is not valid UTF-8 text"))
+        return ok, message
+
+    def _category(self, context, features):
+        """Puts the category id in `features`; (ok, message): one id in range."""
+        n = self.cfg.num_categories
+        if not n:
+            return tf.constant(True), tf.constant("")
+        key = self.cfg.category_key
+        values = context[key].values
+        one = tf.equal(tf.size(values), 1)
+        value = tf.cond(one, lambda: values[0], lambda: tf.constant(-1, tf.int64))
+        ok = one & (value >= 0) & (value < n)
+        features[schema.CATEGORY_KEY] = tf.cast(tf.where(ok, value, 0), tf.int32)
+        message = tf.where(
+            one,
+            tf.strings.format(f"context key '{key}' is {{}}, outside [0, {n})", (value,)),
+            f"context key '{key}' is missing or not a single value (data.num_categories is {n})",
+        )
+        return ok, tf.where(ok, "", message)
 
     def _frame_features(self, lists):
         """uint8 frames [T, size] per feature (T = shortest list, at most max_frames)."""
@@ -272,7 +319,9 @@ def make_dataset(
     Elements are dicts of batched tensors: `video_id` string [B], each feature uint8
     [B, T, size] (T = longest video of the batch, or max_frames with
     `pad_to_max_frames`), `num_frames` int32 [B], `labels` float32 multi-hot
-    [B, num_classes]. Video-level records give float32 [B, size] features instead.
+    [B, num_classes]; with `data.use_title` also `title` string [B], with
+    `data.num_categories` also `category` int32 [B]. Video-level records give
+    float32 [B, size] features instead.
 
     Args:
         cfg: data config.
@@ -325,6 +374,10 @@ def make_dataset(
         padded_shapes.update(
             {schema.NUM_FRAMES_KEY: [], schema.VIDEO_ID_KEY: [], schema.LABELS_KEY: [cfg.num_classes]}
         )
+        if cfg.use_title:
+            padded_shapes[schema.TITLE_KEY] = []
+        if cfg.num_categories:
+            padded_shapes[schema.CATEGORY_KEY] = []
         if cfg.length_buckets and bucket:
             ds = ds.bucket_by_sequence_length(
                 lambda f: f[schema.NUM_FRAMES_KEY],
@@ -344,6 +397,8 @@ def model_inputs(cfg: DataConfig, batch: Dict[str, tf.Tensor]) -> Dict[str, tf.T
     keys = list(cfg.feature_names)
     if cfg.record_type == "frame":
         keys.append(schema.NUM_FRAMES_KEY)
+    if cfg.use_title:
+        keys.append(schema.TITLE_KEY)
     return {k: batch[k] for k in keys}
 
 
@@ -353,15 +408,29 @@ def input_signature(cfg: DataConfig) -> Dict[str, tf.TensorSpec]:
         specs = {n: tf.TensorSpec([None, None, s], tf.uint8, name=n)
                  for n, s in zip(cfg.feature_names, cfg.feature_sizes)}
         specs[schema.NUM_FRAMES_KEY] = tf.TensorSpec([None], tf.int32, name=schema.NUM_FRAMES_KEY)
-        return specs
-    return {n: tf.TensorSpec([None, s], tf.float32, name=n)
-            for n, s in zip(cfg.feature_names, cfg.feature_sizes)}
+    else:
+        specs = {n: tf.TensorSpec([None, s], tf.float32, name=n)
+                 for n, s in zip(cfg.feature_names, cfg.feature_sizes)}
+    if cfg.use_title:
+        specs[schema.TITLE_KEY] = tf.TensorSpec([None], tf.string, name=schema.TITLE_KEY)
+    return specs
 
 
-def for_keras(cfg: DataConfig, ds: tf.data.Dataset) -> tf.data.Dataset:
+def targets(batch: Dict[str, tf.Tensor], tasks=("tags",)) -> Dict[str, tf.Tensor]:
+    """The training targets of a batch by output name: `tags` multi-hot float32
+    [B, num_classes] and/or `category` int32 [B]."""
+    out = {}
+    if "tags" in tasks:
+        out["tags"] = batch[schema.LABELS_KEY]
+    if "category" in tasks:
+        out["category"] = batch[schema.CATEGORY_KEY]
+    return out
+
+
+def for_keras(cfg: DataConfig, ds: tf.data.Dataset, tasks=("tags",)) -> tf.data.Dataset:
     """Maps batches to (inputs, targets) pairs for `keras.Model.fit`."""
     return ds.map(
-        lambda b: (model_inputs(cfg, b), {"tags": b[schema.LABELS_KEY]}),
+        lambda b: (model_inputs(cfg, b), targets(b, tasks)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
 

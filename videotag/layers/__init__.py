@@ -2,10 +2,11 @@
 
 from videotag.layers.frames import Dequantize, FrameMask
 from videotag.layers.gating import ContextGating
-from videotag.layers.heads import LogisticHead, MoeHead, build_head
+from videotag.layers.heads import CategoryHead, LogisticHead, MoeHead, build_head
 from videotag.layers.vlad import NeXtVLAD
 
 __all__ = [
+    "CategoryHead",
     "ContextGating",
     "Dequantize",
     "FrameMask",

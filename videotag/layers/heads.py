@@ -74,6 +74,34 @@ class MoeHead(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="videotag")
+class CategoryHead(keras.layers.Layer):
+    """One softmax over categories (multi-class). [B, D] -> [B, num_categories]."""
+
+    def __init__(self, num_categories, l2_penalty=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.num_categories = num_categories
+        self.l2_penalty = l2_penalty
+        self.dense = layers.Dense(
+            num_categories,
+            kernel_regularizer=regularizers.L2(l2_penalty) if l2_penalty else None,
+            name="logits",
+        )
+
+    def build(self, input_shape):
+        self.dense.build(input_shape)
+
+    def call(self, inputs):
+        return ops.softmax(ops.cast(self.dense(inputs), "float32"), axis=-1)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_categories": self.num_categories,
+            "l2_penalty": self.l2_penalty,
+        }
+
+
 def build_head(head_cfg, num_classes, name="tags"):
     """The head a `HeadConfig` describes."""
     if head_cfg.type == "logistic":

@@ -1,4 +1,17 @@
-"""Pieces every model shares: inputs, dequantization, frame mask, head, outputs."""
+"""Pieces every model shares: inputs, dequantization, frame mask, head, outputs.
+
+Conventions every registered model follows (the trainer's FGM adversarial loss and
+the exporter rely on them):
+- raw inputs by name: each frame feature uint8 [B, T, size], `num_frames` int32 [B]
+  and, with `data.use_title`, `title` string [B];
+- the model reaches the raw inputs only through the layers made here and by the
+  title embedding: `dequantize_<feature>` (float frames [B, T, size]), `frame_mask`
+  (bool [B, T]), `title_tokens`/`title_mask` and `title_embedding` (float
+  [B, L, E]). Everything after them is a function of their outputs alone, so a
+  model can be cut there: the outputs of `dequantize_*` and `title_embedding` are
+  the perturbable tensors of FGM;
+- outputs by name: `tags` and/or `category` probabilities and `embedding`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +20,7 @@ from typing import Dict, List, Tuple
 import keras
 
 from videotag.data import schema
-from videotag.layers import Dequantize, FrameMask, build_head
+from videotag.layers import CategoryHead, Dequantize, FrameMask, build_head
 
 
 def frame_inputs(cfg) -> Tuple[Dict[str, keras.KerasTensor], List[keras.KerasTensor], keras.KerasTensor]:
@@ -30,7 +43,18 @@ def frame_inputs(cfg) -> Tuple[Dict[str, keras.KerasTensor], List[keras.KerasTen
 
 
 def video_outputs(cfg, embedding: keras.KerasTensor) -> Dict[str, keras.KerasTensor]:
-    """The outputs dict: `tags` probabilities from the configured head, `embedding`."""
-    tags = build_head(cfg.model.head, cfg.data.num_classes, name="tags")(embedding)
-    embedding = keras.layers.Identity(name="embedding", dtype="float32")(embedding)
-    return {"tags": tags, "embedding": embedding}
+    """The outputs dict of every model, from the video embedding [B, D].
+
+    `tags` [B, num_classes] sigmoid probabilities from the configured head and/or
+    `category` [B, num_categories] softmax probabilities (per `model.head.tasks`),
+    and `embedding` [B, D] float32 (the vector the heads see).
+    """
+    head = cfg.model.head
+    outputs = {}
+    if "tags" in head.tasks:
+        outputs["tags"] = build_head(head, cfg.data.num_classes, name="tags")(embedding)
+    if "category" in head.tasks:
+        outputs["category"] = CategoryHead(
+            cfg.data.num_categories, head.l2_penalty, name="category")(embedding)
+    outputs["embedding"] = keras.layers.Identity(name="embedding", dtype="float32")(embedding)
+    return outputs

@@ -46,11 +46,21 @@ def learning_rate_schedule(cfg: Config):
 
 
 def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
-    """Compiles with Adam, binary cross-entropy on `tags` and no loss on `embedding`."""
+    """Compiles with Adam: binary cross-entropy on `tags`, cross-entropy on `category`
+    (weighted by `model.head.tags_weight` / `category_weight`), no loss on `embedding`."""
     clip = cfg.train.clip_gradient_norm or None
+    head = cfg.model.head
+    losses, weights = {}, {}
+    if "tags" in head.tasks:
+        losses["tags"] = keras.losses.BinaryCrossentropy()
+        weights["tags"] = head.tags_weight
+    if "category" in head.tasks:
+        losses["category"] = keras.losses.SparseCategoricalCrossentropy()
+        weights["category"] = head.category_weight
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate_schedule(cfg), global_clipnorm=clip),
-        loss={"tags": keras.losses.BinaryCrossentropy()},
+        loss=losses,
+        loss_weights=weights,
     )
     return model
 
@@ -121,7 +131,7 @@ class _EpochEvaluation(keras.callbacks.Callback):
             print(f"epoch {epoch + 1} validation: {format_metrics(result, self.cfg.eval.top_k)}",
                   file=sys.stderr)
             entry["validation"] = result
-            if logs is not None:
+            if logs is not None and "gap" in result:
                 logs["val_gap"] = result["gap"]
         self.history.append(entry)
         _write_json(self.model_dir / METRICS_FILE, {"epochs": self.history})
@@ -166,6 +176,7 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
             skip_counter=skips,
             repeat=steps is not None,
         ),
+        tasks=cfg.model.head.tasks,
     )
     summary: Dict = {"model": cfg.model.name, "model_dir": str(out)}
     predict = predict_function(model, cfg.data)  # one trace for every evaluation
