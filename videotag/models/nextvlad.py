@@ -10,6 +10,7 @@ from keras import layers
 
 from videotag.config import ModelConfig
 from videotag.layers import ContextGating, NeXtVLAD
+from videotag.models.aggregators import register_aggregator
 from videotag.models.base import frame_inputs, video_outputs
 from videotag.registry import register_model
 
@@ -34,6 +35,19 @@ class NeXtVLADConfig(ModelConfig):
     hidden_size: int = 2048
     gating_reduction: int = 8
     dropout: float = 0.5
+
+
+@register_aggregator("NEXTVLAD", {"cluster_size": 64, "groups": 8, "expansion": 2})
+def nextvlad_aggregator(x, mask, params, name, index):
+    """NeXtVLAD pooling + batch norm: [B, T, D] -> [B, K_i * lambda * D / G_i]."""
+    scale = 1 if index == 0 else 2  # later modalities: half the clusters and groups
+    vlad = NeXtVLAD(
+        cluster_size=max(1, params["cluster_size"] // scale),
+        groups=max(1, params["groups"] // scale),
+        expansion=params["expansion"],
+        name=f"{name}_nextvlad",
+    )(x, mask=mask)
+    return layers.BatchNormalization(name=f"{name}_vlad_bn")(vlad)
 
 
 @register_model("NEXTVLAD", NeXtVLADConfig)
