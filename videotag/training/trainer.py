@@ -121,7 +121,7 @@ class _EpochEvaluation(keras.callbacks.Callback):
             print(f"epoch {epoch + 1} validation: {format_metrics(result, self.cfg.eval.top_k)}",
                   file=sys.stderr)
             entry["validation"] = result
-            if logs is not None:
+            if logs is not None and "gap" in result:
                 logs["val_gap"] = result["gap"]
         self.history.append(entry)
         _write_json(self.model_dir / METRICS_FILE, {"epochs": self.history})
@@ -225,7 +225,7 @@ def summary_line(summary: Dict, top_k: int = 20) -> str:
         f"trained {summary['model']}: {summary['epochs']} epochs, {summary['steps']} steps, "
         f"{summary['seconds']} s"
     )
-    if "validation" in summary:
+    if "gap" in summary.get("validation", {}):
         line += f"; validation GAP@{top_k} {summary['validation']['gap']:.4f}"
         if "untrained_validation" in summary:
             line += f" (untrained {summary['untrained_validation']['gap']:.4f})"
