@@ -147,6 +147,13 @@ class StreamingEvaluator:
         """Number of videos added since construction or the last `reset`."""
         return self._num_videos
 
+    def memory_bytes(self) -> int:
+        """Bytes held by the accumulated state (top-k triples and counters)."""
+        arrays = self._scores + self._classes + self._positive + [
+            self._class_positives, self._true_positives, self._false_positives,
+            self._first_hit, self._perr_hits_by_n, self._videos_by_n]
+        return int(sum(a.nbytes for a in arrays))
+
     def add(self, predictions, labels) -> None:
         """Adds one batch of whole arrays.
 

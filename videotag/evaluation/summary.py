@@ -45,9 +45,15 @@ SUMMARY_KEYS = (
 
 
 def check_batch(
-    predictions, labels, num_classes: Optional[int] = None
+    predictions, labels, num_classes: Optional[int] = None, check_nan: bool = True
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Validates one batch and returns (scores as float array, labels as bool array).
+
+    Args:
+        predictions: [videos, classes] scores.
+        labels: [videos, classes] multi-hot labels.
+        num_classes: if given, the number of columns the batch must have.
+        check_nan: look for NaN scores (`top_k` finds them on its own, faster).
 
     Raises:
         ValueError: on non-2-D inputs, shape mismatches, NaN scores or labels
@@ -78,9 +84,8 @@ def check_batch(
         raise ValueError(f"predictions must be real numbers, got dtype {scores.dtype}")
     elif scores.dtype.itemsize < 4:
         scores = scores.astype(np.float32)  # float16: exact in float32
-    num_nan = np.count_nonzero(np.isnan(scores))
-    if num_nan:
-        raise ValueError(f"predictions contain {num_nan} NaN score(s); scores must not be NaN")
+    if check_nan:
+        _raise_if_nan(scores)
     if labels.dtype != np.bool_:
         ones = labels == 1
         # Every non-zero label (including NaN) must be a 1.
@@ -88,6 +93,23 @@ def check_batch(
             raise ValueError("labels must be multi-hot: every value must be 0 or 1")
         labels = ones
     return scores, labels
+
+
+def _raise_if_nan(scores: np.ndarray) -> None:
+    num_nan = np.count_nonzero(np.isnan(scores))
+    if num_nan:
+        raise ValueError(f"predictions contain {num_nan} NaN score(s); scores must not be NaN")
+
+
+def threshold_for(dtype, threshold: float):
+    """The threshold as a scalar of `dtype` such that `scores >= it` is exactly
+    `scores >= threshold` compared in real numbers (float32 scores are then
+    compared without upcasting the whole array)."""
+    dtype = np.dtype(dtype)
+    t = dtype.type(threshold)
+    if float(t) < threshold:  # rounded down: the next representable value up
+        t = np.nextafter(t, dtype.type(np.inf))
+    return t
 
 
 def top_k(scores: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -99,17 +121,25 @@ def top_k(scores: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
 
     Returns:
         (classes, scores), both [videos, min(k, classes)], each row in rank order.
+
+    Raises:
+        ValueError: a score is NaN (found without a pass of its own: partitioning
+            puts NaN last, so any NaN of a row lands in its top k).
     """
     num_videos, num_classes = scores.shape
     kk = min(k, num_classes)
     if kk == num_classes:
+        _raise_if_nan(scores)
         cls = np.broadcast_to(np.arange(num_classes), scores.shape)
         top = scores
     else:
         # The k-th largest score of each row (the threshold): everything above it
         # is in the top k, and the ties at the threshold are filled in by class
         # index. flatnonzero is much faster than a 2-D nonzero.
-        thr = np.partition(scores, num_classes - kk, axis=1)[:, num_classes - kk]
+        part = np.partition(scores, num_classes - kk, axis=1)[:, num_classes - kk:]
+        if np.isnan(part).any():
+            _raise_if_nan(scores)
+        thr = part.min(axis=1)
         flat = np.flatnonzero(scores >= thr[:, None])  # row-major, class ascending
         rows = flat // num_classes
         cls = flat - rows * num_classes
@@ -126,7 +156,8 @@ def top_k(scores: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
         cls = cls.reshape(num_videos, kk)
     # Stable sort keeps the ascending class order among equal scores.
     order = np.argsort(-top, axis=1, kind="stable")
-    return np.take_along_axis(cls, order, axis=1), np.take_along_axis(top, order, axis=1)
+    rows = np.arange(num_videos)[:, None]
+    return cls[rows, order], top[rows, order]
 
 
 def hits_in_top_n(
@@ -153,7 +184,7 @@ def hits_in_top_n(
     if long_rows.size:
         # Rare with YT8M-like data: rank the full rows of these videos only.
         order = np.argsort(-scores[long_rows], axis=1, kind="stable")
-        ranked = np.take_along_axis(labels[long_rows], order, axis=1)
+        ranked = labels[long_rows[:, None], order]
         cum = np.cumsum(ranked, axis=1, dtype=np.int64)
         hits[long_rows] = cum[np.arange(long_rows.size), n[long_rows] - 1]
     return hits
@@ -170,7 +201,7 @@ def summarize_batch(
         labels: [batch, classes] multi-hot labels (bool or 0/1 numbers).
         top_k_: k of the top-k pool (GAP@k, per-class AP, Hit@k).
         threshold: a class is predicted when its score is >= threshold
-            (compared in float64).
+            (compared exactly, as real numbers).
         num_classes: if given, the number of columns the batch must have.
 
     Returns:
@@ -179,10 +210,10 @@ def summarize_batch(
     Raises:
         ValueError: bad shapes, NaN scores, labels other than 0/1.
     """
-    scores, labels = check_batch(predictions, labels, num_classes)
+    scores, labels = check_batch(predictions, labels, num_classes, check_nan=False)
     num_videos, num_classes = scores.shape
+    kk = min(top_k_, num_classes)
     if num_videos == 0:
-        kk = min(top_k_, num_classes)
         zeros = np.zeros(num_classes, np.int64)
         return {
             "top_classes": np.zeros((0, kk), np.int32),
@@ -195,7 +226,7 @@ def summarize_batch(
             "false_positives": zeros,
         }
     classes, top = top_k(scores, top_k_)
-    positive = np.take_along_axis(labels, classes, axis=1)
+    positive = labels[np.arange(num_videos)[:, None], classes]
     # Labels are sparse (~3 per video on YT8M); a flat nonzero is the fast one.
     flat = np.flatnonzero(labels)
     rows = flat // num_classes
@@ -203,10 +234,18 @@ def summarize_batch(
     n = np.bincount(rows, minlength=num_videos)
     hits = hits_in_top_n(scores, labels, positive, n)
     class_positives = np.bincount(cols, minlength=num_classes)
-    # np.float64(threshold) with float32 scores compares in float64 (exactly).
-    threshold = np.float64(threshold)
-    predicted = np.add.reduce(scores >= threshold, axis=0, dtype=np.int64)
-    tp = np.bincount(cols[scores[rows, cols] >= threshold], minlength=num_classes)
+    t = threshold_for(scores.dtype, threshold)
+    tp = np.bincount(cols[scores[rows, cols] >= t], minlength=num_classes)
+    # Predicted classes per class. Where a video's k-th score is below the
+    # threshold, every score at or above it is in the video's top k: count there,
+    # and scan full rows only for the other videos.
+    top_predicted = top >= t
+    predicted = np.bincount(classes[top_predicted], minlength=num_classes)
+    if kk < num_classes:
+        full = np.flatnonzero(top[:, -1] >= t)
+        if full.size:
+            predicted -= np.bincount(classes[full][top_predicted[full]], minlength=num_classes)
+            predicted += np.add.reduce(scores[full] >= t, axis=0, dtype=np.int64)
     return {
         "top_classes": classes.astype(np.int32),
         "top_scores": top,
