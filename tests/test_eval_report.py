@@ -50,6 +50,19 @@ def test_tf_summary_equals_numpy_summary(videos, classes, k, decimals, density):
                                               err_msg=key)
 
 
+def test_threshold_is_compared_exactly_in_both_summaries():
+    # float32(0.7) is just below 0.7 and float32(0.1) just above 0.1: a float32 score
+    # counts as predicted only if its real value is >= the threshold.
+    below, above = np.float32(0.7), np.nextafter(np.float32(0.7), np.float32(1))
+    pred = np.array([[below, above, np.float32(0.1)]], np.float32)
+    lab = np.array([[1, 1, 1]], bool)
+    for threshold, expected in ((0.7, [0, 1, 0]), (0.1, [1, 1, 1]), (float(below), [1, 1, 0])):
+        numpy_tp = summarize_batch(pred, lab, 2, threshold)["true_positives"]
+        tf_tp = _summarize_tf(pred, lab.astype(np.float32), tf.constant(2),
+                              tf.constant(threshold, tf.float64))["true_positives"]
+        assert numpy_tp.tolist() == expected and tf_tp.numpy().tolist() == expected
+
+
 # ---------------------------------------------------------------------------
 # A tiny model on real TFRecords.
 # ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ def summarize_tags_tf(scores, labels, top_k, threshold) -> Dict[str, tf.Tensor]:
     """The batch summary of `videotag.evaluation.summary`, computed in TensorFlow.
 
     The same figures as `summarize_batch` (tests check it): `tf.math.top_k` ranks
-    equal scores by lower index first, the threshold is compared in float64, and
+    equal scores by lower index first, the threshold is compared exactly, and
     PERR takes a top-n with n the largest label count of the batch (at most the
     number of classes), so only these small tensors need to leave the device.
 
@@ -60,7 +60,13 @@ def summarize_tags_tf(scores, labels, top_k, threshold) -> Dict[str, tf.Tensor]:
     values, classes = tf.math.top_k(scores, k=need, sorted=True)
     ranked_positive = tf.gather(positive, classes, batch_dims=1)
     within_n = tf.range(need)[tf.newaxis, :] < n[:, tf.newaxis]
-    predicted = tf.cast(scores, tf.float64) >= tf.cast(threshold, tf.float64)
+    # The smallest float32 at or above the threshold: comparing float32 scores with
+    # it is exactly `score >= threshold` in real numbers, without a float64 copy.
+    threshold = tf.cast(threshold, tf.float64)
+    t32 = tf.cast(threshold, tf.float32)
+    t32 = tf.where(tf.cast(t32, tf.float64) < threshold,
+                   tf.math.nextafter(t32, tf.constant(float("inf"))), t32)
+    predicted = scores >= t32
 
     def count(mask, axis):
         return tf.reduce_sum(tf.cast(mask, tf.int32), axis=axis)
