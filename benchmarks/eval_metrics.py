@@ -32,8 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
-
 from reference_metrics import ReferenceMetrics  # noqa: E402
+
 from videotag.evaluation import StreamingEvaluator  # noqa: E402
 
 METRICS = ("gap", "map", "hit_at_1", "perr")

@@ -9,7 +9,13 @@ import pytest
 import tensorflow as tf
 
 import videotag
-from tests.helpers import NUM_CLASSES, frame_record, random_batch, tiny_config, write_file
+from tests.helpers import (
+    NUM_CLASSES,
+    frame_record,
+    random_batch,
+    tiny_config,
+    write_file,
+)
 from videotag.data.reader import make_dataset, model_inputs
 from videotag.errors import ModelError
 from videotag.evaluation import StreamingEvaluator, category_ranks, summarize_batch
@@ -236,7 +242,7 @@ def test_report_of_one_model(tmp_path):
     for key in ("pr_curve", "ap_histogram"):
         assert image.imread(paths[key]).shape[:2] == (450, 600)
     table = format_table([evaluation.metrics], ["model"])
-    assert f"GAP@3 " in table and f"{evaluation.metrics['map']:.4f}" in table
+    assert "GAP@3 " in table and f"{evaluation.metrics['map']:.4f}" in table
     assert "precision @0.5 (macro)" in table and "B - A" not in table
 
 

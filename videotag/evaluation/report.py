@@ -221,9 +221,9 @@ def _markdown(evaluations: Sequence[Evaluation], names: Sequence[str], reports: 
     lines += [
         "", "## Precision-recall curve", "",
         f"![precision-recall curve]({figures['pr_curve']})", "",
-        "Every video's top-k (score, is positive) pairs pooled and sorted by score; recall "
-        "divides by all positive labels, so it stops short of 1 when positives fall outside "
-        "the top k. GAP is the area under this curve.",
+        ("Every video's top-k (score, is positive) pairs pooled and sorted by score; recall "
+         "divides by all positive labels, so it stops short of 1 when positives fall outside "
+         "the top k. GAP is the area under this curve."),
         "", "## Per-class AP", "",
         f"![per-class AP histogram]({figures['ap_histogram']})", "",
     ]
