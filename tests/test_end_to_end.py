@@ -68,12 +68,40 @@ def test_eval_cli_reports_all_metrics(trained):
     report = root / "eval.json"
     proc = _run("tools/eval.py", f"--model_dir={model_dir}", f"--report={report}")
     result = json.loads(report.read_text())
-    for key in ("gap", "map", "map_all_classes", "hit_at_1", "perr"):
+    for key in ("gap", "map", "map_all_classes", "hit_at_1", "hit_at_k", "perr",
+                "precision_micro", "recall_micro", "f1_micro", "precision_macro",
+                "recall_macro", "f1_macro"):
         assert 0.0 <= result[key] <= 1.0
     assert f"GAP@20 {result['gap']:.4f}" in proc.stdout
+    assert f"PERR {result['perr']:.4f}" in proc.stdout
     # the same figure as the end-of-training evaluation of the same weights
     trained_gap = json.loads((model_dir / "metrics.json").read_text())["summary"]["validation"]["gap"]
     assert result["gap"] == pytest.approx(trained_gap, abs=1e-6)
+    # class names from the label file, a Markdown report and two figures beside the JSON
+    from videotag.data.labels import load_label_names
+
+    names = load_label_names(demo.label_file, demo.num_classes)
+    assert [r["name"] for r in result["per_class"]] == names
+    markdown = (root / "eval.md").read_text()
+    assert "## Per-class AP" in markdown and f"| {result['gap']:.4f} |" in markdown
+    for png in ("eval_pr_curve.png", "eval_ap_histogram.png"):
+        assert (root / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_cli_compares_two_models_on_the_same_data(trained):
+    demo, model_dir, root, _ = trained
+    proc = _run("tools/eval.py", "--compare", str(model_dir), str(model_dir), "--top_k=5",
+                "--threshold=0.2", f"--report={root / 'compare.json'}")
+    report = json.loads((root / "compare.json").read_text())
+    a, b = report["models"]
+    assert a["gap"] == b["gap"] and a["top_k"] == 5 and a["threshold"] == 0.2
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("metric"))
+    assert header.split() == ["metric", "A", "B", "B", "-", "A"]
+    assert any(line.startswith("GAP@5") and line.endswith("+0.0000")
+               for line in proc.stdout.splitlines())
+    assert (root / "compare.md").is_file() and (root / "compare_pr_curve.png").is_file()
+    bad = _run("tools/eval.py", "--compare", str(model_dir), check=False)
+    assert bad.returncode == 1 and "two model directories" in bad.stderr
 
 
 SERVE_SCRIPT = textwrap.dedent("""

@@ -6,13 +6,18 @@ import numpy as np
 import pytest
 
 from videotag.evaluation import (
+    CategoryEvaluator,
     StreamingEvaluator,
     average_precision_per_class,
+    category_accuracy,
+    category_ranks,
     gap,
     hit_at_k,
     hit_at_one,
     mean_average_precision,
     perr,
+    precision_recall_f1,
+    summarize_batch,
 )
 
 # ---------------------------------------------------------------------------
@@ -84,6 +89,61 @@ def ref_perr(pred, lab):
         if n:
             precisions.append(sum(1 for c in ref_top(pred[v], n) if lab[v, c]) / n)
     return sum(precisions) / len(precisions) if precisions else 0.0
+
+
+def ref_prf(pred, lab, threshold):
+    """Micro and macro (over classes with positives) precision / recall / F1."""
+    num_classes = pred.shape[1]
+    tp = [0] * num_classes
+    fp = [0] * num_classes
+    fn = [0] * num_classes
+    for v in range(pred.shape[0]):
+        for c in range(num_classes):
+            predicted, positive = float(pred[v, c]) >= threshold, bool(lab[v, c])
+            tp[c] += predicted and positive
+            fp[c] += predicted and not positive
+            fn[c] += positive and not predicted
+
+    def div(a, b):
+        return a / b if b else 0.0
+
+    out = {
+        "precision_micro": div(sum(tp), sum(tp) + sum(fp)),
+        "recall_micro": div(sum(tp), sum(tp) + sum(fn)),
+        "f1_micro": div(2 * sum(tp), 2 * sum(tp) + sum(fp) + sum(fn)),
+    }
+    classes = [c for c in range(num_classes) if tp[c] + fn[c] > 0]
+    per = {
+        "precision": [div(tp[c], tp[c] + fp[c]) for c in classes],
+        "recall": [div(tp[c], tp[c] + fn[c]) for c in classes],
+        "f1": [div(2 * tp[c], 2 * tp[c] + fp[c] + fn[c]) for c in classes],
+    }
+    for name, values in per.items():
+        out[f"{name}_macro"] = sum(values) / len(values) if values else 0.0
+    return out
+
+
+def ref_pr_curve(pred, lab, k):
+    """(recall, precision) at the end of each tie group of the pooled top-k pairs."""
+    pairs = sorted(
+        ((pred[v, c], bool(lab[v, c])) for v in range(pred.shape[0]) for c in ref_top(pred[v], k)),
+        key=lambda p: -p[0],
+    )
+    total = int(np.count_nonzero(lab))
+    recall, precision, found = [], [], 0
+    for i, (score, positive) in enumerate(pairs):
+        found += positive
+        if i + 1 == len(pairs) or pairs[i + 1][0] != score:
+            recall.append(found / total if total else 0.0)
+            precision.append(found / (i + 1))
+    return recall, precision
+
+
+def ref_category_ranks(scores, categories):
+    ranks = []
+    for row, cat in zip(scores, categories):
+        ranks.append(-1 if cat < 0 else ref_top(row, len(row)).index(cat))
+    return ranks
 
 
 def assert_close(a, b):
@@ -229,6 +289,107 @@ def test_top_k_tie_at_threshold_keeps_lower_classes():
     assert_close(gap(pred, np.array([[0, 1, 0, 0]]), top_k=2), 0.5)
 
 
+def test_precision_recall_f1_at_threshold():
+    # threshold 0.5 (a score equal to it counts as predicted), 3 classes:
+    # v0: .9 .5 .2 labels 1 0 0 -> predicted c0 (TP), c1 (FP)
+    # v1: .4 .7 .6 labels 1 1 0 -> predicted c1 (TP), c2 (FP); c0 missed (FN)
+    # v2: .1 .2 .3 no labels    -> nothing predicted
+    # v3: .6 .1 .8 no labels    -> c0 (FP), c2 (FP)
+    # class 0: TP 1 FP 1 FN 1 -> P 1/2 R 1/2 F1 2/4
+    # class 1: TP 1 FP 1 FN 0 -> P 1/2 R 1   F1 2/3
+    # class 2: TP 0 FP 2, no positives -> left out of the macro averages
+    # micro: TP 2 FP 4 FN 1 -> P 2/6, R 2/3, F1 4/9
+    # macro: P (1/2 + 1/2)/2, R (1/2 + 1)/2, F1 (1/2 + 2/3)/2 = 7/12
+    pred = np.array([[0.9, 0.5, 0.2], [0.4, 0.7, 0.6], [0.1, 0.2, 0.3], [0.6, 0.1, 0.8]])
+    lab = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0], [0, 0, 0]])
+    expected = {
+        "precision_micro": 1 / 3, "recall_micro": 2 / 3, "f1_micro": 4 / 9,
+        "precision_macro": 1 / 2, "recall_macro": 3 / 4, "f1_macro": 7 / 12,
+    }
+    result = precision_recall_f1(pred, lab, threshold=0.5)
+    assert set(result) == set(expected)
+    for key, value in expected.items():
+        assert_close(result[key], value)
+    ev = StreamingEvaluator(3, top_k=2, threshold=0.5)
+    ev.add(pred[:3], lab[:3])
+    ev.add(pred[3:], lab[3:])
+    counts = ev.class_counts()
+    assert counts["true_positives"].tolist() == [1, 1, 0]
+    assert counts["false_positives"].tolist() == [1, 1, 2]
+    assert counts["false_negatives"].tolist() == [1, 0, 0]
+    precision, recall, f1 = ev.per_class_prf()
+    np.testing.assert_allclose(precision, [0.5, 0.5, 0.0], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(recall, [0.5, 1.0, 0.0], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(f1, [0.5, 2 / 3, 0.0], rtol=0, atol=1e-15)
+    assert_close(ev.result()["f1_macro"], 7 / 12)
+    # Just above 0.5 the score .5 of v0 is no longer predicted: class 1 has no FP.
+    assert_close(precision_recall_f1(pred, lab, threshold=0.5000001)["precision_macro"], 3 / 4)
+    # Nothing predicted and no labels: every figure is 0, nothing divides by zero.
+    empty = precision_recall_f1(np.zeros((2, 3)), np.zeros((2, 3)), threshold=0.5)
+    assert all(v == 0.0 for v in empty.values())
+
+
+def test_hit_at_k_for_every_k_up_to_top_k():
+    # v0: .1 .4 .3 .2 labels 1 0 0 0 -> ranking c1 c2 c3 c0: first positive at rank 4
+    # v1: .5 .5 .1 .0 labels 0 1 0 0 -> tie: c0 before c1, first positive at rank 2
+    # v2: no labels                   -> never a hit, still in the denominator
+    # Hit@1 0, Hit@2 1/3, Hit@3 1/3, Hit@4 2/3.
+    pred = np.array([[0.1, 0.4, 0.3, 0.2], [0.5, 0.5, 0.1, 0.0], [0.9, 0.8, 0.7, 0.6]])
+    lab = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]])
+    ev = StreamingEvaluator(4, top_k=4)
+    ev.add(pred, lab)
+    assert [ev.hit_at(k) for k in (1, 2, 3, 4)] == pytest.approx([0, 1 / 3, 1 / 3, 2 / 3], abs=1e-15)
+    assert ev.hit_at(10) == ev.hit_at(4)  # top_k covers every class
+    assert ev.result()["hit_at_k"] == pytest.approx(2 / 3, abs=1e-15)
+    for k, value in zip((1, 2, 3, 4, 20), (0, 1 / 3, 1 / 3, 2 / 3, 2 / 3)):
+        assert_close(hit_at_k(pred, lab, k), value)
+    ev3 = StreamingEvaluator(4, top_k=3)
+    ev3.add(pred, lab)
+    assert_close(ev3.result()["hit_at_k"], 1 / 3)
+    with pytest.raises(ValueError, match="Hit@4"):
+        ev3.hit_at(4)  # beyond the kept top 3 of 4 classes
+
+
+def test_pr_curve_on_the_tie_case():
+    # k = 1 pool: .9+ | .5+ .5- | .3-, P = 3 -> points at the end of each tie group:
+    # (1/3, 1/1), (2/3, 2/3), (2/3, 2/4).
+    ev = StreamingEvaluator(3, top_k=1)
+    ev.add(TIE_PRED, TIE_LAB)
+    recall, precision = ev.pr_curve()
+    np.testing.assert_allclose(recall, [1 / 3, 2 / 3, 2 / 3], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(precision, [1, 2 / 3, 1 / 2], rtol=0, atol=1e-15)
+    assert StreamingEvaluator(3).pr_curve()[0].size == 0
+
+
+def test_category_top_k_accuracy():
+    # 3 categories (fewer than 5):
+    # v0: .2 .5 .3 category 1 -> rank 0
+    # v1: .4 .4 .2 category 1 -> tied with category 0, the lower id ranks first: rank 1
+    # v2: .4 .4 .2 category 0 -> rank 0
+    # v3: .1 .2 .7 no category (-1) -> left out
+    # v4: .6 .3 .1 category 2 -> rank 2
+    # top-1 2/4, top-2 3/4, top-5 (all 3 categories) 4/4.
+    scores = np.array(
+        [[0.2, 0.5, 0.3], [0.4, 0.4, 0.2], [0.4, 0.4, 0.2], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1]]
+    )
+    categories = np.array([1, 1, 0, -1, 2])
+    assert category_ranks(scores, categories).tolist() == [0, 1, 0, -1, 2]
+    assert category_accuracy(scores, categories, 1) == 0.5
+    assert category_accuracy(scores, categories, 2) == 0.75
+    assert category_accuracy(scores, categories, 5) == 1.0
+    ev = CategoryEvaluator(3)
+    ev.add(scores[:2], categories[:2])
+    ev.add_ranks([0, -1, 2])  # the same videos as ranks computed elsewhere
+    assert ev.result() == {
+        "category_top1": 0.5, "category_top5": 1.0, "num_category_videos": 4,
+        "num_videos_without_category": 1,
+    }
+    with pytest.raises(ValueError, match="outside"):
+        category_ranks(scores, np.array([0, 1, 3, 0, 0]))
+    with pytest.raises(ValueError, match="expected"):
+        ev.add(scores[:, :2], categories)
+
+
 # ---------------------------------------------------------------------------
 # Vectorized functions against the reference on random data.
 # ---------------------------------------------------------------------------
@@ -267,11 +428,22 @@ def test_against_reference(videos, classes, k, decimals, density):
         assert_close(hit_at_one(pred, lab), ref_hit(pred, lab, 1))
         assert_close(hit_at_k(pred, lab, k), ref_hit(pred, lab, k))
         assert_close(perr(pred, lab), ref_perr(pred, lab))
-        ev = StreamingEvaluator(classes, top_k=k)
+        for j in range(1, k + 1):
+            assert_close(hit_at_k(pred, lab, j), ref_hit(pred, lab, j))
+        threshold = 0.5  # rounded scores hit it exactly: score == threshold is predicted
+        ev = StreamingEvaluator(classes, top_k=k, threshold=threshold)
         ev.add(pred, lab.astype(np.float32))
         result = ev.result()
         assert_close(result["map_all_classes"], ref_mean_all)
         assert_close(result["gap"], ref_gap(pred, lab, k))
+        for key, value in ref_prf(pred, lab, threshold).items():
+            assert_close(result[key], value)
+        recall, precision = ev.pr_curve()
+        ref_recall, ref_precision = ref_pr_curve(pred, lab, k)
+        np.testing.assert_allclose(recall, ref_recall, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(precision, ref_precision, rtol=0, atol=1e-12)
+        cats = np.random.default_rng(seed).integers(-1, classes, videos)
+        assert category_ranks(pred, cats).tolist() == ref_category_ranks(pred, cats)
 
 
 def test_label_dtypes_are_equivalent():
@@ -290,17 +462,19 @@ def test_label_dtypes_are_equivalent():
 def test_streaming_matches_whole_array_under_shuffles_and_batching(batch_sizes):
     pred, lab = random_case(11, 300, 40, 1, 0.08)  # rounded scores: many ties
     k = 5
-    whole = {
-        "gap": gap(pred, lab, top_k=k),
-        "map": mean_average_precision(pred, lab, top_k=k),
-        "hit_at_1": hit_at_one(pred, lab),
-        "perr": perr(pred, lab),
-    }
+    whole = StreamingEvaluator(40, top_k=k, threshold=0.5)
+    whole.add(pred, lab)
+    expected = whole.result()
+    assert expected["gap"] == gap(pred, lab, top_k=k)
+    assert expected["map"] == mean_average_precision(pred, lab, top_k=k)
+    assert expected["hit_at_1"] == hit_at_one(pred, lab)
+    assert expected["perr"] == perr(pred, lab)
     whole_ap, whole_pos = average_precision_per_class(pred, lab, top_k=k)
+    whole_curve = whole.pr_curve()
     rng = np.random.default_rng(len(batch_sizes))
     for _ in range(3):
         order = rng.permutation(len(pred))
-        ev = StreamingEvaluator(40, top_k=k)
+        ev = StreamingEvaluator(40, top_k=k, threshold=0.5)
         start, i = 0, 0
         while start < len(pred):
             size = batch_sizes[i % len(batch_sizes)]
@@ -309,12 +483,48 @@ def test_streaming_matches_whole_array_under_shuffles_and_batching(batch_sizes):
             start, i = start + size, i + 1
         assert ev.num_videos == 300
         result = ev.result()
-        for key, value in whole.items():
+        assert result.keys() == expected.keys()
+        for key, value in expected.items():
             assert abs(result[key] - value) <= 1e-12, key
         assert result["num_positives"] == int(lab.sum())
         ap, pos = ev.per_class_ap()
         np.testing.assert_allclose(ap, whole_ap, rtol=0, atol=1e-12)
         assert pos.tolist() == whole_pos.tolist()
+        for a, b in zip(ev.pr_curve(), whole_curve):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_summaries_of_shards_added_in_any_order_give_the_same_figures():
+    # Shards summarized apart (as evaluation workers would) and added in two orders.
+    pred, lab = random_case(12, 120, 30, 2, 0.1)
+    shards = [(pred[i::3], lab[i::3]) for i in range(3)]
+    summaries = [summarize_batch(p, l, 4, 0.3) for p, l in shards]
+    results = []
+    for order in ([0, 1, 2], [2, 0, 1]):
+        ev = StreamingEvaluator(30, top_k=4, threshold=0.3)
+        for i in order:
+            ev.add_summary(summaries[i])
+        results.append(ev.result())
+    assert results[0] == results[1]  # bit for bit
+    ev = StreamingEvaluator(30, top_k=4, threshold=0.3)
+    ev.add(pred, lab)
+    assert ev.result() == pytest.approx(results[0], abs=1e-12)
+
+
+def test_summary_holds_only_top_k_pairs_and_class_counters():
+    pred, lab = random_case(13, 50, 30, None, 0.1)
+    summary = summarize_batch(pred, lab, 5, 0.5)
+    shapes = {key: value.shape for key, value in summary.items()}
+    assert shapes == {
+        "top_classes": (50, 5), "top_scores": (50, 5), "top_positive": (50, 5),
+        "num_labels": (50,), "perr_hits": (50,), "class_positives": (30,),
+        "true_positives": (30,), "false_positives": (30,),
+    }
+    assert summary["top_scores"].dtype == np.float32  # float32 scores stay float32
+    with pytest.raises(ValueError, match="top_classes"):
+        StreamingEvaluator(30, top_k=4).add_summary(summary)  # made with top_k 5
+    with pytest.raises(ValueError, match="lacks"):
+        StreamingEvaluator(30, top_k=5).add_summary({"top_classes": summary["top_classes"]})
 
 
 def test_streaming_empty_batch_result_twice_and_reset():

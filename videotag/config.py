@@ -146,10 +146,18 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Evaluation settings. top_k is the k of GAP@k (20 for YT8M)."""
+    """Evaluation settings.
+
+    Attributes:
+        batch_size: videos per evaluation batch.
+        top_k: k of GAP@k, mAP and Hit@k (20 for YT8M).
+        threshold: score at or above which a tag counts as predicted, for
+            precision / recall / F1.
+    """
 
     batch_size: int = 256
     top_k: int = 20
+    threshold: float = 0.5
 
 
 @dataclass

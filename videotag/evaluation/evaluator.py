@@ -1,10 +1,19 @@
-"""Scoring a model on a glob of records with the streaming YT8M metrics."""
+"""Scoring a model on a glob of records with the streaming metrics.
+
+The evaluation step runs the model and summarizes the batch in the same traced
+TensorFlow function (`predict_function`): what leaves the device per batch is each
+video's top-k classes, scores and is-positive flags, its label count and PERR hit
+count, and per-class counts at the threshold (see `videotag.evaluation.summary`),
+never the [batch, classes] score matrix. The host accumulates the summaries with
+`StreamingEvaluator` (and `CategoryEvaluator` for a `category` head).
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Dict, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
 
 import tensorflow as tf
 
@@ -17,17 +26,247 @@ from videotag.data.reader import (
     model_inputs,
     translate_error,
 )
-from videotag.evaluation.metrics import StreamingEvaluator
+from videotag.errors import DataError, ModelError
+from videotag.evaluation.metrics import CategoryEvaluator, StreamingEvaluator
+
+TAGS = "tags"
+CATEGORY = "category"
+
+
+def summarize_tags_tf(scores, labels, top_k, threshold) -> Dict[str, tf.Tensor]:
+    """The batch summary of `videotag.evaluation.summary`, computed in TensorFlow.
+
+    The same figures as `summarize_batch` (tests check it): `tf.math.top_k` ranks
+    equal scores by lower index first, the threshold is compared exactly, and
+    PERR takes a top-n with n the largest label count of the batch (at most the
+    number of classes), so only these small tensors need to leave the device.
+
+    Args:
+        scores: [B, C] float tag scores.
+        labels: [B, C] multi-hot labels (any real dtype; > 0 is a label).
+        top_k: int32 scalar, k of the top-k pool (capped at C).
+        threshold: float64 scalar; a class is predicted at score >= threshold.
+
+    Returns:
+        The summary dict (int32 counters), plus `nan_scores` (int32 scalar) so
+        the caller can refuse NaN scores.
+    """
+    scores = tf.cast(scores, tf.float32)
+    positive = labels > 0
+    num_classes = tf.shape(scores)[1]
+    n = tf.reduce_sum(tf.cast(positive, tf.int32), axis=1)
+    kk = tf.minimum(top_k, num_classes)
+    need = tf.maximum(kk, tf.reduce_max(tf.concat([n, [0]], axis=0)))
+    values, classes = tf.math.top_k(scores, k=need, sorted=True)
+    ranked_positive = tf.gather(positive, classes, batch_dims=1)
+    within_n = tf.range(need)[tf.newaxis, :] < n[:, tf.newaxis]
+    # The smallest float32 at or above the threshold: comparing float32 scores with
+    # it is exactly `score >= threshold` in real numbers, without a float64 copy.
+    threshold = tf.cast(threshold, tf.float64)
+    t32 = tf.cast(threshold, tf.float32)
+    t32 = tf.where(tf.cast(t32, tf.float64) < threshold,
+                   tf.math.nextafter(t32, tf.constant(float("inf"))), t32)
+    predicted = scores >= t32
+
+    def count(mask, axis):
+        return tf.reduce_sum(tf.cast(mask, tf.int32), axis=axis)
+
+    return {
+        "top_classes": classes[:, :kk],
+        "top_scores": values[:, :kk],
+        "top_positive": ranked_positive[:, :kk],
+        "num_labels": n,
+        "perr_hits": count(ranked_positive & within_n, 1),
+        "class_positives": count(positive, 0),
+        "true_positives": count(predicted & positive, 0),
+        "false_positives": count(predicted & ~positive, 0),
+        "nan_scores": count(tf.math.is_nan(scores), None),
+    }
+
+
+def category_ranks_tf(scores, categories) -> tf.Tensor:
+    """Rank of each video's category among its scores (0 = top; lower id first on
+    ties; -1 where the id is negative): `summary.category_ranks` in TensorFlow."""
+    scores = tf.cast(scores, tf.float32)
+    num_categories = tf.shape(scores)[1]
+    categories = tf.cast(categories, tf.int32)
+    has = categories >= 0
+    cat = tf.clip_by_value(categories, 0, num_categories - 1)
+    true = tf.gather(scores, cat, batch_dims=1)[:, tf.newaxis]
+    lower = tf.range(num_categories)[tf.newaxis, :] < cat[:, tf.newaxis]
+    before = (scores > true) | ((scores == true) & lower)
+    return tf.where(has, tf.reduce_sum(tf.cast(before, tf.int32), axis=1), -1)
 
 
 def predict_function(model, data_cfg):
-    """A compiled function: model inputs -> `tags` probabilities (inference mode)."""
+    """The compiled evaluation step of `model` (inference mode).
 
-    @tf.function(input_signature=[input_signature(data_cfg)])
-    def predict(inputs):
-        return model(inputs, training=False)["tags"]
+    Returns:
+        A tf.function `step(inputs, labels, categories, top_k, threshold)` with
+        inputs as `model_inputs`, labels float32 [B, num_classes], categories
+        int32 [B] (-1: none), top_k int32 and threshold float64 scalars. It returns
+        the tag summary (`summarize_tags_tf`) when the model has a `tags` output and
+        `category_rank` int32 [B] when it has a `category` output and
+        `data.num_categories > 0`. One trace serves every batch, top_k and
+        threshold.
 
-    return predict
+    Raises:
+        ModelError: (at the first call) the model has neither output.
+    """
+    num_categories = getattr(data_cfg, "num_categories", 0) or 0
+    signature = [
+        input_signature(data_cfg),
+        tf.TensorSpec([None, data_cfg.num_classes], tf.float32, name="labels"),
+        tf.TensorSpec([None], tf.int32, name="categories"),
+        tf.TensorSpec([], tf.int32, name="top_k"),
+        tf.TensorSpec([], tf.float64, name="threshold"),
+    ]
+
+    @tf.function(input_signature=signature)
+    def step(inputs, labels, categories, top_k, threshold):
+        outputs = model(inputs, training=False)
+        summary = {}
+        if TAGS in outputs:
+            summary.update(summarize_tags_tf(outputs[TAGS], labels, top_k, threshold))
+        if CATEGORY in outputs and num_categories > 0:
+            summary["category_rank"] = category_ranks_tf(outputs[CATEGORY], categories)
+        if not summary:
+            raise ModelError(
+                f"model '{model.name}' has outputs {sorted(outputs)}: nothing to evaluate "
+                f"(a '{TAGS}' output, or a '{CATEGORY}' output with data.num_categories > 0)"
+            )
+        return summary
+
+    return step
+
+
+@dataclass
+class Evaluation:
+    """The outcome of `run_evaluation`.
+
+    Attributes:
+        metrics: the flat metrics dict (what `evaluate` returns).
+        tags: the tag accumulator (per-class AP, PR curve, counts), or None when
+            the model has no `tags` output.
+        category: the category accumulator, or None.
+        pattern: the records scored.
+    """
+
+    metrics: Dict[str, Any]
+    tags: Optional[StreamingEvaluator] = None
+    category: Optional[CategoryEvaluator] = None
+    pattern: str = ""
+
+
+def run_evaluation(
+    model,
+    cfg,
+    pattern: Optional[str] = None,
+    batch_size: Optional[int] = None,
+    verbose: bool = True,
+    predict=None,
+    top_k: Optional[int] = None,
+    threshold: Optional[float] = None,
+) -> Evaluation:
+    """Scores `model` on the records of `pattern` with every metric.
+
+    Args:
+        model: a videotag Keras model.
+        cfg: the run's config (data section, eval.top_k, eval.threshold).
+        pattern: records to score; default `cfg.data.eval_data_pattern`.
+        batch_size: default `cfg.eval.batch_size`.
+        verbose: print progress to stderr.
+        predict: a step from `predict_function(model, cfg.data)`, to reuse its trace.
+        top_k: k of GAP@k, mAP and Hit@k; default `cfg.eval.top_k`.
+        threshold: threshold of precision / recall / F1; default `cfg.eval.threshold`.
+
+    Returns:
+        An `Evaluation`; its metrics hold the `StreamingEvaluator.result()` keys
+        (for a `tags` output), `category_top1` / `category_top5` (for a `category`
+        output, when the records hold categories), `num_videos`, `seconds` and,
+        when records were skipped, `skipped_records`.
+
+    Raises:
+        DataError: bad or unreadable records (naming the file and record).
+        ModelError: the model produced NaN scores, or has nothing to evaluate.
+    """
+    pattern = pattern or cfg.data.eval_data_pattern
+    top_k = int(top_k or cfg.eval.top_k)
+    threshold = float(cfg.eval.threshold if threshold is None else threshold)
+    num_categories = getattr(cfg.data, "num_categories", 0) or 0
+    files = list_files(pattern)
+    skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
+    ds = make_dataset(
+        cfg.data, pattern, batch_size or cfg.eval.batch_size, training=False, skip_counter=skips
+    )
+    predict = predict or predict_function(model, cfg.data)
+    tags = StreamingEvaluator(cfg.data.num_classes, top_k=top_k, threshold=threshold)
+    category = CategoryEvaluator(num_categories) if num_categories > 0 else None
+    seen = {"tags": False, "category": False}
+    num_videos = 0
+    k_tensor = tf.constant(top_k, tf.int32)
+    t_tensor = tf.constant(threshold, tf.float64)
+    start = last = time.time()
+    try:
+        for batch in ds:
+            labels = batch[schema.LABELS_KEY]
+            batch_videos = int(labels.shape[0])
+            has_category = schema.CATEGORY_KEY in batch
+            categories = (
+                tf.cast(batch[schema.CATEGORY_KEY], tf.int32) if has_category
+                else tf.fill([batch_videos], -1)
+            )
+            if has_category and num_categories:
+                _check_categories(categories.numpy(), num_categories)
+            out = predict(model_inputs(cfg.data, batch), labels, categories, k_tensor, t_tensor)
+            out = {k: v.numpy() for k, v in out.items()}
+            if "top_classes" in out:
+                if out["nan_scores"]:
+                    raise ModelError(
+                        f"the model produced {int(out['nan_scores'])} NaN tag scores on "
+                        f"{pattern}; its weights are probably NaN (a NaN loss in training)"
+                    )
+                tags.add_summary(out)
+                seen["tags"] = True
+            if "category_rank" in out and has_category:
+                category.add_ranks(out["category_rank"])
+                seen["category"] = True
+            num_videos += batch_videos
+            if verbose and time.time() - last > 10:
+                last = time.time()
+                rate = num_videos / (last - start)
+                print(f"  evaluated {num_videos} videos ({rate:.0f}/s)", file=sys.stderr)
+    except tf.errors.OpError as exc:
+        error = translate_error(exc, files)
+        if error is None:
+            raise
+        raise error from None
+    if num_videos == 0:  # no batch ran: report zeros for the tags if the model has them
+        seen["tags"] = TAGS in getattr(model, "output_names", [TAGS])
+    metrics: Dict[str, Any] = {}
+    if seen["tags"]:
+        metrics.update(tags.result())
+    if seen["category"]:
+        metrics.update(category.result())
+    metrics["num_videos"] = num_videos
+    metrics["seconds"] = round(time.time() - start, 3)
+    if skips is not None and skips.total():
+        metrics["skipped_records"] = skips.counts()
+    return Evaluation(
+        metrics=metrics,
+        tags=tags if seen["tags"] else None,
+        category=category if seen["category"] else None,
+        pattern=pattern,
+    )
+
+
+def _check_categories(categories, num_categories: int) -> None:
+    bad = categories[categories >= num_categories]
+    if bad.size:
+        raise DataError(
+            f"category ids {sorted(set(bad.tolist()))[:5]} outside [0, {num_categories}) "
+            "(check data.num_categories)"
+        )
 
 
 def evaluate(
@@ -37,57 +276,26 @@ def evaluate(
     batch_size: Optional[int] = None,
     verbose: bool = True,
     predict=None,
-) -> Dict[str, float]:
-    """GAP@k, mAP, Hit@1 and PERR of `model` on the records of `pattern`.
+) -> Dict[str, Any]:
+    """The metrics dict of `run_evaluation` (GAP@k, mAP, Hit@1, PERR, P/R/F1, ...)."""
+    return run_evaluation(model, cfg, pattern, batch_size, verbose, predict).metrics
 
-    Args:
-        model: a videotag Keras model.
-        cfg: the run's config (data section and eval.top_k).
-        pattern: records to score; default `cfg.data.eval_data_pattern`.
-        batch_size: default `cfg.eval.batch_size`.
-        verbose: print progress to stderr.
-        predict: a function from `predict_function(model)`, to reuse its trace.
 
-    Returns:
-        The metrics dict of `StreamingEvaluator.result()`, plus `seconds` and, when
-        records were skipped, `skipped_records`.
+def format_metrics(result: Dict[str, Any], top_k: int = 20) -> str:
+    """One line: `GAP@20 0.8123  mAP 0.5012  Hit@1 0.8421  PERR 0.7012  (1000 videos)`.
 
-    Raises:
-        DataError: bad or unreadable records (naming the file and record).
+    Category accuracy is appended when present; a category-only result shows it alone.
     """
-    pattern = pattern or cfg.data.eval_data_pattern
-    files = list_files(pattern)
-    skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
-    ds = make_dataset(
-        cfg.data, pattern, batch_size or cfg.eval.batch_size, training=False, skip_counter=skips
-    )
-    predict = predict or predict_function(model, cfg.data)
-    evaluator = StreamingEvaluator(cfg.data.num_classes, top_k=cfg.eval.top_k)
-    start = last = time.time()
-    try:
-        for batch in ds:
-            scores = predict(model_inputs(cfg.data, batch)).numpy()
-            evaluator.add(scores, batch[schema.LABELS_KEY].numpy())
-            if verbose and time.time() - last > 10:
-                last = time.time()
-                rate = evaluator.num_videos / (last - start)
-                print(f"  evaluated {evaluator.num_videos} videos ({rate:.0f}/s)", file=sys.stderr)
-    except tf.errors.OpError as exc:
-        error = translate_error(exc, files)
-        if error is None:
-            raise
-        raise error from None
-    result = evaluator.result()
-    result["seconds"] = round(time.time() - start, 3)
-    if skips is not None and skips.total():
-        result["skipped_records"] = skips.counts()
-    return result
-
-
-def format_metrics(result: Dict[str, float], top_k: int = 20) -> str:
-    """One line: `GAP@20 0.8123  mAP 0.5012  Hit@1 0.8421  PERR 0.7012  (1000 videos)`."""
-    return (
-        f"GAP@{top_k} {result['gap']:.4f}  mAP {result['map']:.4f}  "
-        f"Hit@1 {result['hit_at_1']:.4f}  PERR {result['perr']:.4f}  "
-        f"({int(result['num_videos'])} videos)"
-    )
+    top_k = result.get("top_k", top_k)
+    parts = []
+    if "gap" in result:
+        parts.append(
+            f"GAP@{top_k} {result['gap']:.4f}  mAP {result['map']:.4f}  "
+            f"Hit@1 {result['hit_at_1']:.4f}  PERR {result['perr']:.4f}"
+        )
+    if "category_top1" in result:
+        parts.append(
+            f"category top-1 {result['category_top1']:.4f}  top-5 {result['category_top5']:.4f}"
+        )
+    parts.append(f"({int(result['num_videos'])} videos)")
+    return "  ".join(parts)

@@ -1,8 +1,12 @@
-"""Exact YouTube-8M evaluation metrics: GAP@k, per-class AP / mAP, Hit@k and PERR.
+"""Exact YouTube-8M evaluation metrics, streamed: GAP@k, per-class AP / mAP, Hit@k,
+PERR, precision / recall / F1 at a threshold, and category top-k accuracy.
 
-Everything is vectorized numpy. The whole-array functions (`gap`, `hit_at_one`,
-...) are thin wrappers over `StreamingEvaluator`, so streamed and whole-array
-figures come from the same code and agree exactly whatever the batching.
+Everything is vectorized numpy over batch summaries (`videotag.evaluation.summary`):
+the accumulators hold each video's top-k (score, class, is positive) triples plus
+O(classes) integer counters, never a [videos, classes] matrix. The whole-array
+functions (`gap`, `hit_at_one`, ...) feed the same accumulators with one batch, so
+streamed and whole-array figures come from the same code and agree exactly whatever
+the batching or the order of the videos.
 
 Conventions shared by every metric:
 
@@ -17,133 +21,40 @@ Conventions shared by every metric:
 * Videos without labels contribute their top-k pairs (all negatives) to GAP
   and mAP and count in the Hit@k denominator, but are left out of PERR (its
   precision at n = 0 labels is undefined).
+* A class is predicted at threshold t when its score is >= t. Micro precision,
+  recall and F1 pool the counts of all classes; macro ones average the per-class
+  figures over the classes with at least one positive (as mAP does). A class
+  with nothing predicted has precision 0; F1 = 2 TP / (2 TP + FP + FN), 0 if that
+  is 0 / 0.
+* Sums are taken in float64 over integer counts, in an order fixed by the sorted
+  pool or the class index, so results do not depend on the batching.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from videotag.evaluation.summary import (
+    SUMMARY_KEYS,
+    category_ranks,
+    check_batch,
+    summarize_batch,
+)
+
 __all__ = [
+    "CategoryEvaluator",
     "StreamingEvaluator",
     "average_precision_per_class",
+    "category_accuracy",
     "gap",
     "hit_at_k",
     "hit_at_one",
     "mean_average_precision",
     "perr",
+    "precision_recall_f1",
 ]
-
-
-def _check_batch(
-    predictions, labels, num_classes: Optional[int] = None
-) -> Tuple[np.ndarray, np.ndarray]:
-    """Validates one batch and returns (scores as float array, labels as bool array).
-
-    Raises:
-        ValueError: on non-2-D inputs, shape mismatches, NaN scores or labels
-            other than 0/1.
-    """
-    scores = np.asarray(predictions)
-    labels = np.asarray(labels)
-    if scores.ndim != 2 or labels.ndim != 2:
-        raise ValueError(
-            "predictions and labels must be 2-D [videos, classes]; got predictions "
-            f"of shape {scores.shape} and labels of shape {labels.shape}"
-        )
-    if scores.shape != labels.shape:
-        raise ValueError(
-            f"predictions have shape {scores.shape} but labels have shape "
-            f"{labels.shape}; they must be equal [videos, classes]"
-        )
-    if scores.shape[1] == 0:
-        raise ValueError("predictions and labels must have at least one class (column)")
-    if num_classes is not None and scores.shape[1] != num_classes:
-        raise ValueError(
-            f"predictions and labels have {scores.shape[1]} classes but the "
-            f"evaluator was built for num_classes={num_classes}"
-        )
-    if scores.dtype.kind in "iub":
-        scores = scores.astype(np.float64)
-    elif scores.dtype.kind != "f":
-        raise ValueError(f"predictions must be real numbers, got dtype {scores.dtype}")
-    num_nan = np.count_nonzero(np.isnan(scores))
-    if num_nan:
-        raise ValueError(f"predictions contain {num_nan} NaN score(s); scores must not be NaN")
-    if labels.dtype != np.bool_:
-        ones = labels == 1
-        # Every non-zero label (including NaN) must be a 1.
-        if np.count_nonzero(labels) != np.count_nonzero(ones):
-            raise ValueError("labels must be multi-hot: every value must be 0 or 1")
-        labels = ones
-    return scores, labels
-
-
-def _top_k(scores: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Top-k classes of every video, ranked by (score descending, class ascending).
-
-    Args:
-        scores: [videos >= 1, classes >= 1] float array without NaN.
-        k: number of classes to keep per video (>= 1); capped at the classes.
-
-    Returns:
-        (classes, scores), both [videos, min(k, classes)], each row in rank order.
-    """
-    num_videos, num_classes = scores.shape
-    kk = min(k, num_classes)
-    if kk == num_classes:
-        rows = np.repeat(np.arange(num_videos), num_classes)
-        cls = np.tile(np.arange(num_classes), num_videos)
-    else:
-        # Threshold = k-th largest score per row; everything above it is in the
-        # top k, and the ties at the threshold are filled in by class index.
-        thr = np.partition(scores, num_classes - kk, axis=1)[:, num_classes - kk]
-        rows, cls = np.nonzero(scores >= thr[:, None])  # row-major, class ascending
-        if rows.size != num_videos * kk:
-            at_thr = scores[rows, cls] == thr[rows]
-            per_row = np.bincount(rows, minlength=num_videos)
-            ties_per_row = np.bincount(rows[at_thr], minlength=num_videos)
-            needed = kk - (per_row - ties_per_row)
-            ties_before_row = np.cumsum(ties_per_row) - ties_per_row
-            tie_rank = np.cumsum(at_thr) - 1 - ties_before_row[rows]
-            keep = ~at_thr | (tie_rank < needed[rows])
-            rows, cls = rows[keep], cls[keep]
-    cls = cls.reshape(num_videos, kk)
-    top = scores[rows.reshape(num_videos, kk), cls]
-    # Stable sort keeps the ascending class order among equal scores.
-    order = np.argsort(-top, axis=1, kind="stable")
-    return np.take_along_axis(cls, order, axis=1), np.take_along_axis(top, order, axis=1)
-
-
-def _hits_in_top_n(
-    scores: np.ndarray, labels: np.ndarray, ranked_positive: np.ndarray, n: np.ndarray
-) -> np.ndarray:
-    """Number of positives among each video's top-n classes (n = its label count).
-
-    Args:
-        scores: [videos, classes] scores.
-        labels: [videos, classes] bool labels.
-        ranked_positive: [videos, kk] bool, is-positive of the ranked top-kk.
-        n: [videos] int, number of labels of each video (may exceed kk).
-
-    Returns:
-        [videos] int64 counts; 0 where n == 0.
-    """
-    kk = ranked_positive.shape[1]
-    hits = np.zeros(n.shape[0], dtype=np.int64)
-    short = (n >= 1) & (n <= kk)
-    # The top n is a prefix of the ranked top kk when n <= kk.
-    cum = np.cumsum(ranked_positive, axis=1, dtype=np.int64)
-    hits[short] = cum[short, n[short] - 1]
-    long_rows = np.flatnonzero(n > kk)
-    if long_rows.size:
-        # Rare with YT8M-like data: rank the full rows of these videos only.
-        order = np.argsort(-scores[long_rows], axis=1, kind="stable")
-        ranked = np.take_along_axis(labels[long_rows], order, axis=1)
-        cum = np.cumsum(ranked, axis=1, dtype=np.int64)
-        hits[long_rows] = cum[np.arange(long_rows.size), n[long_rows] - 1]
-    return hits
 
 
 def _tie_group_ap_terms(
@@ -173,25 +84,44 @@ def _tie_group_ap_terms(
     return ends, new_pos * precision
 
 
-class StreamingEvaluator:
-    """Accumulates exact YT8M metrics over batches of videos.
+def _ratio(num, den) -> np.ndarray:
+    """num / den elementwise in float64, 0 where den == 0."""
+    num = np.asarray(num, np.float64)
+    den = np.asarray(den, np.float64)
+    return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
 
-    Per batch it keeps only the top-k (score, class, is_positive) triples of each
-    video, plus O(classes) integer counters; the figures are exactly those of the
-    whole-array functions, whatever the batch split or the order of the videos.
+
+class StreamingEvaluator:
+    """Accumulates the exact tag metrics over batches of videos.
+
+    Memory: each video's top-k (score, class, is positive) triples (about 7 bytes
+    each with float32 scores) and O(classes) integer counters; the figures are
+    exactly those of the whole-array functions, whatever the batch split or the
+    order of the videos.
+
+    Feed it either whole arrays (`add`) or summaries computed elsewhere
+    (`add_summary`, e.g. by TensorFlow inside a model's predict step).
 
     Args:
         num_classes: number of classes (columns of every batch).
-        top_k: k of GAP@k and of the per-class AP pools.
+        top_k: k of GAP@k, of the per-class AP pools and of Hit@k.
+        threshold: score at or above which a class counts as predicted, for
+            precision / recall / F1.
     """
 
-    def __init__(self, num_classes: int, top_k: int = 20):
+    def __init__(self, num_classes: int, top_k: int = 20, threshold: float = 0.5):
         if int(num_classes) != num_classes or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
         if int(top_k) != top_k or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        if not np.isfinite(threshold):
+            raise ValueError(f"threshold must be a finite number, got {threshold!r}")
         self.num_classes = int(num_classes)
         self.top_k = int(top_k)
+        self.threshold = float(threshold)
+        # kk: the top-k actually kept per video (all classes when there are fewer).
+        self.kept = min(self.top_k, self.num_classes)
+        self._class_dtype = np.int16 if self.num_classes <= 2**15 else np.int32
         self.reset()
 
     def reset(self) -> None:
@@ -201,21 +131,31 @@ class StreamingEvaluator:
         self._positive: List[np.ndarray] = []
         self._is_sorted = False
         self._num_videos = 0
-        self._class_positives = np.zeros(self.num_classes, dtype=np.int64)
-        self._hits_at_1 = 0
-        self._hits_at_k = 0
+        size = self.num_classes
+        self._class_positives = np.zeros(size, dtype=np.int64)
+        self._true_positives = np.zeros(size, dtype=np.int64)
+        self._false_positives = np.zeros(size, dtype=np.int64)
+        # Videos by the rank of their first positive in the top kk (index kk: none).
+        self._first_hit = np.zeros(self.kept + 1, dtype=np.int64)
         # PERR counters indexed by a video's label count n, so that the final sum
         # runs in a fixed order and is independent of batching.
-        self._perr_hits_by_n = np.zeros(self.num_classes + 1, dtype=np.int64)
-        self._videos_by_n = np.zeros(self.num_classes + 1, dtype=np.int64)
+        self._perr_hits_by_n = np.zeros(size + 1, dtype=np.int64)
+        self._videos_by_n = np.zeros(size + 1, dtype=np.int64)
 
     @property
     def num_videos(self) -> int:
         """Number of videos added since construction or the last `reset`."""
         return self._num_videos
 
+    def memory_bytes(self) -> int:
+        """Bytes held by the accumulated state (top-k triples and counters)."""
+        arrays = self._scores + self._classes + self._positive + [
+            self._class_positives, self._true_positives, self._false_positives,
+            self._first_hit, self._perr_hits_by_n, self._videos_by_n]
+        return int(sum(a.nbytes for a in arrays))
+
     def add(self, predictions, labels) -> None:
-        """Adds one batch of videos.
+        """Adds one batch of whole arrays.
 
         Args:
             predictions: [batch, num_classes] scores (no NaN).
@@ -225,52 +165,110 @@ class StreamingEvaluator:
             ValueError: if the shapes do not match each other or `num_classes`,
                 a score is NaN or a label is not 0/1.
         """
-        self._add_checked(*_check_batch(predictions, labels, self.num_classes))
+        self.add_summary(
+            summarize_batch(predictions, labels, self.top_k, self.threshold, self.num_classes)
+        )
 
-    def _add_checked(self, scores: np.ndarray, labels: np.ndarray) -> None:
-        """`add` for a batch already validated by `_check_batch`."""
-        if scores.shape[0] == 0:
+    def add_summary(self, summary: Mapping[str, np.ndarray]) -> None:
+        """Adds the summary of one batch (see `videotag.evaluation.summary`).
+
+        The summary must have been computed with this evaluator's `top_k` and
+        `threshold`.
+
+        Raises:
+            ValueError: a key is missing or an array has the wrong shape or values.
+        """
+        missing = [k for k in SUMMARY_KEYS if k not in summary]
+        if missing:
+            raise ValueError(f"batch summary lacks {missing}")
+        s = {k: np.asarray(summary[k]) for k in SUMMARY_KEYS}
+        classes, scores, positive = s["top_classes"], s["top_scores"], s["top_positive"]
+        batch = classes.shape[0] if classes.ndim == 2 else -1
+        shapes = {
+            "top_classes": (batch, self.kept), "top_scores": (batch, self.kept),
+            "top_positive": (batch, self.kept), "num_labels": (batch,), "perr_hits": (batch,),
+            "class_positives": (self.num_classes,), "true_positives": (self.num_classes,),
+            "false_positives": (self.num_classes,),
+        }
+        for key, shape in shapes.items():
+            if s[key].shape != shape:
+                raise ValueError(
+                    f"batch summary '{key}' has shape {s[key].shape}, expected {shape} "
+                    f"(num_classes={self.num_classes}, top_k={self.top_k})"
+                )
+        if batch == 0:
             return
-        classes, top = _top_k(scores, self.top_k)
-        positive = labels[np.arange(scores.shape[0])[:, None], classes]
-        n = np.count_nonzero(labels, axis=1)
-        hits = _hits_in_top_n(scores, labels, positive, n)
-        size = self.num_classes + 1
+        if classes.min() < 0 or classes.max() >= self.num_classes:
+            raise ValueError(f"batch summary 'top_classes' holds ids outside [0, {self.num_classes})")
+        if np.isnan(scores).any():
+            raise ValueError("batch summary 'top_scores' holds NaN scores")
+        n = s["num_labels"].astype(np.int64)
+        hits = s["perr_hits"].astype(np.int64)
+        if n.min() < 0 or n.max() > self.num_classes or (hits > n).any() or hits.min() < 0:
+            raise ValueError("batch summary 'num_labels' / 'perr_hits' out of range")
+        positive = positive.astype(bool)
+        if scores.dtype.kind != "f" or scores.dtype.itemsize < 4:
+            scores = scores.astype(np.float64 if scores.dtype.kind != "f" else np.float32)
 
-        self._scores.append(top.astype(np.float64).ravel())
-        self._classes.append(classes.astype(np.int32).ravel())
+        self._scores.append(scores.ravel())
+        self._classes.append(classes.astype(self._class_dtype).ravel())
         self._positive.append(positive.ravel())
         self._is_sorted = False
-        self._num_videos += scores.shape[0]
-        self._class_positives += np.count_nonzero(labels, axis=0)
-        self._hits_at_1 += int(np.count_nonzero(positive[:, 0]))
-        self._hits_at_k += int(np.count_nonzero(positive.any(axis=1)))
+        self._num_videos += batch
+        self._class_positives += s["class_positives"].astype(np.int64)
+        self._true_positives += s["true_positives"].astype(np.int64)
+        self._false_positives += s["false_positives"].astype(np.int64)
+        first = np.where(positive.any(axis=1), positive.argmax(axis=1), self.kept)
+        self._first_hit += np.bincount(first, minlength=self.kept + 1)
+        size = self.num_classes + 1
         self._perr_hits_by_n += np.bincount(n, weights=hits, minlength=size).astype(np.int64)
         self._videos_by_n += np.bincount(n, minlength=size)
 
     def _sorted_pool(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The pooled (scores, classes, is_positive), sorted by score descending."""
         if not self._is_sorted:
-            scores = np.concatenate([np.zeros(0)] + self._scores)
+            scores = np.concatenate([np.zeros(0, np.float32)] + self._scores)
             order = np.argsort(scores)[::-1]  # order within equal scores is irrelevant
             # The sorted pool replaces the batches: the pool order does not matter.
             self._scores = [scores[order]]
-            self._classes = [np.concatenate([np.zeros(0, np.int32)] + self._classes)[order]]
+            self._classes = [np.concatenate([np.zeros(0, self._class_dtype)] + self._classes)[order]]
             self._positive = [np.concatenate([np.zeros(0, bool)] + self._positive)[order]]
             self._is_sorted = True
         return self._scores[0], self._classes[0], self._positive[0]
 
+    def _pool_groups(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(sorted is_positive, tie-group starts) of the pool."""
+        scores, _, positive = self._sorted_pool()
+        group_start = np.empty(scores.size, dtype=bool)
+        if scores.size:
+            group_start[0] = True
+            np.not_equal(scores[1:], scores[:-1], out=group_start[1:])
+        return positive, group_start
+
     def gap(self) -> float:
         """Global average precision at `top_k` of the videos added so far."""
         total = int(self._class_positives.sum())
-        scores, _, positive = self._sorted_pool()
-        if total == 0 or scores.size == 0:
+        positive, group_start = self._pool_groups()
+        if total == 0 or positive.size == 0:
             return 0.0
-        group_start = np.empty(scores.size, dtype=bool)
-        group_start[0] = True
-        np.not_equal(scores[1:], scores[:-1], out=group_start[1:])
         _, terms = _tie_group_ap_terms(positive, group_start)
         return float(terms.sum() / total)
+
+    def pr_curve(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Precision-recall curve of the pooled top-k pairs (the curve under GAP).
+
+        Returns:
+            (recall, precision) float64 arrays, one point at the end of every tie
+            group of the pool sorted by score descending; recall divides by all
+            positive labels (so it may stop short of 1). Empty without pairs.
+        """
+        total = int(self._class_positives.sum())
+        positive, group_start = self._pool_groups()
+        if positive.size == 0:
+            return np.zeros(0), np.zeros(0)
+        ends = np.append(np.flatnonzero(group_start)[1:] - 1, positive.size - 1)
+        found = np.cumsum(positive, dtype=np.int64)[ends]
+        return _ratio(found, total), found / (ends + 1.0)
 
     def per_class_ap(self) -> Tuple[np.ndarray, np.ndarray]:
         """Per-class AP over the pooled top-k lists.
@@ -286,8 +284,7 @@ class StreamingEvaluator:
         if scores.size:
             # Stable sort by class keeps score-descending order within each class;
             # int16 keys let numpy use its linear-time radix sort.
-            key = classes.astype(np.int16) if self.num_classes <= 2**15 else classes
-            by_class = np.argsort(key, kind="stable")
+            by_class = np.argsort(classes, kind="stable")
             scores, classes, positive = scores[by_class], classes[by_class], positive[by_class]
             seg_start = np.empty(scores.size, dtype=bool)
             seg_start[0] = True
@@ -297,8 +294,7 @@ class StreamingEvaluator:
             seg_first = np.flatnonzero(seg_start)[np.cumsum(seg_start) - 1]
             ends, terms = _tie_group_ap_terms(positive, group_start, seg_first)
             ap_sum = np.bincount(classes[ends], weights=terms, minlength=self.num_classes)
-        ap = np.divide(ap_sum, positives, out=np.zeros(self.num_classes), where=positives > 0)
-        return ap, positives
+        return _ratio(ap_sum, positives), positives
 
     def _mean_aps(self) -> Tuple[float, float]:
         """(mAP over classes with positives, mean AP over all classes)."""
@@ -308,12 +304,24 @@ class StreamingEvaluator:
             return 0.0, 0.0
         return float(ap[has_positives].mean()), float(ap.mean())
 
+    def hit_at(self, k: int) -> float:
+        """Fraction of videos with a positive among their top k classes.
+
+        Args:
+            k: 1 <= k <= top_k (any k >= 1 when top_k covers every class).
+
+        Returns:
+            Hit@k; 0.0 with no videos.
+        """
+        if k < 1 or (k > self.kept and self.kept < self.num_classes):
+            raise ValueError(f"Hit@{k} needs 1 <= k <= top_k ({self.top_k})")
+        if not self._num_videos:
+            return 0.0
+        return float(self._first_hit[: min(k, self.kept)].sum() / self._num_videos)
+
     def hit_at_1(self) -> float:
         """Fraction of videos whose top-1 class is a positive (0.0 with no videos)."""
-        return self._hits_at_1 / self._num_videos if self._num_videos else 0.0
-
-    def _hit_at_top_k(self) -> float:
-        return self._hits_at_k / self._num_videos if self._num_videos else 0.0
+        return self.hit_at(1)
 
     def perr(self) -> float:
         """Precision at equal recall rate over videos with at least one label.
@@ -326,31 +334,145 @@ class StreamingEvaluator:
         n = np.arange(1, self.num_classes + 1)
         return float(np.sum(self._perr_hits_by_n[1:] / n) / labelled)
 
+    def class_counts(self) -> Dict[str, np.ndarray]:
+        """int64 [num_classes] counts at the threshold: `true_positives`,
+        `false_positives`, `false_negatives` and `positives` (labelled videos)."""
+        return {
+            "true_positives": self._true_positives.copy(),
+            "false_positives": self._false_positives.copy(),
+            "false_negatives": self._class_positives - self._true_positives,
+            "positives": self._class_positives.copy(),
+        }
+
+    def per_class_prf(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """float64 [num_classes] (precision, recall, F1) at the threshold."""
+        tp, fp = self._true_positives, self._false_positives
+        fn = self._class_positives - tp
+        return _ratio(tp, tp + fp), _ratio(tp, tp + fn), _ratio(2 * tp, 2 * tp + fp + fn)
+
+    def precision_recall_f1(self) -> Dict[str, float]:
+        """Micro and macro precision, recall and F1 at the threshold.
+
+        Returns:
+            dict with `precision_micro`, `recall_micro`, `f1_micro`,
+            `precision_macro`, `recall_macro`, `f1_macro` (macro: over classes
+            with at least one positive; all 0.0 when there is none).
+        """
+        tp = int(self._true_positives.sum())
+        fp = int(self._false_positives.sum())
+        fn = int(self._class_positives.sum()) - tp
+        result = {
+            "precision_micro": float(_ratio(tp, tp + fp)),
+            "recall_micro": float(_ratio(tp, tp + fn)),
+            "f1_micro": float(_ratio(2 * tp, 2 * tp + fp + fn)),
+        }
+        has_positives = self._class_positives > 0
+        for name, values in zip(("precision", "recall", "f1"), self.per_class_prf()):
+            result[f"{name}_macro"] = float(values[has_positives].mean()) if has_positives.any() else 0.0
+        return result
+
     def result(self) -> Dict[str, float]:
         """All figures of the videos added so far.
 
         Returns:
             dict with "gap", "map" (mean AP over classes with positives),
-            "map_all_classes" (mean AP over all classes), "hit_at_1", "perr",
-            "num_videos" and "num_positives" (total positive labels).
+            "map_all_classes" (mean AP over all classes), "hit_at_1",
+            "hit_at_k" (Hit@top_k), "perr", the micro and macro precision /
+            recall / F1 at the threshold, "top_k", "threshold", "num_videos",
+            "num_positives" (total positive labels) and
+            "num_classes_with_positives".
         """
         mean_ap, mean_ap_all = self._mean_aps()
-        return {
+        result = {
             "gap": self.gap(),
             "map": mean_ap,
             "map_all_classes": mean_ap_all,
             "hit_at_1": self.hit_at_1(),
+            "hit_at_k": self.hit_at(self.top_k),
             "perr": self.perr(),
-            "num_videos": self._num_videos,
-            "num_positives": int(self._class_positives.sum()),
+        }
+        result.update(self.precision_recall_f1())
+        result.update(
+            top_k=self.top_k,
+            threshold=self.threshold,
+            num_videos=self._num_videos,
+            num_positives=int(self._class_positives.sum()),
+            num_classes_with_positives=int(np.count_nonzero(self._class_positives)),
+        )
+        return result
+
+
+class CategoryEvaluator:
+    """Top-1 / top-5 accuracy of a multi-class (softmax) category head, streamed.
+
+    Keeps one counter per rank: memory O(num_categories). Videos without a
+    category (id -1) are counted apart and left out of the accuracy.
+
+    Args:
+        num_categories: number of categories (columns of the category scores).
+    """
+
+    def __init__(self, num_categories: int):
+        if int(num_categories) != num_categories or num_categories < 1:
+            raise ValueError(f"num_categories must be a positive integer, got {num_categories!r}")
+        self.num_categories = int(num_categories)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forgets every video added so far."""
+        self._rank_counts = np.zeros(self.num_categories, dtype=np.int64)
+        self._without_category = 0
+
+    @property
+    def num_videos(self) -> int:
+        """Videos with a category added so far."""
+        return int(self._rank_counts.sum())
+
+    def add(self, scores, categories) -> None:
+        """Adds [batch, num_categories] scores and [batch] int ids (-1: none).
+
+        Raises:
+            ValueError: shapes, NaN scores, or an id >= num_categories.
+        """
+        scores = np.asarray(scores)
+        if scores.ndim != 2 or scores.shape[1] != self.num_categories:
+            raise ValueError(
+                f"category scores have shape {scores.shape}, expected [batch, "
+                f"{self.num_categories}]"
+            )
+        self.add_ranks(category_ranks(scores, categories))
+
+    def add_ranks(self, ranks) -> None:
+        """Adds [batch] ranks of the true categories (0 = top; -1: no category)."""
+        ranks = np.asarray(ranks).astype(np.int64).ravel()
+        if ranks.size and (ranks.min() < -1 or ranks.max() >= self.num_categories):
+            raise ValueError(f"category ranks must lie in [-1, {self.num_categories})")
+        self._without_category += int(np.count_nonzero(ranks < 0))
+        self._rank_counts += np.bincount(ranks[ranks >= 0], minlength=self.num_categories)
+
+    def accuracy(self, k: int = 1) -> float:
+        """Fraction of videos whose category is among their k top-scoring ones."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        total = self.num_videos
+        return float(self._rank_counts[:k].sum() / total) if total else 0.0
+
+    def result(self) -> Dict[str, float]:
+        """`category_top1`, `category_top5`, `num_category_videos` and
+        `num_videos_without_category`."""
+        return {
+            "category_top1": self.accuracy(1),
+            "category_top5": self.accuracy(5),
+            "num_category_videos": self.num_videos,
+            "num_videos_without_category": self._without_category,
         }
 
 
-def _evaluate(predictions, labels, top_k: int) -> StreamingEvaluator:
+def _evaluate(predictions, labels, top_k: int, threshold: float = 0.5) -> StreamingEvaluator:
     """A StreamingEvaluator fed with the whole arrays as one batch."""
-    scores, labels = _check_batch(predictions, labels)
-    evaluator = StreamingEvaluator(scores.shape[1], top_k)
-    evaluator._add_checked(scores, labels)
+    scores, labels = check_batch(predictions, labels)
+    evaluator = StreamingEvaluator(scores.shape[1], top_k, threshold)
+    evaluator.add_summary(summarize_batch(scores, labels, top_k, threshold))
     return evaluator
 
 
@@ -371,7 +493,7 @@ def gap(predictions, labels, top_k: int = 20) -> float:
 
 def hit_at_k(predictions, labels, k: int) -> float:
     """Fraction of videos with at least one positive among their top-k classes."""
-    return _evaluate(predictions, labels, k)._hit_at_top_k()
+    return _evaluate(predictions, labels, k).hit_at(k)
 
 
 def hit_at_one(predictions, labels) -> float:
@@ -410,3 +532,23 @@ def mean_average_precision(predictions, labels, top_k: int = 20) -> float:
     reports the mean over all classes as "map_all_classes".
     """
     return _evaluate(predictions, labels, top_k)._mean_aps()[0]
+
+
+def precision_recall_f1(predictions, labels, threshold: float = 0.5) -> Dict[str, float]:
+    """Micro and macro precision, recall and F1 with classes predicted at score >= threshold.
+
+    Returns:
+        See `StreamingEvaluator.precision_recall_f1`.
+    """
+    return _evaluate(predictions, labels, 1, threshold).precision_recall_f1()
+
+
+def category_accuracy(scores, categories, k: int = 1) -> float:
+    """Top-k accuracy of category scores [videos, num_categories] against int ids
+    [videos] (-1: no category, left out); ties rank the lower id first."""
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or scores.shape[1] < 1:
+        raise ValueError(f"category scores must be [videos, num_categories], got {scores.shape}")
+    evaluator = CategoryEvaluator(scores.shape[1])
+    evaluator.add(scores, categories)
+    return evaluator.accuracy(k)

@@ -236,7 +236,7 @@ def summary_line(summary: Dict, top_k: int = 20) -> str:
         f"trained {summary['model']}: {summary['epochs']} epochs, {summary['steps']} steps, "
         f"{summary['seconds']} s"
     )
-    if "validation" in summary:
+    if "gap" in summary.get("validation", {}):
         line += f"; validation GAP@{top_k} {summary['validation']['gap']:.4f}"
         if "untrained_validation" in summary:
             line += f" (untrained {summary['untrained_validation']['gap']:.4f})"
