@@ -9,6 +9,7 @@ from tests.helpers import frame_record, random_batch, tiny_config, write_file
 from videotag.data import make_dataset, translate_error
 from videotag.data.reader import SkipCounter, for_keras
 from videotag.errors import ConfigError
+from videotag.evaluation.evaluator import evaluate
 from videotag.training.trainer import compile_model
 
 
@@ -100,3 +101,8 @@ def test_multi_task_model_trains(tmp_path, tasks):
         probs = model({k: batch[k] for k in ("rgb", "audio", "num_frames")}, training=False)
         accuracy = np.mean(np.argmax(probs["category"], -1) == batch["category"].numpy())
         assert accuracy > 0.9
+        # the evaluator reports the same accuracy from the records
+        result = evaluate(model, cfg, pattern=path, verbose=False)
+        assert result["category_top1"] == pytest.approx(accuracy)
+        assert result["category_top5"] == 1.0  # 3 categories: always within the top 5
+        assert ("gap" in result) == ("tags" in tasks)
