@@ -12,7 +12,14 @@ from videotag.config import DataConfig
 from videotag.data import schema
 from videotag.data.reader import make_dataset
 from videotag.errors import ConfigError, DataError, ModelError
-from videotag.extraction import ExtractionConfig, Extractor, Pca, PcaFitter, extract, fit_pca
+from videotag.extraction import (
+    ExtractionConfig,
+    Extractor,
+    Pca,
+    PcaFitter,
+    extract,
+    fit_pca,
+)
 from videotag.extraction import audio as audio_lib
 from videotag.extraction.config import check_compatible
 from videotag.extraction.decode import decode_video

@@ -37,7 +37,7 @@ flags.DEFINE_bool("progress", True, "Show a progress bar.")
 def main(argv):
     del argv
     from videotag.errors import ConfigError
-    from videotag.extraction import extract, fit_pca, load
+    from videotag.extraction import Extractor, extract, fit_pca, load
 
     inputs = [part for value in FLAGS.input for part in value.split(",") if part]
     overrides = list(FLAGS.override)
@@ -50,17 +50,19 @@ def main(argv):
         cfg.pca = {name: f"{FLAGS.pca_dir}/{name}" for name in cfg.feature_names}
     if not FLAGS.fit_pca and not FLAGS.output_dir:
         raise ConfigError("give --output_dir (extract) or --fit_pca with --pca_dir")
+    extractor = None
     if FLAGS.fit_pca:
         if not FLAGS.pca_dir:
             raise ConfigError("--fit_pca needs --pca_dir (where the PCA files go)")
-        summary, pcas = fit_pca(cfg, inputs, FLAGS.pca_dir, progress=FLAGS.progress)
+        extractor = Extractor(cfg, with_pca=False)  # gets the fitted PCA, then extracts
+        summary, pcas = fit_pca(cfg, inputs, FLAGS.pca_dir, extractor, progress=FLAGS.progress)
         print(summary.text("fitted the PCA on"), file=sys.stderr)
         for name, pca in pcas.items():
             print(f"  {name}: {pca.input_dim} -> {pca.output_dim} in {cfg.pca[name]}",
                   file=sys.stderr)
         failed = len(summary.failed)
     if FLAGS.output_dir:
-        summary = extract(cfg, inputs, FLAGS.output_dir, progress=FLAGS.progress)
+        summary = extract(cfg, inputs, FLAGS.output_dir, extractor, progress=FLAGS.progress)
         print(summary.text() + f"; records in {FLAGS.output_dir}", file=sys.stderr)
         failed = len(summary.failed)
     if failed:

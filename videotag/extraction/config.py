@@ -23,7 +23,7 @@ MISSING_AUDIO = ("silence", "zeros", "error")
 # Keys that change the features written: a rerun into a folder must not change them.
 FEATURE_KEYS = ("feature_names", "feature_sizes", "sampling", "fps", "num_frames",
                 "max_frames", "backbone", "backbone_weights", "image_size", "pca",
-                "audio_weights", "missing_audio", "id_key")
+                "audio_weights", "missing_audio", "id_key", "seed")
 
 
 @dataclass
@@ -58,6 +58,9 @@ class ExtractionConfig:
             of a silent track, as for the silent padding of a short track),
             "zeros" (the zero vector after PCA, i.e. the mean audio frame, quantized)
             or fails ("error"). Such videos are counted in the summary either way.
+        seed: with "random" weights, the seed of their initialisation: the same seed
+            gives the same untrained networks in every run, so features extracted by
+            separate runs (training records, then `predict.py --videos`) match.
         id_key: context key of the video id (the file stem).
         label_file: class names to resolve label names of a manifest (any format of
             `videotag.data.labels`); integer labels need none.
@@ -80,6 +83,7 @@ class ExtractionConfig:
     pca: Dict[str, str] = field(default_factory=dict)
     audio_weights: str = ""
     missing_audio: str = "silence"
+    seed: int = 0
     id_key: str = "id"
     label_file: str = ""
     videos_per_shard: int = 100

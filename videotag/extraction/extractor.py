@@ -58,6 +58,10 @@ class Extractor:
                         f"no PCA for '{name}' (extraction key 'pca.{name}'): fit one on your "
                         "videos with tools/extract_features.py --fit_pca --pca_dir=DIR, or give "
                         "the folder of mean.npy/eigenvecs.npy/eigenvals.npy files")
+        if "random" in (cfg.backbone_weights, cfg.audio_weights):
+            import keras
+
+            keras.utils.set_random_seed(cfg.seed)  # the same untrained networks every run
         if "rgb" in cfg.feature_names:
             from videotag.extraction.rgb import FrameFeatures
 

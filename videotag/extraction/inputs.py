@@ -73,8 +73,8 @@ def is_video_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def read_manifest(path: str, labels: LabelResolver) -> List[VideoItem]:
-    """Videos of a manifest file (see the module docstring).
+def read_manifest(path: str, labels: Optional[LabelResolver]) -> List[VideoItem]:
+    """Videos of a manifest file (see the module docstring); labels None: ignored.
 
     Raises:
         DataError: unreadable file, or a bad line, naming the file and line.
@@ -96,13 +96,16 @@ def read_manifest(path: str, labels: LabelResolver) -> List[VideoItem]:
         video = Path(parts[0].strip())
         video = video if video.is_absolute() else base / video
         title = parts[1].strip() if len(parts) > 1 and parts[1].strip() else None
-        ids = labels(parts[2], f"{path}: line {number}") if len(parts) > 2 else []
+        ids = labels(parts[2], f"{path}: line {number}") if labels and len(parts) > 2 else []
         items.append(VideoItem(str(video), video.stem, title, ids))
     return items
 
 
-def list_videos(inputs: Sequence[str], label_file: str = "") -> Tuple[List[VideoItem], List[str]]:
+def list_videos(inputs: Sequence[str], label_file: str = "",
+                with_labels: bool = True) -> Tuple[List[VideoItem], List[str]]:
     """The videos named by `inputs` (folders, video files, manifests), in order.
+
+    With `with_labels` False the manifests' labels are ignored (for prediction).
 
     Returns:
         (videos, ignored): the videos to extract, and the files of input folders left
@@ -112,7 +115,7 @@ def list_videos(inputs: Sequence[str], label_file: str = "") -> Tuple[List[Video
         DataError: an input does not exist, a manifest line is bad, or two videos
             share an id.
     """
-    labels = LabelResolver(label_file)
+    labels = LabelResolver(label_file) if with_labels else None
     items: List[VideoItem] = []
     ignored: List[str] = []
     if not inputs:

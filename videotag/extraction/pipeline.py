@@ -217,7 +217,8 @@ def _report(progress: Progress, summary: Summary, item: VideoItem, exc: BaseExce
 
 
 def extract(cfg: ExtractionConfig, inputs: Sequence[str], output_dir: str,
-            extractor: Optional[Extractor] = None, progress: bool = True) -> Summary:
+            extractor: Optional[Extractor] = None, progress: bool = True,
+            with_labels: bool = True) -> Summary:
     """Extracts the videos of `inputs` into YT8M frame-level records in `output_dir`.
 
     Args:
@@ -226,6 +227,7 @@ def extract(cfg: ExtractionConfig, inputs: Sequence[str], output_dir: str,
         output_dir: the output folder; videos already in it are skipped.
         extractor: a ready `Extractor` of `cfg` (built when None).
         progress: show a progress bar on stderr.
+        with_labels: read the manifests' labels (False: records without labels).
 
     Returns:
         The run's `Summary` (also written to `<output_dir>/summary.json`).
@@ -235,7 +237,7 @@ def extract(cfg: ExtractionConfig, inputs: Sequence[str], output_dir: str,
         DataError: an input is missing or a manifest line is bad (before any work).
     """
     start = time.time()
-    items, ignored = list_videos(inputs, cfg.label_file)
+    items, ignored = list_videos(inputs, cfg.label_file, with_labels)
     config_lib.check_compatible(cfg, output_dir)
     extractor = extractor or Extractor(cfg)
     output = ShardedOutput(output_dir, cfg.videos_per_shard)

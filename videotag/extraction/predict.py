@@ -63,11 +63,11 @@ def predict_videos(inputs: Sequence[str], cfg: ExtractionConfig, model_dir: Opti
         raise VideotagError("give exactly one of a model directory and a SavedModel")
     if model_dir:
         _match_model_config(cfg, model_dir)
-    items, _ = list_videos(inputs, cfg.label_file)
+    items, _ = list_videos(inputs, with_labels=False)
     order = {item.video_id: (i, item.path) for i, item in enumerate(items)}
     with tempfile.TemporaryDirectory(prefix="videotag-features-") as tmp:
         folder = features_dir or tmp
-        summary = extract(cfg, inputs, folder, progress=progress)
+        summary = extract(cfg, inputs, folder, progress=progress, with_labels=False)
         print(summary.text(), file=sys.stderr)
         if not summary.extracted and not summary.skipped:
             return [], summary
