@@ -113,6 +113,13 @@ def test_decode_errors_name_the_file(videos, tmp_path):
         decode_video(str(tmp_path / "missing.mp4"), (8, 8))
 
 
+def test_audio_longer_than_the_picture_is_not_truncation(tmp_path):
+    # Matroska declares one duration for all streams: here the audio's 5 s
+    path = write_video(tmp_path / "a.mkv", seconds=2.0, audio_seconds=5.0)
+    video = decode_video(path, (8, 8))
+    assert len(video.frames) == 2 and len(video.waveform) > 4.5 * 16000
+
+
 # ------------------------------------------------------------------ audio
 
 

@@ -27,7 +27,8 @@ flags.DEFINE_string("backbone", None, "keras.applications CNN (default Inception
 flags.DEFINE_string("weights", None, "CNN weights: imagenet (default), a file, or random.")
 flags.DEFINE_string("audio_weights", None, "VGGish weights: vggish_model.ckpt, a Keras "
                     "weights file, or random.")
-flags.DEFINE_string("pca_dir", None, "PCA folder with one sub-folder per feature (rgb/, audio/).")
+flags.DEFINE_string("pca_dir", None, "PCA folder with one sub-folder per feature (rgb/, audio/); "
+                    "replaces the pca.* settings.")
 flags.DEFINE_bool("fit_pca", False, "Fit the PCA on these videos and write it to --pca_dir "
                   "(then extract too if --output_dir is given).")
 flags.DEFINE_string("label_file", None, "Class names for the manifest's label names.")

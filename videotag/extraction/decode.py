@@ -57,12 +57,13 @@ class DecodedVideo:
     duration: float
 
 
-def _declared_duration(container, stream) -> Optional[float]:
+def _declared_duration(container, stream) -> Tuple[Optional[float], bool]:
+    """(seconds, whether they are the video stream's own) from the file's headers."""
     if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
+        return float(stream.duration * stream.time_base), True
     if container.duration is not None:
-        return container.duration / 1_000_000  # AV_TIME_BASE
-    return None
+        return container.duration / 1_000_000, False  # AV_TIME_BASE
+    return None, False
 
 
 def _scan_duration(path: str) -> Optional[float]:
@@ -134,7 +135,7 @@ def decode_video(
         vstream = container.streams.video[0]
         vstream.thread_type = "AUTO"
         astream = container.streams.audio[0] if audio and container.streams.audio else None
-        declared = _declared_duration(container, vstream)
+        declared, of_video = _declared_duration(container, vstream)
         if sampling == "uniform" and not declared:
             declared = _scan_duration(path)
             if not declared:
@@ -188,7 +189,9 @@ def decode_video(
     if last_frame is None:
         raise DataError(f"{path}: no video frame could be decoded")
     duration = last_time + interval
-    if not video_done and declared and duration < declared - max(
+    # the container's duration covers every stream: a longer audio track is no damage
+    reached = duration if of_video else max(duration, audio_seconds)
+    if not video_done and declared and reached < declared - max(
             _TRUNCATION_SLACK, _TRUNCATION_FRACTION * declared):
         raise DataError(
             f"{path}: frames stop at {duration:.1f} s of the declared {declared:.1f} s: "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections import deque
@@ -36,6 +37,7 @@ from videotag.extraction.inputs import VideoItem, list_videos
 from videotag.extraction.pca import Pca, PcaFitter
 
 SHARD_PREFIX = "part"
+_SHARD_FILE = re.compile(SHARD_PREFIX + r"-(\d+)\.(ids|tfrecord)")
 SUMMARY_FILE = "summary.json"
 
 
@@ -168,12 +170,13 @@ class ShardedOutput:
             stale.unlink()  # left by an interrupted run
         self.done: set = set()
         numbers = [-1]
-        for ids_file in self.folder.glob(f"{SHARD_PREFIX}-*.ids"):
-            numbers.append(int(ids_file.stem.split("-")[-1]))
-            if ids_file.with_suffix(".tfrecord").is_file():
-                self.done.update(ids_file.read_text(encoding="utf-8").split())
-        for shard in self.folder.glob(f"{SHARD_PREFIX}-*.tfrecord"):
-            numbers.append(int(shard.stem.split("-")[-1]))
+        for file in self.folder.iterdir():
+            match = _SHARD_FILE.fullmatch(file.name)
+            if not match:
+                continue
+            numbers.append(int(match.group(1)))
+            if match.group(2) == "ids" and file.with_suffix(".tfrecord").is_file():
+                self.done.update(file.read_text(encoding="utf-8").split())
         self.next_number = max(numbers) + 1
         self.written: List[str] = []
         self._writer = None

@@ -21,7 +21,8 @@ CODECS = {  # extension -> (video codec, audio codec, audio sample rate)
 
 def write_video(path: str | Path, seconds: float = 3.0, width: int = 64, height: int = 48,
                 fps: int = 25, color: Sequence[int] = (200, 60, 40),
-                tone_hz: Optional[float] = 440.0, seed: int = 0) -> str:
+                tone_hz: Optional[float] = 440.0, seed: int = 0, texture: float = 0.0,
+                audio_seconds: Optional[float] = None) -> str:
     """Writes a synthetic video and returns its path.
 
     Args:
@@ -32,6 +33,9 @@ def write_video(path: str | Path, seconds: float = 3.0, width: int = 64, height:
         color: RGB background colour.
         tone_hz: pitch of the stereo sine tone; None writes no audio track.
         seed: seed of the noise and of the square's path.
+        texture: amplitude (0-255) of a random texture drifting over the background:
+            detail that costs bits and decoding time, as in real videos (0: flat).
+        audio_seconds: duration of the audio track (default: `seconds`).
     """
     import av
 
@@ -50,10 +54,16 @@ def write_video(path: str | Path, seconds: float = 3.0, width: int = 64, height:
         audio = container.add_stream(audio_codec, rate=rate, layout="stereo") if tone_hz else None
         background = np.empty((height, width, 3), np.uint8)
         background[:] = np.asarray(color, np.uint8)
+        if texture:
+            pattern = rng.uniform(-texture, texture, (height, 2 * width, 1))
+            pattern = np.repeat(np.repeat(pattern[::2, ::2], 2, axis=0), 2, axis=1)[:height]
         side = max(2, min(width, height) // 4)
         dx, dy = rng.uniform(0.5, 1.5, 2) * (width / fps / 2, height / fps / 2)
         for i in range(num_frames):
             image = background.copy()
+            if texture:
+                shift = (2 * i) % width
+                image = np.clip(image + pattern[:, shift : shift + width], 0, 255).astype(np.uint8)
             x = int(i * dx) % max(1, width - side)
             y = int(i * dy) % max(1, height - side)
             image[y : y + side, x : x + side] = 255 - image[y : y + side, x : x + side]
@@ -63,7 +73,7 @@ def write_video(path: str | Path, seconds: float = 3.0, width: int = 64, height:
         for packet in video.encode():
             container.mux(packet)
         if audio is not None:
-            samples = int(round(seconds * rate))
+            samples = int(round((audio_seconds or seconds) * rate))
             t = np.arange(samples) / rate
             wave = 0.4 * np.sin(2 * np.pi * tone_hz * t) + 0.02 * rng.standard_normal(samples)
             wave = wave.astype(np.float32)
