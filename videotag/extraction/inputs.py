@@ -5,7 +5,8 @@ An input is
   (`decode.VIDEO_EXTENSIONS`), sorted by name; other files are ignored and counted;
 - a video file (by extension);
 - any other file: a manifest, one video per line, `path<TAB>title<TAB>labels`:
-  title and labels are optional, labels are comma-separated class ids (integers) or
+  title and labels are optional (an empty title writes no `title` key, empty labels
+  an empty `labels` list), labels are comma-separated class ids (integers) or
   class names of the label file; relative paths are relative to the manifest's folder;
   empty lines and lines starting with `#` are skipped. Every path of a manifest is
   tried as a video, whatever its extension.
