@@ -4,6 +4,9 @@
         --input_data_pattern='data/test*.tfrecord' --output_file=pred.csv
     python tools/predict.py --saved_model=exports/nextvlad/1 \
         --input_data_pattern='data/test*.tfrecord' --output_file=pred.json --format=json
+    # video files: extracted with the training records' settings, VideoTag JSON out
+    python tools/predict.py --model_dir=runs/nextvlad --videos=my_videos/ \
+        --extraction_config=features/extraction.yaml
 """
 
 import os
@@ -18,9 +21,15 @@ flags.DEFINE_enum("on_bad_record", None, ["error", "skip"],
                   "Bad records: stop (error) or drop and count (skip); default the run's config.")
 flags.DEFINE_string("model_dir", None, "Trained model directory.")
 flags.DEFINE_string("saved_model", None, "Exported SavedModel version folder.")
-flags.DEFINE_string("input_data_pattern", None, "Glob of records to predict.", required=True)
+flags.DEFINE_string("input_data_pattern", None, "Glob of records to predict.")
+flags.DEFINE_multi_string("videos", [], "Folder of videos, video file or manifest (repeatable): "
+                          "extract features, then predict.")
+flags.DEFINE_string("extraction_config", None, "With --videos: the extraction.yaml of the "
+                    "model's training records.")
+flags.DEFINE_string("features_dir", None, "With --videos: keep the extracted records here.")
 flags.DEFINE_string("output_file", None, "Output file (default: standard output).")
-flags.DEFINE_enum("format", "csv", ["csv", "json"], "Kaggle CSV or VideoTag JSON list.")
+flags.DEFINE_enum("format", None, ["csv", "json"],
+                  "Kaggle CSV or VideoTag JSON list (default: csv; json with --videos).")
 flags.DEFINE_integer("top_k", 20, "Classes per video.")
 flags.DEFINE_float("threshold", 0.0, "Leave out classes below this probability.")
 flags.DEFINE_integer("batch_size", 256, "Videos per batch.")
@@ -33,26 +42,45 @@ def main(argv):
 
     if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
         raise VideotagError("give exactly one of --model_dir and --saved_model")
-    if FLAGS.model_dir:
+    if bool(FLAGS.input_data_pattern) == bool(FLAGS.videos):
+        raise VideotagError("give exactly one of --input_data_pattern and --videos")
+    fmt = FLAGS.format or ("json" if FLAGS.videos else "csv")
+    failed = 0
+    if FLAGS.videos:
+        rows, failed = _video_rows()
+    elif FLAGS.model_dir:
         rows = predict_from_model_dir(FLAGS.model_dir, FLAGS.input_data_pattern, FLAGS.top_k,
                                       FLAGS.batch_size, FLAGS.on_bad_record)
     else:
         rows = predict_from_saved_model(FLAGS.saved_model, FLAGS.input_data_pattern, FLAGS.top_k, FLAGS.batch_size)
     if not FLAGS.output_file:
-        count = write_predictions(rows, sys.stdout, FLAGS.format, FLAGS.threshold)
+        count = write_predictions(rows, sys.stdout, fmt, FLAGS.threshold)
     else:
         # written under a temporary name: a failed run never leaves a partial file
         tmp = f"{FLAGS.output_file}.tmp"
         try:
             with open(tmp, "w", encoding="utf-8") as out:
-                count = write_predictions(rows, out, FLAGS.format, FLAGS.threshold)
+                count = write_predictions(rows, out, fmt, FLAGS.threshold)
             os.replace(tmp, FLAGS.output_file)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
     print(f"predicted {count} videos" + (f" to {FLAGS.output_file}" if FLAGS.output_file else ""),
           file=sys.stderr)
-    return 0
+    if failed:
+        print(f"error: {failed} video(s) could not be extracted (listed above)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _video_rows():
+    from videotag.extraction import load
+    from videotag.extraction.predict import predict_videos
+
+    inputs = [part for value in FLAGS.videos for part in value.split(",") if part]
+    rows, summary = predict_videos(inputs, load(FLAGS.extraction_config), FLAGS.model_dir,
+                                   FLAGS.saved_model, FLAGS.top_k, FLAGS.batch_size,
+                                   FLAGS.features_dir)
+    return rows, len(summary.failed)
 
 
 if __name__ == "__main__":
