@@ -22,6 +22,8 @@ from tests.serving_protos import message_class
 from tests.title_model import build_title_model
 from videotag.errors import ModelError
 from videotag.export import export_saved_model
+from videotag.export.tf_serving import parse_predict_log
+from videotag.training.trainer import compile_model
 
 CATEGORIES = ["news", "sports", "music"]
 RNG = np.random.default_rng(7)
@@ -79,6 +81,8 @@ def exports(tmp_path_factory):
               "data.category_file": str(categories), "export.top_k": 5}
     multi_cfg = tiny_config(**common, **{"model.head.tasks": "[tags, category]"})
     multi = videotag.build_model(multi_cfg)
+    compile_model(multi, multi_cfg)  # a trained model carries an optimizer: not exported
+    multi.optimizer.build(multi.trainable_variables)
     title_cfg = tiny_config(**common, **{"model.head.tasks": "[category]", "data.use_title": True})
     titled = build_title_model(title_cfg)
     exported = root / "exports"
@@ -289,6 +293,12 @@ def test_warmup_file_holds_valid_predict_requests(exports):
             batch = len(next(iter(inputs.values())))
             assert all(v.shape[0] == batch for v in out.values())
             seen.append((request.model_spec.signature_name, batch))
+            # the exporter's own reader decodes the same request
+            name_, signature_name, arrays = parse_predict_log(raw.numpy())
+            assert (name_, signature_name) == (name, request.model_spec.signature_name)
+            assert arrays.keys() == inputs.keys()
+            for key, value in arrays.items():
+                np.testing.assert_array_equal(value, inputs[key].numpy())
         assert sorted(seen) == sorted((s, b) for s in ("serving_default", "predict_dense")
                                       for b in (1, 8))
 
@@ -320,6 +330,17 @@ def test_keras_file_beside_the_saved_model(exports):
                                    keras.ops.convert_to_numpy(model(inputs)[key]), rtol=1e-6)
     saved = videotag.config.load(str(paths["multi"] / "assets.extra" / "videotag_config.yaml"))
     assert saved.to_dict() == cfg.to_dict()
+
+
+def test_the_saved_model_holds_the_weights_alone(exports):
+    _, paths, models = exports
+    model = models["multi"][0]
+    reader = tf.train.load_checkpoint(str(paths["multi"] / "variables" / "variables"))
+    shapes = reader.get_variable_to_shape_map()
+    assert not [name for name in shapes if "optimizer" in name]
+    weights = sum(int(np.prod(shape)) for name, shape in shapes.items()
+                  if name.endswith("VARIABLE_VALUE") and "seed" not in name)
+    assert weights == sum(int(np.prod(w.shape)) for w in model.weights)
 
 
 def test_export_refuses_models_it_cannot_feed():

@@ -92,6 +92,16 @@ def _sequence_example(context: Dict[str, bytes], frames: Dict[str, np.ndarray]) 
     return example.SerializeToString()
 
 
+def inference_copy(model):
+    """`model` without its optimizer (a clone with the same weights when it has one),
+    so the export holds the weights alone, not Adam's two extra copies of them."""
+    if getattr(model, "optimizer", None) is None:
+        return model
+    copy = type(model).from_config(model.get_config())  # not compiled, unlike clone_model
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def export_saved_model(
     model, cfg, export_dir: str, version: Optional[int] = None, name: Optional[str] = None,
     top_k: Optional[int] = None, save_keras: bool = True,
@@ -108,7 +118,8 @@ def export_saved_model(
         version: integer version; default: one above the highest present.
         name: serving model name; default: the model's name in lower case.
         top_k: tags per video; default `cfg.export.top_k`.
-        save_keras: also save the Keras model as `assets.extra/model.keras`.
+        save_keras: also save the Keras model as `assets.extra/model.keras` (no
+            optimizer state: for inference and fine-tuning from its weights).
     """
     name = name or cfg.model.name.lower()
     base = Path(export_dir) / name
@@ -118,6 +129,7 @@ def export_saved_model(
     target = base / str(version)
     if target.exists():
         raise ModelError(f"{target} exists already: choose another --version")
+    model = inference_copy(model)
     module = build_serving_module(model, cfg, top_k)
     signatures = {
         SERVING_DEFAULT: module.serve_examples.get_concrete_function(),

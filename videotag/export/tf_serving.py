@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, Iterator, List, Tuple
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 MODELS_CONFIG = "models.config"
@@ -90,6 +91,62 @@ def write_warmup_file(path: os.PathLike, model_name: str,
             writer.write(predict_log_bytes(model_name, signature, inputs))
             count += 1
     return count
+
+
+def _read_varint(buf: bytes, pos: int) -> Tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _fields(buf: bytes) -> Iterator[Tuple[int, bytes]]:
+    """(field number, payload) of each length-delimited field of a message; fields of
+    other wire types (none in the messages read here) are skipped."""
+    pos = 0
+    while pos < len(buf):
+        key, pos = _read_varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == _LENGTH_DELIMITED:
+            size, pos = _read_varint(buf, pos)
+            yield number, buf[pos:pos + size]
+            pos += size
+        elif wire == 0:
+            _, pos = _read_varint(buf, pos)
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+
+
+def parse_predict_log(data: bytes) -> Tuple[str, str, Dict[str, np.ndarray]]:
+    """(model name, signature name, inputs) of a serialized PredictionLog holding a
+    PredictLog: the inverse of `predict_log_bytes`."""
+    log = dict(_fields(data)).get(PREDICTION_LOG_PREDICT_LOG)
+    if log is None:
+        raise ValueError("not a PredictionLog with a predict_log")
+    request = dict(_fields(log)).get(PREDICT_LOG_REQUEST, b"")
+    name = signature = ""
+    inputs = {}
+    for number, payload in _fields(request):
+        if number == PREDICT_REQUEST_MODEL_SPEC:
+            spec = dict(_fields(payload))
+            name = spec.get(MODEL_SPEC_NAME, b"").decode()
+            signature = spec.get(MODEL_SPEC_SIGNATURE_NAME, b"").decode()
+        elif number == PREDICT_REQUEST_INPUTS:
+            entry = dict(_fields(payload))
+            tensor = tensor_pb2.TensorProto.FromString(entry.get(MAP_VALUE, b""))
+            inputs[entry.get(MAP_KEY, b"").decode()] = tf.make_ndarray(tensor)
+    return name, signature, inputs
+
+
+def read_warmup_file(path: os.PathLike) -> List[Tuple[str, str, Dict[str, np.ndarray]]]:
+    """Every request of a warm-up file, as `parse_predict_log` gives them."""
+    return [parse_predict_log(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
 
 
 def models_config_text(models: List[Tuple[str, str]]) -> str:
