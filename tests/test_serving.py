@@ -22,7 +22,7 @@ from tests.serving_protos import message_class
 from tests.title_model import build_title_model
 from videotag.errors import ModelError
 from videotag.export import export_saved_model
-from videotag.export.tf_serving import parse_predict_log
+from videotag.export.tf_serving import models_config_text, parse_predict_log
 from videotag.training.trainer import compile_model
 
 CATEGORIES = ["news", "sports", "music"]
@@ -310,6 +310,10 @@ def test_models_config_lists_every_export_and_parses(exports, tmp_path):
     entries = [(c.name, c.base_path, c.model_platform) for c in parsed.model_config_list.config]
     assert entries == [("multi", "/models/multi", "tensorflow"),
                        ("titled", "/models/titled", "tensorflow")]
+    odd = 'we"ird\\name'
+    parsed = text_format.Parse(models_config_text([(odd, "/models/x")]),
+                               message_class("tensorflow.serving.ModelServerConfig")())
+    assert parsed.model_config_list.config[0].name == odd
     # a models.config written by hand is left alone
     cfg = tiny_config()
     own = tmp_path / "models.config"

@@ -97,7 +97,10 @@ def inference_copy(model):
     so the export holds the weights alone, not Adam's two extra copies of them."""
     if getattr(model, "optimizer", None) is None:
         return model
-    copy = type(model).from_config(model.get_config())  # not compiled, unlike clone_model
+    try:
+        copy = type(model).from_config(model.get_config())  # not compiled, unlike clone_model
+    except (NotImplementedError, TypeError, ValueError):
+        return model  # a model that cannot be rebuilt from its config is exported as it is
     copy.set_weights(model.get_weights())
     return copy
 
@@ -121,6 +124,8 @@ def export_saved_model(
         save_keras: also save the Keras model as `assets.extra/model.keras` (no
             optimizer state: for inference and fine-tuning from its weights).
     """
+    if cfg.data.record_type != "frame":
+        raise ModelError("export supports frame-level models (data.record_type=frame)")
     name = name or cfg.model.name.lower()
     base = Path(export_dir) / name
     version = version if version is not None else next_version(base)

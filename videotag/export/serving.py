@@ -70,8 +70,6 @@ class ServingModule(tf.Module):
                  category_names: Optional[Sequence[str]] = None, top_k: Optional[int] = None):
         super().__init__(name="videotag_serving")
         data = cfg.data
-        if data.record_type != "frame":
-            raise ModelError("export supports frame-level models (data.record_type=frame)")
         self.model = model
         self._data = data
         inputs, outputs = model_io_names(model)
@@ -85,8 +83,11 @@ class ServingModule(tf.Module):
             )
         self._features = [(n, s) for n, s in zip(data.feature_names, data.feature_sizes)
                           if n in inputs]
-        if not self._features or schema.NUM_FRAMES_KEY not in inputs:
-            raise ModelError("the model must take frame features and 'num_frames' to be exported")
+        # video-level models (mean features) get `outputs` but no signatures
+        self.frame_level = data.record_type == "frame"
+        if not self._features or (self.frame_level and schema.NUM_FRAMES_KEY not in inputs):
+            raise ModelError("the model must take the data's features (and 'num_frames' "
+                             "for frame-level data)")
         self.has_title = schema.TITLE_KEY in inputs
         self.has_tags = "tags" in outputs
         self.has_category = "category" in outputs
@@ -103,11 +104,12 @@ class ServingModule(tf.Module):
                 raise ModelError(f"export needs {data.num_categories} category names")
             self.category_names = tf.constant(list(category_names), dtype=tf.string)
 
-        self.serve_examples = tf.function(
-            self._serve_examples,
-            input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)],
-        )
-        self.serve_dense = tf.function(self._serve_dense, input_signature=self.dense_specs())
+        if self.frame_level:
+            self.serve_examples = tf.function(
+                self._serve_examples,
+                input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)],
+            )
+            self.serve_dense = tf.function(self._serve_dense, input_signature=self.dense_specs())
 
     @property
     def features(self) -> List[tuple]:

@@ -162,11 +162,14 @@ def models_config_text(models: List[Tuple[str, str]]) -> str:
         "# by tools/export.py unless its first line is changed.",
         "model_config_list {",
     ]
+    def quoted(text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
     for name, base_path in models:
         lines += [
             "  config {",
-            f'    name: "{name}"',
-            f'    base_path: "{base_path}"',
+            f"    name: {quoted(name)}",
+            f"    base_path: {quoted(base_path)}",
             '    model_platform: "tensorflow"',
             "  }",
         ]

@@ -24,12 +24,21 @@ SIMILAR_FORMATS = ("tsv", "jsonl")
 Result = Tuple[str, List[Tuple[str, float]]]
 
 
-def _checked_block(vectors, start: int, stop: int) -> np.ndarray:
-    block = np.asarray(vectors[start:stop], dtype=np.float32)
-    finite = np.isfinite(block).all(axis=1)
+def _block_scores(queries: np.ndarray, vectors, start: int, stop: int) -> np.ndarray:
+    """Cosines of unit `queries` [q, D] with rows start..stop of `vectors` [q, m]: one
+    matrix product on the memory map's rows, divided by their norms (the squared
+    norms also reveal NaN and inf in one pass)."""
+    block = vectors[start:stop]
+    if block.dtype != np.float32:
+        block = block.astype(np.float32)
+    squares = np.einsum("ij,ij->i", block, block)
+    finite = np.isfinite(squares)
     if not finite.all():
         raise DataError(f"embedding row {start + int(np.argmin(finite))} holds NaN or inf values")
-    return l2_normalize(block)
+    scores = queries @ block.T
+    norms = np.sqrt(squares)
+    scores /= np.where(norms > 0, norms, 1.0)  # an all-zero row scores 0 with everything
+    return scores
 
 
 def _block_top_k(scores: np.ndarray, k: int, offset: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -79,7 +88,7 @@ def top_k_similar(queries: np.ndarray, vectors, k: int, block_size: int = 4096,
         return best_index, best_scores
     for start in range(0, n, block_size):
         stop = min(start + block_size, n)
-        scores = queries @ _checked_block(vectors, start, stop).T
+        scores = _block_scores(queries, vectors, start, stop)
         if exclude is not None:
             rows = np.nonzero((exclude >= start) & (exclude < stop))[0]
             scores[rows, exclude[rows] - start] = -np.inf
