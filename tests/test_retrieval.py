@@ -44,6 +44,10 @@ def test_top_k_matches_brute_force_on_random_data(block_size, k):
     np.testing.assert_array_equal(index, want_i)
     np.testing.assert_allclose(scores, want_s, rtol=1e-5, atol=1e-6)
     assert not np.any(index == rows[:, None])  # never the query itself
+    # float64 files are converted block by block, to the same answer
+    index64, _ = top_k_similar(vectors[rows], vectors.astype(np.float64), k, block_size,
+                               exclude=rows)
+    np.testing.assert_array_equal(index64, want_i)
     # without exclusion, a video is its own best match
     index, scores = top_k_similar(vectors[rows], vectors, 1, block_size)
     np.testing.assert_array_equal(index[:, 0], rows)

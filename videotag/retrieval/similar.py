@@ -35,7 +35,10 @@ def _block_scores(queries: np.ndarray, vectors, start: int, stop: int) -> np.nda
     finite = np.isfinite(squares)
     if not finite.all():
         raise DataError(f"embedding row {start + int(np.argmin(finite))} holds NaN or inf values")
-    scores = queries @ block.T
+    if len(queries) == 1:  # matrix-vector: BLAS would pack the whole block for a 1-row product
+        scores = (block @ queries[0])[None, :]
+    else:
+        scores = queries @ block.T
     norms = np.sqrt(squares)
     scores /= np.where(norms > 0, norms, 1.0)  # an all-zero row scores 0 with everything
     return scores
@@ -72,7 +75,9 @@ def top_k_similar(queries: np.ndarray, vectors, k: int, block_size: int = 4096,
         queries: float [q, D] (normalised here).
         vectors: float [N, D], an array or a memory map (read block by block).
         k: neighbours per query; at most N, or N - 1 with `exclude`.
-        block_size: rows of `vectors` scored at once.
+        block_size: the scores of a block_size x block_size block are held at once
+            (rows of `vectors` per product: block_size^2 / number of queries, at
+            least block_size).
         exclude: int [q], the row of each query in `vectors` (its own video), left
             out of its results.
 
@@ -86,8 +91,14 @@ def top_k_similar(queries: np.ndarray, vectors, k: int, block_size: int = 4096,
     best_index = np.full((len(queries), k), -1, np.int64)
     if k == 0:
         return best_index, best_scores
-    for start in range(0, n, block_size):
-        stop = min(start + block_size, n)
+    # scores take len(queries) x step floats: few queries can take many rows at once
+    # (fewer, larger products) within the same block_size^2 bound; rows that must be
+    # converted to float32 are copied, so they come block_size at a time
+    step = block_size
+    if vectors.dtype == np.float32:
+        step = max(block_size, block_size * block_size // max(len(queries), 1))
+    for start in range(0, n, step):
+        stop = min(start + step, n)
         scores = _block_scores(queries, vectors, start, stop)
         if exclude is not None:
             rows = np.nonzero((exclude >= start) & (exclude < stop))[0]
