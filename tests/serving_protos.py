@@ -4,8 +4,10 @@ tensorflow-serving-api is not installed here, so the messages the tests decode
 (PredictionLog, the warm-up file's records) and parse (ModelServerConfig, the
 models.config text) are declared field by field from the public definitions in
 tensorflow_serving/apis/{model,predict,prediction_log}.proto and
-tensorflow_serving/config/model_server_config.proto (only the fields used here), on top
-of TensorFlow's own TensorProto. This is an independent reading of those files: the
+tensorflow_serving/config/model_server_config.proto (only the fields used here; the
+version policy, FileSystemStoragePathSourceConfig.ServableVersionPolicy in
+file_system_storage_path_source.proto, is declared at the top level: text format goes
+by field names), on top of TensorFlow's own TensorProto. This is an independent reading of those files: the
 exporter's hand-written encoder is checked against it.
 """
 

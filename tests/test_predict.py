@@ -64,6 +64,16 @@ def test_model_dir_and_saved_model_give_the_same_rows(trained):
         assert row.category[0] == int(np.argmax(category))
 
 
+def test_records_without_targets_are_predicted(trained, tmp_path):
+    """Videos to tag have no labels and no category: a multi-task model reads them."""
+    _, _, model_dir, exported, _, _ = trained
+    shard = write_file(tmp_path / "new.tfrecord", [frame_record(b"new", labels=())])
+    for rows in (predict_from_model_dir(str(model_dir), shard),
+                 predict_from_saved_model(str(exported), shard)):
+        (row,) = list(rows)
+        assert row.video_id == "new" and len(row.tags) == 10 and row.category is not None
+
+
 def test_embeddings_from_both_sources_are_the_keras_embeddings(trained):
     model, cfg, model_dir, exported, shard, _ = trained
     (ids_a, emb_a), = list(embedding_batches(shard, model_dir=str(model_dir), batch_size=16))

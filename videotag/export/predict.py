@@ -10,6 +10,7 @@ is held at a time and each row is written as soon as it is predicted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -74,7 +75,9 @@ def model_dir_batches(model_dir: str, pattern: str, top_k: int = 20,
     module = build_serving_module(model, cfg, top_k)
     step = tf.function(module.outputs, input_signature=[input_signature(cfg.data)])
     skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
-    ds = make_dataset(cfg.data, pattern, batch_size or cfg.eval.batch_size, training=False,
+    # records to predict carry no category target: it is not read (nor required)
+    read = dataclasses.replace(cfg.data, num_categories=0)
+    ds = make_dataset(read, pattern, batch_size or cfg.eval.batch_size, training=False,
                       skip_counter=skips, bucket=False)
     try:
         for batch in ds:
