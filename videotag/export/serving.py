@@ -55,6 +55,10 @@ def model_io_names(model) -> tuple:
 class ServingModule(tf.Module):
     """Wraps a videotag Keras model with the serving signatures.
 
+    `serve_examples` and `serve_dense` (the two signatures) exist for frame-level
+    data; `outputs` (the heads' outputs for parsed inputs) for any data, which is
+    what prediction from a model directory uses.
+
     Args:
         model: the Keras model. Inputs by name: frame features uint8 [B, T, size],
             `num_frames` int32 [B], optionally `title` string [B]. Outputs by name:
