@@ -232,3 +232,79 @@ def test_cli_errors_are_clear_and_lose_nothing(trained, tmp_path):
     assert "Traceback" not in proc.stderr
     proc = _run("tools/train.py", "--override=train.batch_size=abc", check=False)
     assert proc.returncode == 1 and "'train.batch_size' expects int" in proc.stderr
+
+
+def _readme_rest_example():
+    """(the Python that builds request.json, the answer JSON) of the README."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("Send records, base64-encoded, to the REST API:")[1]
+    code = section.split("<<'EOF' > request.json\n")[1].split("\nEOF\n")[0]
+    answer = section.split("```json\n")[1].split("```")[0]
+    return code, answer
+
+
+def test_readme_rest_request_and_answer_match_the_signature(trained, exported, tmp_path):
+    from tests.rest import rest_predict
+
+    demo, _, _, _ = trained
+    code, answer = _readme_rest_example()
+    shard = sorted(Path(demo.root).glob("validate*.tfrecord"))[0]
+    assert '"data/demo_generated/validate0000.tfrecord"' in code
+    proc = subprocess.run([sys.executable, "-c", code.replace(
+        "data/demo_generated/validate0000.tfrecord", str(shard))], capture_output=True,
+        text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    request = json.loads(proc.stdout)
+    loaded = tf.saved_model.load(str(exported))
+    signature = loaded.signatures[request["signature_name"]]
+    assert set(request["instances"][0]) == set(signature.structured_input_signature[1])
+    served = rest_predict(loaded, request)["predictions"]
+    # the README's answer, with its "..." cuts removed, has the served keys and types
+    shown = json.loads(answer.replace(", ...]", "]"))["predictions"]
+    assert len(shown) == len(served) == 2
+    for readme, real in zip(shown, served):
+        assert set(readme) == set(real) == set(signature.structured_outputs)
+        for key, value in readme.items():
+            assert type(value) is type(real[key]), key
+            if isinstance(value, list):
+                assert len(value) == 3 and len(real[key]) >= 3
+                assert all(type(v) is type(r) for v, r in zip(value, real[key])), key
+        assert readme["video_id"].startswith("demo-validate-")
+        assert real["predictions"] == sorted(real["predictions"], reverse=True)
+
+
+def test_json_lines_embeddings_and_similar_videos_from_the_clis(trained, exported, tmp_path):
+    demo, model_dir, _, _ = trained
+    lines = tmp_path / "p.jsonl"
+    _run("tools/predict.py", f"--saved_model={exported}", f"--input_data_pattern={demo.eval_pattern}",
+         f"--output_file={lines}", "--format=jsonl", "--top_k=3", "--threshold=0.05")
+    rows = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert len(rows) == 64 and set(rows[0]) == {"id", "tags"}
+    assert all(len(r["tags"]) <= 3 and all(t["probability"] >= 0.05 for t in r["tags"])
+               for r in rows)
+
+    prefix = tmp_path / "emb" / "validate"
+    proc = _run("tools/embed.py", f"--model_dir={model_dir}",
+                f"--input_data_pattern={demo.eval_pattern}", f"--output={prefix}",
+                "--format=npy,tfrecord")
+    assert "embedded 64 videos (32 dimensions)" in proc.stderr
+    vectors = np.load(f"{prefix}.npy")
+    ids = Path(f"{prefix}.ids.txt").read_text().splitlines()
+    assert vectors.shape == (64, 32) and sorted(ids) == sorted(r["id"] for r in rows)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+    proc = _run("tools/similar.py", f"--embeddings={prefix}", f"--query_id={ids[5]}",
+                "--top_k=4")
+    table = [line.split("\t") for line in proc.stdout.strip().splitlines()]
+    assert table[0] == ["query_id", "rank", "similar_id", "score"] and len(table) == 5
+    scores = vectors @ vectors[5]
+    scores[5] = -np.inf
+    want = [ids[j] for j in np.argsort(-scores, kind="stable")[:4]]
+    assert [row[2] for row in table[1:]] == want and all(row[0] == ids[5] for row in table[1:])
+
+    out = tmp_path / "all.jsonl"
+    _run("tools/similar.py", f"--embeddings={prefix}", "--all", "--top_k=70",
+         "--format=jsonl", "--block_size=10", f"--output_file={out}")
+    everything = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [e["id"] for e in everything] == ids
+    assert all(len(e["similar"]) == 63 for e in everything)  # k > N - 1: all the others

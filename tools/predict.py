@@ -1,15 +1,15 @@
-"""Predict the top-k classes of every video, to the Kaggle CSV or a JSON list.
+"""Predict the top-k tags (and the category) of every video: Kaggle CSV, VideoTag JSON
+or JSON Lines.
 
     python tools/predict.py --model_dir=runs/nextvlad \
         --input_data_pattern='data/test*.tfrecord' --output_file=pred.csv
     python tools/predict.py --saved_model=exports/nextvlad/1 \
-        --input_data_pattern='data/test*.tfrecord' --output_file=pred.json --format=json
+        --input_data_pattern='data/test*.tfrecord' --output_file=pred.jsonl --format=jsonl
     # video files: extracted with the training records' settings, VideoTag JSON out
     python tools/predict.py --model_dir=runs/nextvlad --videos=my_videos/ \
         --extraction_config=features/extraction.yaml
 """
 
-import os
 import sys
 
 from absl import app, flags
@@ -28,22 +28,27 @@ flags.DEFINE_string("extraction_config", None, "With --videos: the extraction.ya
                     "model's training records.")
 flags.DEFINE_string("features_dir", None, "With --videos: keep the extracted records here.")
 flags.DEFINE_string("output_file", None, "Output file (default: standard output).")
-flags.DEFINE_enum("format", None, ["csv", "json"],
-                  "Kaggle CSV or VideoTag JSON list (default: csv; json with --videos).")
-flags.DEFINE_integer("top_k", 20, "Classes per video.")
-flags.DEFINE_float("threshold", 0.0, "Leave out classes below this probability.")
+flags.DEFINE_enum("format", None, ["csv", "json", "jsonl"],
+                  "Kaggle CSV, VideoTag JSON list or JSON Lines (with the category); "
+                  "default csv, json with --videos.")
+flags.DEFINE_integer("top_k", 20, "Tags per video.")
+flags.DEFINE_float("threshold", 0.0, "Leave out tags below this probability (after top_k).")
 flags.DEFINE_integer("batch_size", 256, "Videos per batch.")
+flags.DEFINE_float("progress_seconds", 10.0, "Seconds between progress lines (0: none).")
 
 
 def main(argv):
     del argv
     from videotag.errors import VideotagError
-    from videotag.export import predict_from_model_dir, predict_from_saved_model, write_predictions
+    from videotag.export import predict_from_model_dir, predict_from_saved_model
+    from videotag.export import write_predictions_file
 
     if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
         raise VideotagError("give exactly one of --model_dir and --saved_model")
     if bool(FLAGS.input_data_pattern) == bool(FLAGS.videos):
         raise VideotagError("give exactly one of --input_data_pattern and --videos")
+    if FLAGS.top_k <= 0:
+        raise VideotagError("--top_k must be positive")
     fmt = FLAGS.format or ("json" if FLAGS.videos else "csv")
     failed = 0
     if FLAGS.videos:
@@ -52,19 +57,10 @@ def main(argv):
         rows = predict_from_model_dir(FLAGS.model_dir, FLAGS.input_data_pattern, FLAGS.top_k,
                                       FLAGS.batch_size, FLAGS.on_bad_record)
     else:
-        rows = predict_from_saved_model(FLAGS.saved_model, FLAGS.input_data_pattern, FLAGS.top_k, FLAGS.batch_size)
-    if not FLAGS.output_file:
-        count = write_predictions(rows, sys.stdout, fmt, FLAGS.threshold)
-    else:
-        # written under a temporary name: a failed run never leaves a partial file
-        tmp = f"{FLAGS.output_file}.tmp"
-        try:
-            with open(tmp, "w", encoding="utf-8") as out:
-                count = write_predictions(rows, out, fmt, FLAGS.threshold)
-            os.replace(tmp, FLAGS.output_file)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        rows = predict_from_saved_model(FLAGS.saved_model, FLAGS.input_data_pattern,
+                                        FLAGS.top_k, FLAGS.batch_size)
+    count = write_predictions_file(rows, FLAGS.output_file, fmt, FLAGS.threshold,
+                                   progress_seconds=FLAGS.progress_seconds)
     print(f"predicted {count} videos" + (f" to {FLAGS.output_file}" if FLAGS.output_file else ""),
           file=sys.stderr)
     if failed:

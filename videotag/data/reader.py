@@ -182,7 +182,6 @@ class RecordParser:
         # a lossy transcode with the original instead
         valid = tf.equal(tf.strings.unicode_transcode(
             title, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD), title)
-        valid = valid & ~tf.strings.regex_full_match(title, ".*\ufffd.*") | valid
         ok = valid & (tf.size(values) <= 1)
         features[schema.TITLE_KEY] = tf.where(ok, title, "")
         message = tf.where(

@@ -1,21 +1,26 @@
-"""Predictions from a model directory or a SavedModel, streamed to CSV or JSON.
+"""Predictions from a model directory or a SavedModel, streamed to CSV, JSON or JSON Lines.
 
-Both sources yield the same rows: `(video_id, [(class_id, class_name, probability),
-...])`, the top-k classes of each video by probability. Memory stays flat: one batch
+Both sources give batches shaped like the `serving_default` outputs (NumPy arrays:
+`video_id`, `class_indexes`, `predictions`, `class_names`, `category_*`,
+`embedding`), and from them `Prediction` rows: the video id, its top-k tags as
+`(class_id, class_name, probability)` and, when the model has a category head, its
+category as `(category_id, category_name, probability)`. Memory stays flat: one batch
 is held at a time and each row is written as soon as it is predicted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import sys
-import time
-from typing import IO, Iterator, List, Optional, Tuple
+from pathlib import Path
+from typing import IO, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 from videotag.data import schema
-from videotag.data.labels import load_label_names
 from videotag.data.reader import (
     SkipCounter,
     input_signature,
@@ -25,47 +30,60 @@ from videotag.data.reader import (
     translate_error,
 )
 from videotag.errors import DataError, ModelError
+from videotag.export.streaming import Progress, open_output
 
-Row = Tuple[str, List[Tuple[int, str, float]]]
-
-
-def _rows(ids, indexes, scores, names) -> Iterator[Row]:
-    for vid, idx, score, name in zip(ids, indexes, scores, names):
-        tags = [
-            (int(i), n.decode("utf-8") if isinstance(n, bytes) else str(n), float(s))
-            for i, s, n in zip(idx, score, name)
-        ]
-        yield (vid.decode("utf-8", "replace") if isinstance(vid, bytes) else str(vid)), tags
+FORMATS = ("csv", "json", "jsonl")
+Batch = Dict[str, np.ndarray]
 
 
-def predict_from_model_dir(model_dir: str, pattern: str, top_k: int = 20,
-                           batch_size: Optional[int] = None,
-                           on_bad_record: Optional[str] = None) -> Iterator[Row]:
-    """Rows from a trained model directory (Keras model, validated records).
+class Prediction(NamedTuple):
+    """One video's prediction.
+
+    Attributes:
+        video_id: the record's id.
+        tags: (class id, class name, probability) of the top-k tags, descending;
+            None when the model has no tags head.
+        category: (category id, name, probability) of the most probable category;
+            None when the model has no category head.
+    """
+
+    video_id: str
+    tags: Optional[List[Tuple[int, str, float]]]
+    category: Optional[Tuple[int, str, float]] = None
+
+
+Row = Prediction  # the name earlier versions used
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def model_dir_batches(model_dir: str, pattern: str, top_k: int = 20,
+                      batch_size: Optional[int] = None,
+                      on_bad_record: Optional[str] = None) -> Iterator[Batch]:
+    """Output batches of a trained model directory on validated records, in file order.
 
     `on_bad_record` ("error" or "skip") overrides the run's `data.on_bad_record`.
     """
+    from videotag.export.saved_model import build_serving_module
     from videotag.training.trainer import load_trained
 
     cfg, model = load_trained(model_dir)
     cfg.data.on_bad_record = on_bad_record or cfg.data.on_bad_record
     files = list_files(pattern)
-    names = tf.constant(load_label_names(cfg.data.label_file, cfg.data.num_classes))
-    k = min(top_k, cfg.data.num_classes)
-
-    @tf.function(input_signature=[input_signature(cfg.data)])
-    def step(inputs):
-        scores, indexes = tf.math.top_k(model(inputs, training=False)["tags"], k=k)
-        return indexes, scores, tf.gather(names, indexes)
-
+    module = build_serving_module(model, cfg, top_k)
+    step = tf.function(module.outputs, input_signature=[input_signature(cfg.data)])
     skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
-    ds = make_dataset(cfg.data, pattern, batch_size or cfg.eval.batch_size, training=False,
+    # records to predict carry no category target: it is not read (nor required)
+    read = dataclasses.replace(cfg.data, num_categories=0)
+    ds = make_dataset(read, pattern, batch_size or cfg.eval.batch_size, training=False,
                       skip_counter=skips, bucket=False)
     try:
         for batch in ds:
-            indexes, scores, labels = step(model_inputs(cfg.data, batch))
-            yield from _rows(batch[schema.VIDEO_ID_KEY].numpy(), indexes.numpy(),
-                             scores.numpy(), labels.numpy())
+            out = {k: v.numpy() for k, v in step(model_inputs(cfg.data, batch)).items()}
+            out["video_id"] = batch[schema.VIDEO_ID_KEY].numpy()
+            yield out
     except tf.errors.OpError as exc:
         error = translate_error(exc, files)
         if error is None:
@@ -75,62 +93,142 @@ def predict_from_model_dir(model_dir: str, pattern: str, top_k: int = 20,
         print(f"prediction input: {skips.summary()}", file=sys.stderr)
 
 
-def predict_from_saved_model(path: str, pattern: str, top_k: int = 20,
-                             batch_size: int = 256) -> Iterator[Row]:
-    """Rows from an exported SavedModel's `serving_default` on raw serialized records."""
+def load_saved_model(path: str):
+    """`tf.saved_model.load`, with a clear error for a folder that is not one."""
+    if not (Path(path) / "saved_model.pb").is_file():
+        raise ModelError(f"{path}: no saved_model.pb here (give a version folder such as "
+                         "exports/nextvlad/1)")
     try:
-        loaded = tf.saved_model.load(path)
+        return tf.saved_model.load(path)
     except (OSError, ValueError, tf.errors.OpError) as exc:
         raise ModelError(f"{path}: not a loadable SavedModel ({exc})") from None
-    serve = loaded.signatures["serving_default"]
-    files = list_files(pattern)
-    for path_ in files:
-        records = tf.data.TFRecordDataset(path_).enumerate().batch(batch_size)
+
+
+def saved_model_batches(path: str, pattern: str, batch_size: int = 256) -> Iterator[Batch]:
+    """Output batches of an exported SavedModel's `serving_default` on raw records."""
+    serve = load_saved_model(path).signatures["serving_default"]
+    for shard in list_files(pattern):
+        records = tf.data.TFRecordDataset(shard).enumerate().batch(batch_size)
         try:
             for index, batch in records:
                 try:
                     out = serve(example_bytes=batch)
                 except tf.errors.InvalidArgumentError as exc:
-                    first = int(index[0].numpy())
-                    raise DataError(
-                        f"{path_}: records {first}..{first + len(index) - 1}: the model "
-                        f"rejected the batch: {exc.message.splitlines()[0]}"
-                    ) from None
-                k = min(top_k, out["class_indexes"].shape[1])
-                yield from _rows(out["video_id"].numpy(), out["class_indexes"].numpy()[:, :k],
-                                 out["predictions"].numpy()[:, :k],
-                                 out["class_names"].numpy()[:, :k])
+                    raise DataError(f"{shard}: {_rejection(exc.message, int(index[0]))}") from None
+                yield {k: v.numpy() for k, v in out.items()}
         except tf.errors.DataLossError:
-            raise DataError(f"{path_}: the shard is corrupt or truncated (CRC check failed)") from None
+            raise DataError(f"{shard}: the shard is corrupt or truncated (CRC check failed)") from None
 
 
-def write_predictions(rows: Iterator[Row], out: IO[str], fmt: str, threshold: float = 0.0,
-                      verbose: bool = True) -> int:
-    """Writes rows as the Kaggle CSV (`csv`) or the VideoTag JSON list (`json`).
+def _rejection(message: str, first: int) -> str:
+    """The serving graph's complaint, with record indexes counted from the shard start."""
+    lines = [l for l in message.splitlines() if "bad request:" in l or "example id:" in l]
+    text = lines[0].strip() if lines else message.splitlines()[0]
+    text = re.sub(r"^.*?assertion failed: \[(.*)\]$", r"\1", text)
+    text = re.sub(r"^bad request: \d+ malformed record\(s\): ", "", text)
+    text = re.sub(r"^Invalid protocol message input, example id: (record \d+)",
+                  r"\1: not a serialized SequenceExample", text)
+    return re.sub(r"record (\d+)", lambda m: f"record {first + int(m.group(1))}", text)
 
-    CSV: header `VideoId,LabelConfidencePairs`, then `id,class score class score ...`.
-    JSON: `[[id, {"class_name", "probability", "class_id"}, ...], ...]`.
-    Classes with probability below `threshold` are left out. Returns the row count.
+
+def rows(batches: Iterable[Batch], top_k: int = 20) -> Iterator[Prediction]:
+    """`Prediction`s of output batches, keeping at most `top_k` tags per video."""
+    for out in batches:
+        ids = out["video_id"]
+        has_tags, has_category = "class_indexes" in out, "category_id" in out
+        for i, vid in enumerate(ids):
+            tags = None
+            if has_tags:
+                tags = [(int(c), _text(n), float(p)) for c, n, p in zip(
+                    out["class_indexes"][i][:top_k], out["class_names"][i][:top_k],
+                    out["predictions"][i][:top_k])]
+            category = None
+            if has_category:
+                category = (int(out["category_id"][i]), _text(out["category_name"][i]),
+                            float(out["category_score"][i]))
+            yield Prediction(_text(vid), tags, category)
+
+
+def predict_from_model_dir(model_dir: str, pattern: str, top_k: int = 20,
+                           batch_size: Optional[int] = None,
+                           on_bad_record: Optional[str] = None) -> Iterator[Prediction]:
+    """Predictions of a trained model directory (Keras model, validated records)."""
+    return rows(model_dir_batches(model_dir, pattern, top_k, batch_size, on_bad_record), top_k)
+
+
+def predict_from_saved_model(path: str, pattern: str, top_k: int = 20,
+                             batch_size: int = 256) -> Iterator[Prediction]:
+    """Predictions of an exported SavedModel's `serving_default` on raw records."""
+    return rows(saved_model_batches(path, pattern, batch_size), top_k)
+
+
+def _tags_or_category(row: Prediction) -> List[Tuple[int, str, float]]:
+    """The (id, name, probability) list the CSV and VideoTag JSON hold: the tags, or
+    the category for a model without tags."""
+    if row.tags is not None:
+        return row.tags
+    return [row.category] if row.category is not None else []
+
+
+def _entry(cid: int, name: str, prob: float, keys=("id", "name", "probability")) -> dict:
+    return dict(zip(keys, (cid, name, round(prob, 6))))
+
+
+def write_predictions(predictions: Iterable, out: IO[str], fmt: str, threshold: float = 0.0,
+                      verbose: bool = True, progress_seconds: float = 10.0) -> int:
+    """Writes predictions in one of three formats; returns the number of videos.
+
+    - `csv`, the Kaggle YT8M submission: header `VideoId,LabelConfidencePairs`, then
+      `id,class score class score ...`.
+    - `json`, the VideoTag list (seed 002): `[[id, {"class_name", "probability",
+      "class_id"}, ...], ...]`.
+    - `jsonl`, one object per line: `{"id", "tags": [{"id", "name", "probability"},
+      ...], "category": {"id", "name", "probability"}}` (`tags` and `category` only
+      when the model has that head).
+
+    The CSV and JSON carry the tags (for a model without tags: its category). Tags
+    with probability below `threshold` are left out, after the top-k cut; the
+    category is always kept. Rows may be `Prediction`s or (id, tags) pairs.
     """
-    if fmt not in ("csv", "json"):
-        raise ValueError(f"unknown prediction format '{fmt}' (valid: csv, json)")
-    count, start, last = 0, time.time(), time.time()
-    out.write("VideoId,LabelConfidencePairs\n" if fmt == "csv" else "[")
-    for video_id, tags in rows:
-        tags = [t for t in tags if t[2] >= threshold]
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown prediction format '{fmt}' (valid: {', '.join(FORMATS)})")
+    progress = Progress("predicted", progress_seconds if verbose else 0)
+    if fmt == "csv":
+        out.write("VideoId,LabelConfidencePairs\n")
+    elif fmt == "json":
+        out.write("[")
+    for row in predictions:
+        row = Prediction(*row)
+        if row.tags is not None:
+            row = row._replace(tags=[t for t in row.tags if t[2] >= threshold])
         if fmt == "csv":
-            pairs = " ".join(f"{cid} {prob:.6f}" for cid, _, prob in tags)
-            out.write(f"{video_id},{pairs}\n")
-        else:
-            entry = [video_id] + [
+            pairs = " ".join(f"{cid} {prob:.6f}" for cid, _, prob in _tags_or_category(row))
+            out.write(f"{row.video_id},{pairs}\n")
+        elif fmt == "json":
+            entry = [row.video_id] + [
                 {"class_name": name, "probability": round(prob, 6), "class_id": cid}
-                for cid, name, prob in tags
-            ]
-            out.write(("\n" if count == 0 else ",\n") + json.dumps(entry, ensure_ascii=False))
-        count += 1
-        if verbose and time.time() - last > 10:
-            last = time.time()
-            print(f"  predicted {count} videos ({count / (last - start):.0f}/s)", file=sys.stderr)
+                for cid, name, prob in _tags_or_category(row)]
+            out.write(("\n" if progress.count == 0 else ",\n") + json.dumps(entry, ensure_ascii=False))
+        else:
+            entry = {"id": row.video_id}
+            if row.tags is not None:
+                entry["tags"] = [_entry(*t) for t in row.tags]
+            if row.category is not None:
+                entry["category"] = _entry(*row.category)
+            out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        progress.add()
     if fmt == "json":
         out.write("\n]\n")
-    return count
+    return progress.count
+
+
+def write_predictions_file(predictions: Iterable, output_file: Optional[str], fmt: str,
+                           threshold: float = 0.0, verbose: bool = True,
+                           progress_seconds: float = 10.0) -> int:
+    """`write_predictions` to a file (standard output when None).
+
+    The file is written under a temporary name and renamed when complete: a failed
+    run never leaves a partial file.
+    """
+    with open_output(output_file) as out:
+        return write_predictions(predictions, out, fmt, threshold, verbose, progress_seconds)

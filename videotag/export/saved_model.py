@@ -1,105 +1,44 @@
 """SavedModel export that TF Serving loads as it is (no project code, no custom ops).
 
-Layout: `<export_dir>/<model name>/<version>/` with integer versions (TF Serving
-serves the highest). Signatures, every tensor batch-first:
+Layout (TF Serving serves the highest integer version of each model):
 
-- `serving_default`: `example_bytes` string [B] (serialized YT8M frame-level
-  SequenceExamples) -> `video_id` string [B], `class_indexes` int32 [B, k],
-  `predictions` float32 [B, k], `class_names` string [B, k], `embedding` float32 [B, d].
-- `predict_dense`: each feature uint8 [B, T, size] and `num_frames` int32 [B] ->
-  the same outputs but `video_id`.
+    <export_dir>/
+      models.config                     TF Serving --model_config_file, every model here
+      <name>/<version>/
+        saved_model.pb, variables/      signatures serving_default and predict_dense
+        assets.extra/
+          tf_serving_warmup_requests    replayed by TF Serving before the first request
+          videotag_config.yaml          the run's config
+          model.keras                   the Keras model (keras.saving.load_model)
 
-A malformed record (wrong frame byte length, missing id) fails its request with
-InvalidArgument; the next request is served normally.
+The signatures are described in `videotag.export.serving`. A version is written
+under a temporary name and renamed when complete, so TF Serving never sees half of
+one.
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 from videotag.data import schema
 from videotag.data.labels import load_label_names
 from videotag.errors import ModelError
+from videotag.export.serving import EXAMPLES_INPUT, ServingModule
+from videotag.export.tf_serving import WARMUP_FILE, update_models_config, write_warmup_file
 
-
-class ServingModule(tf.Module):
-    """Wraps a videotag Keras model with the serving signatures.
-
-    Args:
-        model: the Keras model (inputs: features + num_frames; outputs tags, embedding).
-        cfg: the run's config (data schema, export.top_k).
-        class_names: one name per class, baked into the graph.
-    """
-
-    def __init__(self, model, cfg, class_names: List[str]):
-        super().__init__(name="videotag_serving")
-        if cfg.data.record_type != "frame":
-            raise ModelError("export supports frame-level models (data.record_type=frame)")
-        self.model = model
-        self._data = cfg.data
-        self._top_k = min(cfg.export.top_k, cfg.data.num_classes)
-        self.class_names = tf.constant(class_names, dtype=tf.string)
-        data = cfg.data
-        self.serve_examples = tf.function(
-            self._serve_examples,
-            input_signature=[tf.TensorSpec([None], tf.string, name="example_bytes")],
-        )
-        dense_spec = [
-            tf.TensorSpec([None, None, size], tf.uint8, name=name)
-            for name, size in zip(data.feature_names, data.feature_sizes)
-        ] + [tf.TensorSpec([None], tf.int32, name=schema.NUM_FRAMES_KEY)]
-        self.serve_dense = tf.function(self._serve_dense, input_signature=dense_spec)
-
-    def _outputs(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-        out = self.model(inputs, training=False)
-        scores, indexes = tf.math.top_k(tf.cast(out["tags"], tf.float32), k=self._top_k)
-        return {
-            "class_indexes": tf.cast(indexes, tf.int32),
-            "predictions": scores,
-            "class_names": tf.gather(self.class_names, indexes),
-            "embedding": tf.cast(out["embedding"], tf.float32),
-        }
-
-    def _serve_dense(self, *tensors):
-        names = list(self._data.feature_names) + [schema.NUM_FRAMES_KEY]
-        inputs = dict(zip(names, tensors))
-        steps = tf.shape(tensors[0])[1]
-        inputs[schema.NUM_FRAMES_KEY] = tf.minimum(inputs[schema.NUM_FRAMES_KEY], steps)
-        return self._outputs(inputs)
-
-    def _serve_examples(self, example_bytes):
-        data = self._data
-        context, lists, lengths = tf.io.parse_sequence_example(
-            example_bytes,
-            context_features={data.id_key: tf.io.FixedLenFeature([], tf.string)},
-            sequence_features={
-                n: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
-                for n in data.feature_names
-            },
-        )
-        num_frames = tf.reduce_min(
-            tf.stack([tf.cast(lengths[n], tf.int32) for n in data.feature_names]), axis=0
-        )
-        num_frames = tf.minimum(num_frames, data.max_frames)
-        steps = tf.reduce_max(tf.concat([num_frames, [0]], 0))
-        inputs = {schema.NUM_FRAMES_KEY: num_frames}
-        valid = tf.sequence_mask(num_frames, steps)
-        for name, size in zip(data.feature_names, data.feature_sizes):
-            frames = lists[name][:, :steps]
-            byte_lengths = tf.strings.length(frames)
-            tf.debugging.assert_equal(
-                tf.boolean_mask(byte_lengths, valid),
-                size,
-                message=f"feature list '{name}' has a frame whose byte length is not {size}",
-            )
-            inputs[name] = tf.io.decode_raw(frames, tf.uint8, fixed_length=size)
-        outputs = self._outputs(inputs)
-        outputs["video_id"] = context[data.id_key]
-        return outputs
+SERVING_DEFAULT = "serving_default"
+PREDICT_DENSE = "predict_dense"
+EXTRA_DIR = "assets.extra"
+CONFIG_FILE = "videotag_config.yaml"
+KERAS_FILE = "model.keras"
+# Warm-up requests: each signature at these batch sizes, videos of WARMUP_FRAMES frames.
+WARMUP_BATCH_SIZES = (1, 8)
+WARMUP_FRAMES = 20
 
 
 def next_version(base: Path) -> int:
@@ -108,10 +47,72 @@ def next_version(base: Path) -> int:
     return max(versions, default=0) + 1
 
 
+def build_serving_module(model, cfg, top_k: Optional[int] = None) -> ServingModule:
+    """The serving module of `model`, with the class and category names of `cfg`."""
+    data = cfg.data
+    names = load_label_names(data.label_file, data.num_classes)
+    categories = (load_label_names(data.category_file, data.num_categories)
+                  if data.num_categories else None)
+    return ServingModule(model, cfg, names, categories, top_k=top_k)
+
+
+def warmup_requests(module: ServingModule, cfg, seed: int = 0
+                    ) -> Iterator[Tuple[str, Dict[str, np.ndarray]]]:
+    """(signature, inputs) pairs that touch every signature: random videos of
+    WARMUP_FRAMES frames at each of WARMUP_BATCH_SIZES."""
+    rng = np.random.default_rng(seed)
+    frames = min(WARMUP_FRAMES, cfg.data.max_frames)
+    for batch in WARMUP_BATCH_SIZES:
+        features = {name: rng.integers(0, 256, (batch, frames, size), dtype=np.uint8)
+                    for name, size in module.features}
+        titles = [f"warm-up video {i}" for i in range(batch)]
+        records = []
+        for i in range(batch):
+            context = {cfg.data.id_key: f"warmup-{i}".encode()}
+            if module.has_title:
+                context[cfg.data.title_key] = titles[i].encode()
+            records.append(_sequence_example(context, {n: f[i] for n, f in features.items()}))
+        yield SERVING_DEFAULT, {EXAMPLES_INPUT: np.array(records, dtype=object)}
+        dense = dict(features)
+        dense[schema.NUM_FRAMES_KEY] = np.full([batch], frames, np.int32)
+        if module.has_title:
+            dense[schema.TITLE_KEY] = np.array([t.encode() for t in titles], dtype=object)
+        yield PREDICT_DENSE, dense
+
+
+def _sequence_example(context: Dict[str, bytes], frames: Dict[str, np.ndarray]) -> bytes:
+    """A serialized SequenceExample with bytes context values and uint8 frame lists."""
+    example = tf.train.SequenceExample()
+    for key, value in context.items():
+        example.context.feature[key].bytes_list.value.append(value)
+    for name, values in frames.items():
+        feature_list = example.feature_lists.feature_list[name]
+        for frame in values:
+            feature_list.feature.add().bytes_list.value.append(frame.tobytes())
+    return example.SerializeToString()
+
+
+def inference_copy(model):
+    """`model` without its optimizer (a clone with the same weights when it has one),
+    so the export holds the weights alone, not Adam's two extra copies of them."""
+    if getattr(model, "optimizer", None) is None:
+        return model
+    try:
+        copy = type(model).from_config(model.get_config())  # not compiled, unlike clone_model
+    except (NotImplementedError, TypeError, ValueError):
+        return model  # a model that cannot be rebuilt from its config is exported as it is
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def export_saved_model(
-    model, cfg, export_dir: str, version: Optional[int] = None, name: Optional[str] = None
+    model, cfg, export_dir: str, version: Optional[int] = None, name: Optional[str] = None,
+    top_k: Optional[int] = None, save_keras: bool = True,
 ) -> Path:
     """Writes the SavedModel to `<export_dir>/<name>/<version>/` and returns that path.
+
+    Also writes the warm-up requests, the config and (with `save_keras`) the Keras
+    model under `assets.extra/`, and updates `<export_dir>/models.config`.
 
     Args:
         model: the trained Keras model.
@@ -119,25 +120,41 @@ def export_saved_model(
         export_dir: the base folder TF Serving watches.
         version: integer version; default: one above the highest present.
         name: serving model name; default: the model's name in lower case.
+        top_k: tags per video; default `cfg.export.top_k`.
+        save_keras: also save the Keras model as `assets.extra/model.keras` (no
+            optimizer state: for inference and fine-tuning from its weights).
     """
-    base = Path(export_dir) / (name or cfg.model.name.lower())
+    if cfg.data.record_type != "frame":
+        raise ModelError("export supports frame-level models (data.record_type=frame)")
+    name = name or cfg.model.name.lower()
+    base = Path(export_dir) / name
     version = version if version is not None else next_version(base)
+    if version <= 0:
+        raise ModelError(f"version must be a positive integer, got {version}")
     target = base / str(version)
     if target.exists():
         raise ModelError(f"{target} exists already: choose another --version")
-    names = load_label_names(cfg.data.label_file, cfg.data.num_classes)
-    module = ServingModule(model, cfg, names)
+    model = inference_copy(model)
+    module = build_serving_module(model, cfg, top_k)
     signatures = {
-        "serving_default": module.serve_examples.get_concrete_function(),
-        "predict_dense": module.serve_dense.get_concrete_function(),
+        SERVING_DEFAULT: module.serve_examples.get_concrete_function(),
+        PREDICT_DENSE: module.serve_dense.get_concrete_function(),
     }
     tmp = base / f".{version}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
     base.mkdir(parents=True, exist_ok=True)
-    tf.saved_model.save(module, str(tmp), signatures=signatures)
-    extra = tmp / "assets.extra"
-    extra.mkdir(exist_ok=True)
-    cfg.save(extra / "videotag_config.yaml")
-    tmp.rename(target)  # TF Serving never sees a half-written version
+    try:
+        tf.saved_model.save(module, str(tmp), signatures=signatures)
+        extra = tmp / EXTRA_DIR
+        extra.mkdir(exist_ok=True)
+        cfg.save(extra / CONFIG_FILE)
+        write_warmup_file(extra / WARMUP_FILE, name, warmup_requests(module, cfg))
+        if save_keras:
+            model.save(extra / KERAS_FILE)
+        tmp.rename(target)  # TF Serving never sees a half-written version
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    update_models_config(export_dir)
     return target

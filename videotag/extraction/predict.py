@@ -54,10 +54,11 @@ def predict_videos(inputs: Sequence[str], cfg: ExtractionConfig, model_dir: Opti
         progress: show the extraction's progress bar.
 
     Returns:
-        (rows, summary): rows `(path, [(class_id, class_name, probability), ...])` in
-        input order, for every video extracted without error; the extraction summary.
+        (rows, summary): `Prediction` rows `(path, [(class_id, class_name,
+        probability), ...], category)` in input order, for every video extracted without error; the extraction summary.
     """
     from videotag.export import predict_from_model_dir, predict_from_saved_model
+    from videotag.export.predict import Prediction
 
     if bool(model_dir) == bool(saved_model):
         raise VideotagError("give exactly one of a model directory and a SavedModel")
@@ -76,5 +77,6 @@ def predict_videos(inputs: Sequence[str], cfg: ExtractionConfig, model_dir: Opti
             rows = predict_from_model_dir(model_dir, pattern, top_k, batch_size)
         else:
             rows = predict_from_saved_model(saved_model, pattern, top_k, batch_size)
-        found = sorted((order[vid][0], order[vid][1], tags) for vid, tags in rows if vid in order)
-    return [(path, tags) for _, path, tags in found], summary
+        found = sorted((order[row[0]][0], order[row[0]][1], tuple(row[1:]))
+                       for row in rows if row[0] in order)
+    return [Prediction(path, *rest) for _, path, rest in found], summary
