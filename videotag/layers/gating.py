@@ -1,4 +1,4 @@
-"""SE context gating (squeeze-and-excitation on a video vector)."""
+"""Context gating of a video vector: the SE form of NeXtVLAD and the full form of LOUPE."""
 
 import keras
 from keras import layers
@@ -34,3 +34,23 @@ class ContextGating(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "reduction": self.reduction}
+
+
+@keras.saving.register_keras_serializable(package="videotag")
+class LinearGating(keras.layers.Layer):
+    """Context Gating of LOUPE (Miech et al. 2017): `x * sigmoid(bn(x W))`.
+
+    One full D x D gate (no squeeze), with batch norm in place of a bias, as in the
+    LOUPE models. [B, D] -> [B, D].
+    """
+
+    def build(self, input_shape):
+        units = int(input_shape[-1])
+        self.gate = layers.Dense(units, use_bias=False, name="gate")
+        self.gate_bn = layers.BatchNormalization(name="gate_bn")
+        self.gate.build(input_shape)
+        self.gate_bn.build((None, units))
+
+    def call(self, inputs, training=None):
+        gates = self.gate_bn(self.gate(inputs), training=training)
+        return inputs * keras.activations.sigmoid(gates)
