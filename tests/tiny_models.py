@@ -79,3 +79,18 @@ def tiny_batch(cfg, num_frames, frames=None, seed=0):
         words = ["cat", "dog", "猫", "music", "goal", "cake"]
         batch["title"] = np.array([" ".join(rng.choice(words, 3)) for _ in num_frames], object)
     return batch
+
+
+# Small hyper-parameters of every registered aggregator (MULTIMODAL's building blocks).
+TINY_AGGREGATOR_PARAMS = {
+    "ATTENTION_CLUSTER": {"num_clusters": 3},
+    "ATTENTION_LSTM": {"embedding_size": 6, "lstm_size": 5, "dropout": 0.0},
+    "DBOF": {"cluster_size": 16, "sample_frames": 4},
+    "LSTM": {"units": 6, "num_layers": 2},
+    "NETFV": {"cluster_size": 4},
+    "NETRVLAD": {"cluster_size": 4},
+    "NETVLAD": {"cluster_size": 4},
+    "NEXTVLAD": {"cluster_size": 4, "groups": 2},
+    "SOFTDBOF": {"cluster_size": 16, "max_pool": True},
+    "TRN": {"segments": 3, "frame_size": 6, "bottleneck": 6, "hidden_size": 5},
+}
