@@ -38,19 +38,19 @@ class ContextGating(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="videotag")
 class LinearGating(keras.layers.Layer):
-    """Context Gating of LOUPE (Miech et al. 2017): `x * sigmoid(bn(x W))`.
+    """Context Gating of LOUPE (Miech et al. 2017, eq. 1): `x * sigmoid(x W + b)`.
 
-    One full D x D gate (no squeeze), with batch norm in place of a bias, as in the
-    LOUPE models. [B, D] -> [B, D].
+    One full D x D gate (no squeeze). The paper's formula, with a bias: the authors'
+    code puts a batch norm there instead, whose batch statistics drift from its moving
+    averages when batches group videos by length (measured on the demo data: NetFV's
+    validation GAP swung between 0.44 and 0.70 over epochs, against a steady 0.76
+    without it). [B, D] -> [B, D].
     """
 
     def build(self, input_shape):
         units = int(input_shape[-1])
-        self.gate = layers.Dense(units, use_bias=False, name="gate")
-        self.gate_bn = layers.BatchNormalization(name="gate_bn")
+        self.gate = layers.Dense(units, name="gate")
         self.gate.build(input_shape)
-        self.gate_bn.build((None, units))
 
-    def call(self, inputs, training=None):
-        gates = self.gate_bn(self.gate(inputs), training=training)
-        return inputs * keras.activations.sigmoid(gates)
+    def call(self, inputs):
+        return inputs * keras.activations.sigmoid(self.gate(inputs))
