@@ -3,7 +3,7 @@ video classification", arXiv 1706.06905; first in the 2017 YT8M challenge).
 
 Shared by NETVLAD, NETRVLAD, NETFV and SOFTDBOF: per modality a masked input batch
 norm and a learnable pooling (the audio stream with fewer clusters); the pooled
-vectors concatenated; a dense hidden layer; Context Gating (`x * sigmoid(bn(x W))`);
+vectors concatenated; a dense hidden layer; Context Gating (`x * sigmoid(x W + b)`);
 then the head (the paper: a mixture of experts).
 """
 
