@@ -1,7 +1,16 @@
-"""NeXtVLAD aggregation (Lin et al. 2018, arXiv 1811.05014)."""
+"""VLAD-family aggregation: NeXtVLAD (Lin et al. 2018, arXiv 1811.05014) and the
+LOUPE layers NetVLAD, NetRVLAD and NetFV (Miech et al. 2017, arXiv 1706.06905).
+
+Every layer here sums over frames weighted by soft cluster assignments that are zero
+on padded frames, so the output depends neither on padding nor on frame order.
+"""
+
+import math
 
 import keras
 from keras import layers, ops
+
+from videotag.layers.assignment import SoftAssignment, l2_normalize
 
 
 @keras.saving.register_keras_serializable(package="videotag")
@@ -95,3 +104,128 @@ class NeXtVLAD(keras.layers.Layer):
 def _l2_normalize(x, axis):
     norm = ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), 1e-12))
     return x / norm
+
+
+def _residual_init(feature_size):
+    return keras.initializers.RandomNormal(stddev=1 / math.sqrt(feature_size))
+
+
+@keras.saving.register_keras_serializable(package="videotag")
+class NetVLAD(keras.layers.Layer):
+    """NetVLAD pooling (Arandjelovic et al. 2016), as LOUPE uses it. [B, T, D] -> [B, K*D].
+
+    `a = softmax_K(bn(x W))` per frame (zero on padding); per cluster k the sum of
+    residuals `v_k = sum_t a_tk (x_t - c_k)` to a learned centre c_k; each v_k is
+    L2-normalised (intra-normalisation), then the flattened vector is L2-normalised.
+
+    Args:
+        cluster_size: K.
+    Call args:
+        inputs: float frames [B, T, D].
+        mask: optional bool [B, T], True for valid frames.
+    """
+
+    residuals = True  # NetRVLAD drops the centres
+
+    def __init__(self, cluster_size=64, **kwargs):
+        super().__init__(**kwargs)
+        self.cluster_size = cluster_size
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        feature_size = int(input_shape[-1])
+        self.assignment = SoftAssignment(self.cluster_size, name="assignment")
+        self.assignment.build(input_shape)
+        if self.residuals:
+            self.centers = self.add_weight(
+                name="centers", shape=(self.cluster_size, feature_size),
+                initializer=_residual_init(feature_size))
+
+    def call(self, inputs, mask=None, training=None):
+        assign = self.assignment(inputs, mask=mask, training=training)  # [B, T, K]
+        vlad = ops.matmul(ops.transpose(assign, (0, 2, 1)), inputs)  # [B, K, D]
+        if self.residuals:
+            mass = ops.expand_dims(ops.sum(assign, axis=1), -1)  # [B, K, 1]
+            vlad = vlad - mass * ops.expand_dims(self.centers, 0)
+        vlad = l2_normalize(vlad, axis=-1)  # intra-normalisation
+        vlad = ops.reshape(vlad, (ops.shape(inputs)[0], -1))
+        return l2_normalize(vlad, axis=-1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.cluster_size * int(input_shape[-1]))
+
+    def get_config(self):
+        return {**super().get_config(), "cluster_size": self.cluster_size}
+
+
+@keras.saving.register_keras_serializable(package="videotag")
+class NetRVLAD(NetVLAD):
+    """NetRVLAD ("residual-less" NetVLAD, LOUPE): NetVLAD without centres,
+    `v_k = sum_t a_tk x_t`, intra- and L2-normalised. [B, T, D] -> [B, K*D]."""
+
+    residuals = False
+
+
+@keras.saving.register_keras_serializable(package="videotag")
+class NetFV(keras.layers.Layer):
+    """NetFV: a learnable Fisher vector (LOUPE). [B, T, D] -> [B, 2*K*D].
+
+    With soft assignments `a_tk` (zero on padding), learned means `c_k` and scales
+    `s_k = w_k^2 + 1e-6` (per dimension):
+    first order `f1_k = sum_t a_tk (x_t - c_k) / s_k`,
+    second order `f2_k = sum_t a_tk [((x_t - c_k) / s_k)^2 - 1]`.
+    Each is intra-normalised per cluster and L2-normalised; the two are concatenated.
+
+    Args:
+        cluster_size: K.
+    Call args:
+        inputs: float frames [B, T, D].
+        mask: optional bool [B, T], True for valid frames.
+    """
+
+    def __init__(self, cluster_size=64, **kwargs):
+        super().__init__(**kwargs)
+        self.cluster_size = cluster_size
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        feature_size = int(input_shape[-1])
+        self.assignment = SoftAssignment(self.cluster_size, name="assignment")
+        self.assignment.build(input_shape)
+        shape = (self.cluster_size, feature_size)
+        self.centers = self.add_weight(name="centers", shape=shape,
+                                       initializer=_residual_init(feature_size))
+        self.scales = self.add_weight(
+            name="scales", shape=shape, initializer=keras.initializers.RandomNormal(
+                mean=1.0, stddev=1 / math.sqrt(feature_size)))
+
+    def call(self, inputs, mask=None, training=None):
+        batch = ops.shape(inputs)[0]
+        assign = self.assignment(inputs, mask=mask, training=training)  # [B, T, K]
+        assign_t = ops.transpose(assign, (0, 2, 1))  # [B, K, T]
+        mass = ops.expand_dims(ops.sum(assign, axis=1), -1)  # [B, K, 1]
+        first = ops.matmul(assign_t, inputs)  # sum_t a x      [B, K, D]
+        second = ops.matmul(assign_t, ops.square(inputs))  # sum_t a x^2    [B, K, D]
+        centers = ops.expand_dims(self.centers, 0)
+        scales = ops.expand_dims(ops.square(self.scales) + 1e-6, 0)
+        fv1 = (first - mass * centers) / scales
+        # sum_t a (x - c)^2 = sum a x^2 - 2 c sum a x + c^2 sum a
+        fv2 = (second - 2.0 * centers * first + mass * ops.square(centers)) / ops.square(scales)
+        fv2 = fv2 - mass
+        out = []
+        for fv in (fv1, fv2):
+            fv = l2_normalize(fv, axis=-1)
+            out.append(l2_normalize(ops.reshape(fv, (batch, -1)), axis=-1))
+        return ops.concatenate(out, axis=-1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 * self.cluster_size * int(input_shape[-1]))
+
+    def get_config(self):
+        return {**super().get_config(), "cluster_size": self.cluster_size}

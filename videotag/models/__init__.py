@@ -1,3 +1,14 @@
 """Registered models. Importing this package registers every model."""
 
-from videotag.models import nextvlad  # noqa: F401
+from videotag.models import (  # noqa: F401
+    attention_cluster,
+    attention_lstm,
+    dbof,
+    lstm,
+    netfv,
+    netrvlad,
+    netvlad,
+    nextvlad,
+    softdbof,
+    trn,
+)

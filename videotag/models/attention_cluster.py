@@ -1,0 +1,57 @@
+"""ATTENTION_CLUSTER: attention clusters with the shifting operation per modality
+(Long et al., "Attention Clusters: Purely Attention Based Local Feature Integration
+for Video Classification", CVPR 2018, arXiv 1711.09550)."""
+
+from dataclasses import dataclass, field
+from typing import List
+
+import keras
+from keras import layers
+
+from videotag.config import ModelConfig
+from videotag.errors import ConfigError
+from videotag.layers import AttentionClusters
+from videotag.models.aggregators import build_aggregator, register_aggregator
+from videotag.models.base import frame_inputs, video_outputs
+from videotag.registry import register_model
+
+
+@dataclass
+class AttentionClusterConfig(ModelConfig):
+    """Attention-cluster hyper-parameters (defaults: the YT8M configuration of
+    PaddleVideo's implementation: 32 units per modality, two tanh dense layers).
+
+    Attributes:
+        num_clusters: C, attention units per modality.
+        dropout: dropout rate on the concatenated clusters.
+        fc_sizes: tanh dense layers before the head.
+    """
+
+    name: str = "ATTENTION_CLUSTER"
+    num_clusters: int = 32
+    dropout: float = 0.5
+    fc_sizes: List[int] = field(default_factory=lambda: [1024, 4096])
+
+
+@register_aggregator("ATTENTION_CLUSTER", {"num_clusters": 32})
+def attention_cluster_aggregator(x, mask, params, name, index):
+    """C shifted attention units: [B, T, D] -> [B, C*D]."""
+    if params["num_clusters"] <= 0:
+        raise ConfigError("ATTENTION_CLUSTER num_clusters must be positive")
+    return AttentionClusters(params["num_clusters"], name=f"{name}_clusters")(x, mask=mask)
+
+
+@register_model("ATTENTION_CLUSTER", AttentionClusterConfig)
+def build_attention_cluster(cfg) -> keras.Model:
+    """Attention-cluster video classifier; outputs `tags` and `embedding` (last dense)."""
+    m = cfg.model
+    inputs, frames, mask = frame_inputs(cfg)
+    pooled = [build_aggregator("ATTENTION_CLUSTER", x, mask, {"num_clusters": m.num_clusters},
+                               name=name, index=i, where="model")
+              for i, (name, x) in enumerate(zip(cfg.data.feature_names, frames))]
+    x = layers.Concatenate(name="concat")(pooled) if len(pooled) > 1 else pooled[0]
+    if m.dropout:
+        x = layers.Dropout(m.dropout, name="dropout")(x)
+    for i, units in enumerate(m.fc_sizes):
+        x = layers.Dense(units, activation="tanh", name=f"fc_{i}")(x)
+    return keras.Model(inputs, video_outputs(cfg, x), name="attention_cluster")

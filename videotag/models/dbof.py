@@ -1,0 +1,73 @@
+"""DBOF: the deep bag-of-frames baseline of the YT8M starter code (Abu-El-Haija et
+al. 2016, arXiv 1609.08675).
+
+The frames of all features are concatenated; S frames are sampled per video; each
+is batch-normalised, projected to K cluster units (batch norm, relu6) and the video
+is their max (or mean); a hidden layer (batch norm, relu6) feeds the head.
+"""
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from videotag.config import ModelConfig
+from videotag.errors import ConfigError
+from videotag.layers import DBoF, SampleFrames
+from videotag.layers.dbof import POOLINGS
+from videotag.models.aggregators import build_aggregator, register_aggregator
+from videotag.models.base import frame_inputs, video_outputs
+from videotag.registry import register_model
+
+
+@dataclass
+class DBoFConfig(ModelConfig):
+    """DBoF hyper-parameters (defaults: the starter code's).
+
+    Attributes:
+        cluster_size: K, the cluster units per frame.
+        hidden_size: units of the hidden layer.
+        sample_frames: S, frames sampled per video (one per equal segment: random
+            in training, the middle in inference); 0 uses every valid frame.
+        pooling: "max" or "average" over frames.
+        input_bn: batch-normalise the frames (over valid frames) first.
+    """
+
+    name: str = "DBOF"
+    cluster_size: int = 8192
+    hidden_size: int = 1024
+    sample_frames: int = 30
+    pooling: str = "max"
+    input_bn: bool = True
+
+
+@register_aggregator("DBOF", {"cluster_size": 2048, "sample_frames": 30, "pooling": "max",
+                              "input_bn": True})
+def dbof_aggregator(x, mask, params, name, index):
+    """Frame sampling, input BN and DBoF: [B, T, D] -> [B, K_i] (K/8 after index 0)."""
+    if params["pooling"] not in POOLINGS:
+        raise ConfigError(
+            f"DBoF pooling is '{params['pooling']}' (valid: {', '.join(POOLINGS)})")
+    if params["sample_frames"] < 0 or params["cluster_size"] <= 0:
+        raise ConfigError("DBoF sample_frames must be >= 0 and cluster_size positive")
+    if params["sample_frames"]:
+        x, mask = SampleFrames(params["sample_frames"], name=f"{name}_sample")(x, mask)
+    if params["input_bn"]:
+        x = layers.BatchNormalization(name=f"{name}_input_bn")(x, mask=mask)
+    k = params["cluster_size"] if index == 0 else max(1, params["cluster_size"] // 8)
+    return DBoF(k, pooling=params["pooling"], name=f"{name}_dbof")(x, mask=mask)
+
+
+@register_model("DBOF", DBoFConfig)
+def build_dbof(cfg) -> keras.Model:
+    """DBoF video classifier; outputs `tags` and `embedding` (the hidden layer)."""
+    m = cfg.model
+    inputs, frames, mask = frame_inputs(cfg)
+    x = layers.Concatenate(axis=-1, name="concat_frames")(frames) if len(frames) > 1 else frames[0]
+    params = {"cluster_size": m.cluster_size, "sample_frames": m.sample_frames,
+              "pooling": m.pooling, "input_bn": m.input_bn}
+    x = build_aggregator("DBOF", x, mask, params, name="frames", where="model")
+    x = layers.Dense(m.hidden_size, use_bias=False, name="hidden")(x)
+    x = layers.BatchNormalization(name="hidden_bn")(x)
+    x = layers.Activation("relu6", name="hidden_relu6")(x)
+    return keras.Model(inputs, video_outputs(cfg, x), name="dbof")

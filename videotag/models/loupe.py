@@ -1,0 +1,77 @@
+"""The LOUPE family (Miech et al. 2017, "Learnable pooling with Context Gating for
+video classification", arXiv 1706.06905; first in the 2017 YT8M challenge).
+
+Shared by NETVLAD, NETRVLAD, NETFV and SOFTDBOF: per modality a masked input batch
+norm and a learnable pooling (the audio stream with fewer clusters); the pooled
+vectors concatenated; a dense hidden layer; Context Gating (`x * sigmoid(x W + b)`);
+then the head (the paper: a mixture of experts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from videotag.config import ModelConfig
+from videotag.errors import ConfigError
+from videotag.layers import LinearGating
+from videotag.models.aggregators import build_aggregator
+from videotag.models.base import frame_inputs, video_outputs
+
+
+@dataclass
+class LoupeConfig(ModelConfig):
+    """Hyper-parameters shared by the LOUPE models.
+
+    Attributes:
+        cluster_size: K for the first feature (rgb); later features use fewer
+            (K/2 for NetVLAD, NetRVLAD and NetFV; K/8 for soft DBoF).
+        hidden_size: units of the dense layer after the concatenation.
+        input_bn: batch-normalise the frames (over valid frames) before pooling.
+        gating: Context Gating on the hidden vector.
+        dropout: dropout rate before the hidden layer.
+    """
+
+    cluster_size: int = 256
+    hidden_size: int = 1024
+    input_bn: bool = True
+    gating: bool = True
+    dropout: float = 0.0
+
+
+def pooling_aggregator(layer_cls, suffix: str, divisor: int):
+    """An aggregator fn: optional masked input BN, then `layer_cls(K_i)` pooling,
+    where K_i is `cluster_size` for index 0 and `cluster_size // divisor` after."""
+
+    def aggregate(x, mask, params, name, index):
+        k = int(params["cluster_size"])
+        if k <= 0:
+            raise ConfigError(f"{suffix} cluster_size must be positive, got {k}")
+        if index > 0:
+            k = max(1, k // divisor)
+        if params.get("input_bn", True):
+            x = layers.BatchNormalization(name=f"{name}_input_bn")(x, mask=mask)
+        extra = {"max_pool": bool(params["max_pool"])} if "max_pool" in params else {}
+        return layer_cls(cluster_size=k, name=f"{name}_{suffix}", **extra)(x, mask=mask)
+
+    return aggregate
+
+
+def build_loupe(cfg, kind: str, extra_params=None) -> keras.Model:
+    """A LOUPE model whose per-modality pooling is the aggregator `kind`."""
+    m = cfg.model
+    inputs, frames, mask = frame_inputs(cfg)
+    params = {"cluster_size": m.cluster_size, "input_bn": m.input_bn, **(extra_params or {})}
+    pooled = [
+        build_aggregator(kind, x, mask, params, name=name, index=i, where="model")
+        for i, (name, x) in enumerate(zip(cfg.data.feature_names, frames))
+    ]
+    x = layers.Concatenate(name="concat")(pooled) if len(pooled) > 1 else pooled[0]
+    if m.dropout:
+        x = layers.Dropout(m.dropout, name="dropout")(x)
+    x = layers.Dense(m.hidden_size, name="hidden")(x)
+    if m.gating:
+        x = LinearGating(name="context_gating")(x)
+    return keras.Model(inputs, video_outputs(cfg, x), name=kind.lower())
