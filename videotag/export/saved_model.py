@@ -9,6 +9,10 @@ serves the highest). Signatures, every tensor batch-first:
 - `predict_dense`: each feature uint8 [B, T, size] and `num_frames` int32 [B] ->
   the same outputs but `video_id`.
 
+Models with a `title` input (string [B]) also read the records' title (context
+`data.title_key`, "" when absent) and take `title` in `predict_dense`; the model
+tokenises it itself. A title that is not valid UTF-8 fails the request.
+
 A malformed record (wrong frame byte length, missing id) fails its request with
 InvalidArgument; the next request is served normally.
 """
@@ -43,6 +47,7 @@ class ServingModule(tf.Module):
         self._data = cfg.data
         self._top_k = min(cfg.export.top_k, cfg.data.num_classes)
         self.class_names = tf.constant(class_names, dtype=tf.string)
+        self._title = schema.TITLE_KEY in [t.name for t in model.inputs]
         data = cfg.data
         self.serve_examples = tf.function(
             self._serve_examples,
@@ -52,6 +57,8 @@ class ServingModule(tf.Module):
             tf.TensorSpec([None, None, size], tf.uint8, name=name)
             for name, size in zip(data.feature_names, data.feature_sizes)
         ] + [tf.TensorSpec([None], tf.int32, name=schema.NUM_FRAMES_KEY)]
+        if self._title:
+            dense_spec.append(tf.TensorSpec([None], tf.string, name=schema.TITLE_KEY))
         self.serve_dense = tf.function(self._serve_dense, input_signature=dense_spec)
 
     def _outputs(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
@@ -64,18 +71,34 @@ class ServingModule(tf.Module):
             "embedding": tf.cast(out["embedding"], tf.float32),
         }
 
+    def _check_title(self, title):
+        valid = tf.equal(tf.strings.unicode_transcode(
+            title, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD), title)
+        # no quotes in the message: the assertion escapes them
+        tf.debugging.assert_equal(valid, True, message=f"the title (context key "
+                                  f"{self._data.title_key}) is not valid UTF-8 text")
+        return title
+
     def _serve_dense(self, *tensors):
         names = list(self._data.feature_names) + [schema.NUM_FRAMES_KEY]
+        if self._title:
+            names.append(schema.TITLE_KEY)
         inputs = dict(zip(names, tensors))
+        if self._title:
+            inputs[schema.TITLE_KEY] = self._check_title(inputs[schema.TITLE_KEY])
         steps = tf.shape(tensors[0])[1]
         inputs[schema.NUM_FRAMES_KEY] = tf.minimum(inputs[schema.NUM_FRAMES_KEY], steps)
         return self._outputs(inputs)
 
     def _serve_examples(self, example_bytes):
         data = self._data
+        context_features = {data.id_key: tf.io.FixedLenFeature([], tf.string)}
+        if self._title:
+            context_features[data.title_key] = tf.io.FixedLenFeature([], tf.string,
+                                                                     default_value="")
         context, lists, lengths = tf.io.parse_sequence_example(
             example_bytes,
-            context_features={data.id_key: tf.io.FixedLenFeature([], tf.string)},
+            context_features=context_features,
             sequence_features={
                 n: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
                 for n in data.feature_names
@@ -97,6 +120,8 @@ class ServingModule(tf.Module):
                 message=f"feature list '{name}' has a frame whose byte length is not {size}",
             )
             inputs[name] = tf.io.decode_raw(frames, tf.uint8, fixed_length=size)
+        if self._title:
+            inputs[schema.TITLE_KEY] = self._check_title(context[data.title_key])
         outputs = self._outputs(inputs)
         outputs["video_id"] = context[data.id_key]
         return outputs

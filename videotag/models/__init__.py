@@ -1,3 +1,3 @@
 """Registered models. Importing this package registers every model."""
 
-from videotag.models import nextvlad  # noqa: F401
+from videotag.models import multimodal, nextvlad  # noqa: F401
