@@ -9,6 +9,9 @@
 - `text_guided` (seed 001): the title vector steers an attention over the frames of
   each modality (`TextGuidedAttention`, masked softmax over the valid frames); the
   attention-pooled frames join the modality vectors and the title in `concat_se`.
+  Seed 001 runs an LSTM over the frames before this pooling; here a dense layer
+  projects each frame, and the sequence modelling is left to the aggregators, whose
+  vectors are kept beside the pooled frames.
 """
 
 from __future__ import annotations
