@@ -97,6 +97,13 @@ class HeadConfig:
             "category" (multi-class softmax over data.num_categories).
         tags_weight: loss weight of `tags`.
         category_weight: loss weight of `category`.
+        hmc_hidden_size: "hmc": units of the first two global levels (the third
+            and the local branches have half).
+        hmc_local_levels: "hmc": the global levels (1-3) that feed a local branch
+            (seed 000: [3]).
+        hmc_local_weight: "hmc": weight of the local branches' mean probability;
+            the global branch gets 1 - weight (seed 000: 0.5, the average).
+        hmc_dropout: "hmc": dropout rate after each hidden level.
     """
 
     type: str = "logistic"
@@ -105,6 +112,49 @@ class HeadConfig:
     tasks: List[str] = field(default_factory=lambda: ["tags"])
     tags_weight: float = 1.0
     category_weight: float = 1.0
+    hmc_hidden_size: int = 1024
+    hmc_local_levels: List[int] = field(default_factory=lambda: [3])
+    hmc_local_weight: float = 0.5
+    hmc_dropout: float = 0.0
+
+
+TOKENIZERS = ("auto", "word", "char")
+
+
+@dataclass
+class TextConfig:
+    """Title tokenisation and text encoder of models that read titles.
+
+    Tokenisation runs inside the model (an exported model takes raw UTF-8 titles).
+
+    Attributes:
+        tokenizer: "word" (lowercase, split on whitespace and punctuation), "char"
+            (one token per character: Chinese) or "auto" (words, and every CJK
+            character a token of its own: mixed titles).
+        max_length: tokens kept per title (longer titles are truncated).
+        vocab_file: one token per line (token id = line index + 2; 0 is padding,
+            1 out-of-vocabulary). Empty: built from the training titles when
+            training starts and saved as `vocab.txt` in the model directory.
+        vocab_min_count: a token needs this many occurrences to enter the vocabulary.
+        vocab_max_size: at most this many tokens (the most frequent).
+        embedding_dim: size of the token embeddings.
+        pretrained_embeddings: optional word2vec text file ("count dim" header, then
+            "token v1 ... v_dim") to initialise the embeddings of its tokens.
+        train_embeddings: fine-tune the embeddings.
+        encoder: "textcnn" (Kim 2014) or "bilstm".
+        encoder_params: the encoder's hyper-parameters (see videotag.layers.text).
+    """
+
+    tokenizer: str = "auto"
+    max_length: int = 32
+    vocab_file: str = ""
+    vocab_min_count: int = 2
+    vocab_max_size: int = 20000
+    embedding_dim: int = 64
+    pretrained_embeddings: str = ""
+    train_embeddings: bool = True
+    encoder: str = "textcnn"
+    encoder_params: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -406,8 +456,28 @@ def _check_values(cfg: Config) -> None:
         )
     if d.num_categories < 0:
         raise ConfigError("config key 'data.num_categories' must be 0 (none) or positive")
-    if "category" in head.tasks and d.num_categories <= 0:
+    # the demo data (no data patterns) brings its own category count
+    demo = not (d.train_data_pattern or d.eval_data_pattern)
+    if "category" in head.tasks and d.num_categories <= 0 and not demo:
         raise ConfigError(
             "config key 'model.head.tasks' has 'category' but 'data.num_categories' is 0; "
             "set it to the number of categories"
         )
+    if head.type == "hmc":
+        if head.hmc_hidden_size < 2:
+            raise ConfigError("config key 'model.head.hmc_hidden_size' must be at least 2")
+        if not head.hmc_local_levels or any(x not in (1, 2, 3) for x in head.hmc_local_levels):
+            raise ConfigError(
+                f"config key 'model.head.hmc_local_levels' is {head.hmc_local_levels}; give "
+                "one or more of the levels 1, 2, 3")
+        if not 0.0 <= head.hmc_local_weight <= 1.0:
+            raise ConfigError("config key 'model.head.hmc_local_weight' must be in [0, 1]")
+    text = getattr(cfg.model, "text", None)
+    if isinstance(text, TextConfig):
+        if text.tokenizer not in TOKENIZERS:
+            raise ConfigError(
+                f"config key 'model.text.tokenizer' is '{text.tokenizer}'; valid: "
+                f"{', '.join(TOKENIZERS)}")
+        for key in ("max_length", "embedding_dim", "vocab_max_size", "vocab_min_count"):
+            if getattr(text, key) <= 0:
+                raise ConfigError(f"config key 'model.text.{key}' must be positive")

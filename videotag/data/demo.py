@@ -15,6 +15,16 @@ How the videos are made (all deterministic given the seed):
   labels, or is a distractor: a background shot, or a shot of a class the video is
   NOT labelled with. Every frame adds noise, every video a constant offset.
 - lengths: mostly 10-100 frames, a few 1-3 frames, ~1.5% over 300 frames.
+- titles (context `title`) name some of the video's labels by keywords, in English
+  or (30% of videos) in Chinese, among filler words, rare noise words and at times
+  a keyword of a class the video is not labelled with; 4% of titles are empty. A
+  title names the video's main label (the first drawn) with probability 0.8 and
+  each other label with 0.45, so it adds information the frames lack (confusable
+  classes of a family) without giving every label away.
+- categories (context `category`, 8 of them, `CATEGORIES`): the family of the
+  video's first-drawn label, replaced by a random category for 10% of videos.
+Titles and categories come from random streams of their own: the frames are the
+same as without them.
 """
 
 import dataclasses
@@ -38,7 +48,7 @@ DEFAULT_ROOT = str(_REPO / "data" / "demo_generated")
 VOCABULARY = str(_REPO / "data" / "demo_vocabulary.csv")
 MANIFEST = "demo.json"
 # Bump whenever the generator's output changes, so old demo data is regenerated.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 DEFAULT_NUM_TRAIN = 4000
 DEFAULT_NUM_EVAL = 1000
@@ -85,10 +95,72 @@ _VERY_SHORT, _LONG = 0.06, 0.015  # shares of 1-3 frame and 301-360 frame videos
 _AUDIO_SHORTER = 0.03  # share of videos whose audio track is 1-3 frames shorter
 _CHUNK = 128  # videos generated per vectorized step
 
+# Categories: one per family or pair of families (family -> category index).
+CATEGORIES = ["Autos & Vehicles", "Music & Dance", "Pets & Animals", "Food & Cooking",
+              "Sports", "Beauty & Fashion", "Art, Games & Tech", "Outdoors & Nature"]
+_CATEGORY_OF_FAMILY = {"vehicles": 0, "music": 1, "animals": 2, "food": 3, "sports": 4,
+                       "style": 5, "art": 6, "tech": 6, "outdoors": 7, "weather": 7}
+_CATEGORY_NOISE = 0.10  # share of videos whose category is drawn at random
+
+# Title keywords per class: English words, and Chinese words (tokenised by character).
+_KEYWORDS = {
+    "Game": ("gameplay gaming speedrun", "游戏 通关"),
+    "Vehicle": ("vehicle ride wheels", "车辆 驾驶"),
+    "Music": ("music song melody", "音乐 歌曲"),
+    "Car": ("car drift sedan", "汽车 轿车"),
+    "Concert": ("concert live stage", "演唱会 现场"),
+    "Dance": ("dance choreography dancer", "舞蹈 跳舞"),
+    "Cooking": ("cooking recipe kitchen", "做饭 厨房"),
+    "Animal": ("animal wildlife zoo", "动物 野生"),
+    "Football": ("football goal soccer", "足球 进球"),
+    "Guitar": ("guitar strum riff", "吉他 弹唱"),
+    "Food": ("food tasty snack", "美食 小吃"),
+    "Dog": ("dog puppy doggo", "狗狗 小狗"),
+    "Cartoon": ("cartoon animation anime", "动画 卡通"),
+    "Smartphone": ("smartphone phone unboxing", "手机 开箱"),
+    "Fashion": ("fashion outfit style", "时尚 穿搭"),
+    "Piano": ("piano keys sonata", "钢琴 琴键"),
+    "Cat": ("cat kitten meow", "猫咪 小猫"),
+    "Motorcycle": ("motorcycle motorbike biker", "摩托 机车"),
+    "Basketball": ("basketball dunk hoops", "篮球 扣篮"),
+    "Drawing": ("drawing sketch pencil", "素描 画画"),
+    "Fishing": ("fishing fish bait", "钓鱼 鱼竿"),
+    "Singing": ("singing singer vocals", "唱歌 歌手"),
+    "Drum": ("drum drummer beat", "鼓手 打鼓"),
+    "Train": ("train railway station", "火车 铁路"),
+    "Airplane": ("airplane flight airport", "飞机 航班"),
+    "Gardening": ("gardening garden plants", "园艺 种花"),
+    "Makeup": ("makeup lipstick eyeliner", "化妆 口红"),
+    "Cake": ("cake baking dessert", "蛋糕 烘焙"),
+    "Bird": ("bird parrot birds", "鸟类 鹦鹉"),
+    "Beach": ("beach sea waves", "海滩 大海"),
+    "Skateboarding": ("skateboarding skate kickflip", "滑板"),
+    "Horse": ("horse riding pony", "骑马 马术"),
+    "Painting": ("painting paint canvas", "油画 绘画"),
+    "Camping": ("camping tent campfire", "露营 帐篷"),
+    "Hairstyle": ("hairstyle haircut braid", "发型 剪发"),
+    "Rain": ("rain rainy drizzle", "下雨 雨天"),
+    "Swimming": ("swimming pool swim", "游泳 泳池"),
+    "Thunderstorm": ("thunderstorm thunder lightning", "雷雨 闪电"),
+    "Tractor": ("tractor farm harvest", "拖拉机 农场"),
+    "Violin": ("violin violinist fiddle", "小提琴 琴弦"),
+}
+_FILLER = ("my the best video today new vlog watch amazing funny with and first time "
+           "part episode daily highlights compilation look this".split(),
+           "今天 我的 视频 超级 好看 一起 分享 第一次 日常 合集 来了".split())
+_MENTION_P = (0.8, 0.45)  # probability that the title names the main label, another label
+_WRONG_P = 0.2  # probability of a keyword of a class the video is not labelled with
+_NOISE_WORD_P = 0.3  # probability of a rare made-up word
+_EMPTY_TITLE_P = 0.04
+_CHINESE_P = 0.3
+
 
 @dataclasses.dataclass(frozen=True)
 class DemoData:
-    """Where the demo dataset lives and what it holds."""
+    """Where the demo dataset lives and what it holds.
+
+    Every record has a `title` and a `category` in [0, num_categories).
+    """
 
     root: str
     train_pattern: str
@@ -97,6 +169,7 @@ class DemoData:
     num_classes: int
     num_train: int
     num_eval: int
+    num_categories: int = len(CATEGORIES)
 
 
 def read_vocabulary(path: str = VOCABULARY) -> list[str]:
@@ -108,11 +181,12 @@ def read_vocabulary(path: str = VOCABULARY) -> list[str]:
     return load_label_names(path, count_classes(path))
 
 
-def _demo_data(root: str, num_classes: int, num_train: int, num_eval: int) -> DemoData:
+def _demo_data(root: str, num_classes: int, num_train: int, num_eval: int,
+               num_categories: int = len(CATEGORIES)) -> DemoData:
     return DemoData(root, os.path.join(root, "train*.tfrecord"),
                     os.path.join(root, "validate*.tfrecord"),
                     os.path.join(root, "vocabulary.csv"), num_classes, num_train,
-                    num_eval)
+                    num_eval, num_categories)
 
 
 class _World:
@@ -140,8 +214,9 @@ class _World:
             table = np.concatenate([protos.reshape(n * _PROTOTYPES, size), background])
             self.table[modality] = (table * _PROTO_STD[modality]).astype(np.float32)
 
-    def sample_labels(self, rng: np.random.Generator) -> tuple[list[int], list[int]]:
-        """One video's labels and its 1-2 distractor classes (not among the labels)."""
+    def sample_labels(self, rng: np.random.Generator) -> tuple[list[int], list[int], int]:
+        """One video's labels, its 1-2 distractor classes (not among the labels) and
+        its main label (the first drawn)."""
         n = 1 + int(np.searchsorted(np.cumsum(_NUM_LABELS_P), rng.random()))
         n = min(n, len(_NUM_LABELS_P), self.num_classes)
         labels = [self._draw(self.prior, labels=[], rng=rng)]
@@ -152,7 +227,7 @@ class _World:
         distractors = []
         for _ in range(min(1 + int(rng.random() < 0.4), self.num_classes - n)):
             distractors.append(self._draw(self.prior, labels + distractors, rng))
-        return sorted(labels), distractors
+        return sorted(labels), distractors, labels[0]
 
     @staticmethod
     def _draw(weights: np.ndarray, labels: list[int], rng: np.random.Generator) -> int:
@@ -229,8 +304,48 @@ def _audio_lengths(lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.where(shorter, np.maximum(lengths - cut, 1), lengths)
 
 
+class _Titles:
+    """Titles and categories of videos, from their labels (see the module docstring)."""
+
+    def __init__(self, world: _World, names: list[str]):
+        self.world = world
+        missing = sorted(set(names) - set(_KEYWORDS))
+        if missing:
+            raise DataError(f"demo vocabulary classes without title keywords: {missing}")
+        self.keywords = [[_KEYWORDS[n][lang].split() for n in names] for lang in (0, 1)]
+        families = {x: fam for fam, members in _FAMILIES.items() for x in members}
+        self.category = np.array([_CATEGORY_OF_FAMILY[families[n]] for n in names])
+
+    def title(self, labels: list[int], distractors: list[int], main: int,
+              rng: np.random.Generator) -> str:
+        if rng.random() < _EMPTY_TITLE_P:
+            return ""
+        lang = int(rng.random() < _CHINESE_P)
+        words = [str(rng.choice(self.keywords[lang][c])) for c in labels
+                 if rng.random() < _MENTION_P[0 if c == main else 1]]
+        if rng.random() < _WRONG_P:
+            wrong = distractors if distractors and rng.random() < 0.5 else None
+            c = int(rng.choice(wrong)) if wrong else self.world._draw(
+                self.world.prior, labels, rng)
+            words.append(str(rng.choice(self.keywords[lang][c])))
+        words += [str(w) for w in rng.choice(_FILLER[lang], int(rng.integers(1, 4)))]
+        if rng.random() < _NOISE_WORD_P:
+            words.append("".join(rng.choice(list("bcdfghjklmnpqrstvwxz"), 5)))
+        rng.shuffle(words)
+        if lang:
+            return "".join(words) + str(rng.choice(["", "！", "～", "【高清】"]))
+        words = [w.capitalize() if rng.random() < 0.3 else w for w in words]
+        return " ".join(words) + str(rng.choice(["", "!", " |", "...", " #shorts"]))
+
+    def category_of(self, main_label: int, rng: np.random.Generator) -> int:
+        if rng.random() < _CATEGORY_NOISE:
+            return int(rng.integers(0, len(CATEGORIES)))
+        return int(self.category[main_label])
+
+
 def _write_split(world: _World, split: str, num: int, paths: list[str],
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, titles: _Titles | None = None,
+                 text_rng: np.random.Generator | None = None) -> None:
     lengths = _lengths(num, rng)
     audio_lengths = _audio_lengths(lengths, rng)
     with RecordWriter(paths) as writer:
@@ -240,11 +355,16 @@ def _write_split(world: _World, split: str, num: int, paths: list[str],
             frames = _frames(world, [s[0] for s in sampled], [s[1] for s in sampled],
                              lengths[first:last], rng)
             start = 0
-            for i, (labels, _) in enumerate(sampled, first):
+            for i, (labels, distractors, main) in enumerate(sampled, first):
                 rgb = frames["rgb"][start:start + lengths[i]]
                 audio = frames["audio"][start:start + audio_lengths[i]]
+                title = category = None
+                if titles is not None:  # a random stream of their own: same frames
+                    title = titles.title(labels, distractors, main, text_rng)
+                    category = titles.category_of(main, text_rng)
                 writer.write(frame_example(f"demo-{split}-{i:06d}", labels,
-                                           {"rgb": rgb, "audio": audio}))
+                                           {"rgb": rgb, "audio": audio}, title=title,
+                                           category=category))
                 start += lengths[i]
 
 
@@ -284,16 +404,20 @@ def generate(root: str, num_train: int = DEFAULT_NUM_TRAIN,
     root = os.fspath(root)
     os.makedirs(root, exist_ok=True)
     names = read_vocabulary(VOCABULARY)
-    world_seq, train_seq, eval_seq = np.random.SeedSequence(seed).spawn(3)
+    # spawn(5)[:3] equals spawn(3): the frames are those of the data without titles
+    world_seq, train_seq, eval_seq, train_text, eval_text = (
+        np.random.SeedSequence(seed).spawn(5))
     world = _World(names, np.random.default_rng(world_seq))
-    for split, num, seq in (("train", num_train, train_seq),
-                            ("validate", num_eval, eval_seq)):
+    titles = _Titles(world, names)
+    for split, num, seq, text_seq in (("train", num_train, train_seq, train_text),
+                                      ("validate", num_eval, eval_seq, eval_text)):
         paths = [os.path.join(root, f"{split}{i:04d}.tfrecord")
                  for i in range(num_shards)]
-        _write_split(world, split, num, paths, np.random.default_rng(seq))
+        _write_split(world, split, num, paths, np.random.default_rng(seq), titles,
+                     np.random.default_rng(text_seq))
     shutil.copyfile(VOCABULARY, os.path.join(root, "vocabulary.csv"))
     manifest = dict(_manifest(num_train, num_eval, seed, num_shards),
-                    num_classes=len(names))
+                    num_classes=len(names), num_categories=len(CATEGORIES))
     with open(os.path.join(root, MANIFEST), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
     return _demo_data(root, len(names), num_train, num_eval)
@@ -315,7 +439,7 @@ def _reusable(root: str, expected: dict) -> DemoData | None:
     if not all(os.path.isfile(p) for p in shards):
         return None
     return _demo_data(root, int(manifest["num_classes"]), expected["num_train"],
-                      expected["num_eval"])
+                      expected["num_eval"], int(manifest.get("num_categories", len(CATEGORIES))))
 
 
 def _remove_stale(root: str) -> None:

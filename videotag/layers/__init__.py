@@ -4,10 +4,12 @@ from videotag.layers.assignment import SoftAssignment
 from videotag.layers.attention import AttentionClusters, AttentionPooling, masked_softmax
 from videotag.layers.dbof import DBoF, SoftDBoF
 from videotag.layers.frames import Dequantize, FrameMask
+from videotag.layers.fusion import ConcatSEFusion, GatedFusion, TextGuidedAttention, build_fusion
 from videotag.layers.gating import ContextGating, LinearGating
-from videotag.layers.heads import CategoryHead, LogisticHead, MoeHead, build_head
+from videotag.layers.heads import CategoryHead, HmcHead, LogisticHead, MoeHead, build_head
 from videotag.layers.recurrent import BiLSTM, StackedLSTM
 from videotag.layers.sampling import SampleFrames
+from videotag.layers.text import BiLSTMEncoder, TextCNN, TitleTokenizer, TokenMask, build_text_encoder
 from videotag.layers.trn import TemporalRelation
 from videotag.layers.vlad import NetFV, NetRVLAD, NetVLAD, NeXtVLAD
 
@@ -15,11 +17,15 @@ __all__ = [
     "AttentionClusters",
     "AttentionPooling",
     "BiLSTM",
+    "BiLSTMEncoder",
     "CategoryHead",
+    "ConcatSEFusion",
     "ContextGating",
     "DBoF",
     "Dequantize",
     "FrameMask",
+    "GatedFusion",
+    "HmcHead",
     "LinearGating",
     "LogisticHead",
     "MoeHead",
@@ -32,6 +38,12 @@ __all__ = [
     "SoftDBoF",
     "StackedLSTM",
     "TemporalRelation",
+    "TextCNN",
+    "TextGuidedAttention",
+    "TitleTokenizer",
+    "TokenMask",
+    "build_fusion",
     "build_head",
+    "build_text_encoder",
     "masked_softmax",
 ]

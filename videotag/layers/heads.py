@@ -1,4 +1,4 @@
-"""Classifier heads: logistic and mixture of experts (YT8M style)."""
+"""Classifier heads: logistic, mixture of experts (YT8M style), HMC (seed 000)."""
 
 import keras
 from keras import layers, ops, regularizers
@@ -75,6 +75,103 @@ class MoeHead(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="videotag")
+class HmcHead(keras.layers.Layer):
+    """The HMC head of seed 000: a global branch and local branches, averaged.
+
+    Seed 000 adapts the hierarchical multi-label classification network (HMCN-F,
+    Wehrmann et al. 2018) to tags. Our reading of its structure:
+    - global levels with dense connections: `a1 = relu(W1 x)`,
+      `a2 = relu(W2 [a1, x])`, `a3 = relu(W3 [a2, a1, x])` with H, H and H/2
+      units, dropout after each;
+    - the global branch: `p_g = sigmoid(W_g [a3, a2, a1, x])`, every level at once;
+    - a local branch per chosen level l: `p_l = sigmoid(W_pl relu(W_tl a_l))`
+      (H/2 hidden units); the seed has one, at level 3 (HMCN-F has one per level);
+    - the output `w * mean_l(p_l) + (1 - w) * p_g` with w = 0.5 in the seed: the
+      average of the global and the local probabilities.
+    The seed trains the sum of the branches' own binary cross-entropies; here the
+    loss is taken on the averaged output, like the other heads (one `tags` output).
+
+    Args:
+        num_classes: C.
+        hidden_size: H.
+        local_levels: the levels (1, 2, 3) with a local branch.
+        local_weight: w.
+        dropout: rate after each hidden level.
+        l2_penalty: L2 regularisation of the weights.
+    Shapes:
+        [B, D] -> [B, C] probabilities.
+    """
+
+    def __init__(self, num_classes, hidden_size=1024, local_levels=(3,), local_weight=0.5,
+                 dropout=0.0, l2_penalty=1e-8, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.hidden_size = hidden_size
+        self.local_levels = sorted({int(x) for x in local_levels})
+        self.local_weight = float(local_weight)
+        self.dropout = float(dropout)
+        self.l2_penalty = l2_penalty
+        reg = regularizers.L2(l2_penalty) if l2_penalty else None
+        sizes = [hidden_size, hidden_size, max(1, hidden_size // 2)]
+        self.levels = [layers.Dense(n, activation="relu", kernel_regularizer=reg,
+                                    name=f"global_{i + 1}") for i, n in enumerate(sizes)]
+        self.global_logits = layers.Dense(num_classes, kernel_regularizer=reg,
+                                          name="global_logits")
+        # one local branch per entry of local_levels, in that order
+        self.local_hidden = [layers.Dense(sizes[2], activation="relu", kernel_regularizer=reg,
+                                          name=f"local_{level}") for level in self.local_levels]
+        self.local_logits = [layers.Dense(num_classes, kernel_regularizer=reg,
+                                          name=f"local_{level}_logits")
+                             for level in self.local_levels]
+        self.drop = layers.Dropout(self.dropout)
+
+    def build(self, input_shape):
+        width = int(input_shape[-1])
+        for level in self.levels:
+            level.build((None, width))
+            width += level.units
+        self.global_logits.build((None, width))
+        for level, hidden, logits in zip(self.local_levels, self.local_hidden, self.local_logits):
+            hidden.build((None, self.levels[level - 1].units))
+            logits.build((None, hidden.units))
+
+    def branches(self, inputs, training=None):
+        """(global probabilities [B, C], [local probabilities [B, C] per level])."""
+        stack, hidden = [inputs], []
+        for level in self.levels:
+            a = self.drop(level(ops.concatenate(stack[::-1], axis=-1) if len(stack) > 1
+                                else stack[0]), training=training)
+            hidden.append(a)
+            stack.append(a)
+        global_p = ops.sigmoid(ops.cast(
+            self.global_logits(ops.concatenate(stack[::-1], axis=-1)), "float32"))
+        local_p = []
+        for level, dense, logits in zip(self.local_levels, self.local_hidden, self.local_logits):
+            h = self.drop(dense(hidden[level - 1]), training=training)
+            local_p.append(ops.sigmoid(ops.cast(logits(h), "float32")))
+        return global_p, local_p
+
+    def call(self, inputs, training=None):
+        global_p, local_p = self.branches(inputs, training=training)
+        local_mean = local_p[0] if len(local_p) == 1 else ops.mean(ops.stack(local_p), axis=0)
+        return self.local_weight * local_mean + (1.0 - self.local_weight) * global_p
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "hidden_size": self.hidden_size,
+            "local_levels": list(self.local_levels),
+            "local_weight": self.local_weight,
+            "dropout": self.dropout,
+            "l2_penalty": self.l2_penalty,
+        }
+
+
+@keras.saving.register_keras_serializable(package="videotag")
 class CategoryHead(keras.layers.Layer):
     """One softmax over categories (multi-class). [B, D] -> [B, num_categories]."""
 
@@ -108,4 +205,8 @@ def build_head(head_cfg, num_classes, name="tags"):
         return LogisticHead(num_classes, head_cfg.l2_penalty, name=name)
     if head_cfg.type == "moe":
         return MoeHead(num_classes, head_cfg.num_mixtures, head_cfg.l2_penalty, name=name)
-    raise ValueError(f"unknown head type '{head_cfg.type}' (valid: logistic, moe)")
+    if head_cfg.type == "hmc":
+        return HmcHead(num_classes, head_cfg.hmc_hidden_size, head_cfg.hmc_local_levels,
+                       head_cfg.hmc_local_weight, head_cfg.hmc_dropout, head_cfg.l2_penalty,
+                       name=name)
+    raise ValueError(f"unknown head type '{head_cfg.type}' (valid: logistic, moe, hmc)")

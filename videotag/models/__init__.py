@@ -5,6 +5,7 @@ from videotag.models import (  # noqa: F401
     attention_lstm,
     dbof,
     lstm,
+    multimodal,
     netfv,
     netrvlad,
     netvlad,

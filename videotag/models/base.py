@@ -20,6 +20,7 @@ from typing import Dict, List, Tuple
 import keras
 
 from videotag.data import schema
+from videotag.errors import ConfigError
 from videotag.layers import CategoryHead, Dequantize, FrameMask, build_head
 
 
@@ -54,6 +55,9 @@ def video_outputs(cfg, embedding: keras.KerasTensor) -> Dict[str, keras.KerasTen
     if "tags" in head.tasks:
         outputs["tags"] = build_head(head, cfg.data.num_classes, name="tags")(embedding)
     if "category" in head.tasks:
+        if cfg.data.num_categories <= 0:
+            raise ConfigError("config key 'model.head.tasks' has 'category' but "
+                              "'data.num_categories' is 0; set it to the number of categories")
         outputs["category"] = CategoryHead(
             cfg.data.num_categories, head.l2_penalty, name="category")(embedding)
     outputs["embedding"] = keras.layers.Identity(name="embedding", dtype="float32")(embedding)

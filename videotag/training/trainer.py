@@ -2,6 +2,7 @@
 
 Layout of a model directory:
     config.yaml                      the full config of the run
+    vocab.txt                        the title vocabulary (models that read titles)
     checkpoints/epoch-0003.weights.h5  weights after each epoch (last N kept)
     model.keras                      the final model (Keras format)
     metrics.json                     validation metrics per epoch and the summary
@@ -23,6 +24,7 @@ import tensorflow as tf
 from videotag.config import Config
 from videotag.data.reader import SkipCounter, for_keras, list_files, make_dataset, translate_error
 from videotag.data.sources import resolve_data
+from videotag.data.vocab import prepare_vocabulary
 from videotag.evaluation.evaluator import evaluate, format_metrics, predict_function
 from videotag.registry import build_model
 
@@ -156,6 +158,7 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     cfg = resolve_data(cfg, verbose=verbose)
     out = Path(model_dir)
     out.mkdir(parents=True, exist_ok=True)
+    prepare_vocabulary(cfg, out, verbose=verbose)  # models reading titles: vocab.txt
     cfg.save(out / CONFIG_FILE)
     keras.utils.set_random_seed(cfg.train.seed)
 

@@ -1,0 +1,212 @@
+"""Titles inside the model: tokenizer, token mask, and text encoders (TextCNN, BiLSTM).
+
+The path of a title: `TitleTokenizer` (string [B] -> token ids [B, L]), `TokenMask`
+(ids -> bool [B, L]), an embedding ([B, L, E]), then an encoder over the embeddings
+and the mask (-> [B, D]). Encoders see nothing but the embeddings and the mask, so
+padding never counts and an empty title (no tokens) gives a zero vector.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from videotag.data.vocab import MODES, NUM_RESERVED, OOV_ID, PAD_ID, split_tokens
+from videotag.errors import ConfigError
+
+
+@keras.saving.register_keras_serializable(package="videotag")
+class TitleTokenizer(keras.layers.Layer):
+    """Raw UTF-8 titles -> token ids, with core TensorFlow ops only.
+
+    Ids: 0 padding, 1 out-of-vocabulary, `i + 2` for `vocabulary[i]`. Titles longer
+    than `max_length` tokens are truncated; shorter ones padded with 0. The
+    vocabulary is part of the layer's config, so a `.keras` file carries it, and a
+    SavedModel holds it as a lookup table in its graph.
+
+    Args:
+        vocabulary: the tokens, in id order (see `videotag.data.vocab`).
+        mode: "word", "char" or "auto" (see `videotag.data.vocab.split_tokens`).
+        max_length: L, the tokens kept per title.
+    Shapes:
+        string [B] -> int32 [B, max_length].
+    """
+
+    def __init__(self, vocabulary: Sequence[str] = (), mode: str = "auto", max_length: int = 32,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ConfigError(f"unknown tokenizer mode '{mode}' (valid: {', '.join(MODES)})")
+        self.vocabulary = [str(t) for t in vocabulary]
+        self.mode = mode
+        self.max_length = int(max_length)
+        if self.vocabulary:
+            keys = tf.constant(self.vocabulary, tf.string)
+            values = tf.range(NUM_RESERVED, self.vocabulary_size, dtype=tf.int32)
+        else:  # no vocabulary: every token is out-of-vocabulary ("" is never a token)
+            keys, values = tf.constant([""]), tf.constant([OOV_ID], tf.int32)
+        self._table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, values), default_value=OOV_ID)
+
+    @property
+    def vocabulary_size(self) -> int:
+        """Number of ids, the reserved two included."""
+        return len(self.vocabulary) + NUM_RESERVED
+
+    def call(self, titles):
+        titles = tf.reshape(tf.convert_to_tensor(titles, tf.string), [-1])
+        tokens = split_tokens(titles, self.mode)[:, : self.max_length]
+        ids = tf.ragged.map_flat_values(self._table.lookup, tokens)
+        return ids.to_tensor(PAD_ID, shape=[None, self.max_length])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.max_length)
+
+    def compute_output_spec(self, titles):
+        return keras.KerasTensor((titles.shape[0], self.max_length), dtype="int32")
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary": list(self.vocabulary),
+            "mode": self.mode,
+            "max_length": self.max_length,
+        }
+
+
+@keras.saving.register_keras_serializable(package="videotag")
+class TokenMask(keras.layers.Layer):
+    """Bool mask of the real tokens: ids [B, L] -> ids != 0, bool [B, L]."""
+
+    def call(self, ids):
+        return ops.not_equal(ids, PAD_ID)
+
+    def compute_output_spec(self, ids):
+        return keras.KerasTensor(ids.shape, dtype="bool")
+
+
+@keras.saving.register_keras_serializable(package="videotag")
+class TextCNN(keras.layers.Layer):
+    """TextCNN (Kim 2014): n-gram convolutions, ReLU, max over time, concatenated.
+
+    A window of size w starting at a real token covers it and the w - 1 tokens
+    after it; padding reads as zero vectors (Kim pads short sentences with zeros),
+    and only windows that start at a real token enter the max. ReLU outputs are
+    >= 0, so a title without tokens gives zeros.
+
+    Args:
+        windows: window sizes (default 2, 3, 4, 5).
+        filters: filters per window size.
+    Call args:
+        embeddings: float [B, L, E].
+        mask: bool [B, L], True for real tokens.
+    Shapes:
+        -> [B, filters * len(windows)].
+    """
+
+    def __init__(self, windows: Sequence[int] = (2, 3, 4, 5), filters: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        self.windows = [int(w) for w in windows]
+        self.filters = int(filters)
+        if not self.windows or min(self.windows) < 1 or self.filters < 1:
+            raise ConfigError(f"TextCNN needs window sizes >= 1 and filters >= 1, got "
+                              f"windows {self.windows}, filters {self.filters}")
+        self.convs = [layers.Conv1D(self.filters, w, activation="relu", name=f"conv_{w}")
+                      for w in self.windows]
+
+    def build(self, embeddings_shape, mask_shape=None):
+        dim = int(embeddings_shape[-1])
+        for conv in self.convs:
+            conv.build((None, None, dim))
+
+    def call(self, embeddings, mask):
+        valid = ops.cast(ops.expand_dims(mask, -1), embeddings.dtype)
+        x = embeddings * valid
+        steps = ops.shape(x)[1]
+        x = ops.pad(x, [[0, 0], [0, max(self.windows) - 1], [0, 0]])
+        pooled = []
+        for w, conv in zip(self.windows, self.convs):
+            y = conv(x)[:, :steps]  # position t: tokens t .. t + w - 1
+            pooled.append(ops.max(y * ops.cast(valid, y.dtype), axis=1))
+        return ops.concatenate(pooled, axis=-1) if len(pooled) > 1 else pooled[0]
+
+    def compute_output_shape(self, embeddings_shape, mask_shape=None):
+        return (embeddings_shape[0], self.filters * len(self.windows))
+
+    def get_config(self):
+        return {**super().get_config(), "windows": list(self.windows), "filters": self.filters}
+
+
+@keras.saving.register_keras_serializable(package="videotag")
+class BiLSTMEncoder(keras.layers.Layer):
+    """Bidirectional LSTM over the real tokens, pooled to one vector.
+
+    Args:
+        units: LSTM units per direction.
+        pooling: "mean" (masked mean of the outputs over the real tokens) or "final"
+            (the last state of each direction, concatenated).
+    Call args:
+        embeddings: float [B, L, E].
+        mask: bool [B, L], True for real tokens (padding at the end).
+    Shapes:
+        -> [B, 2 * units]; zeros for a title without tokens.
+    """
+
+    def __init__(self, units: int = 64, pooling: str = "mean", **kwargs):
+        super().__init__(**kwargs)
+        if pooling not in ("mean", "final"):
+            raise ConfigError(f"BiLSTM pooling is '{pooling}'; valid: mean, final")
+        self.units = int(units)
+        self.pooling = pooling
+        self.rnn = layers.Bidirectional(
+            layers.LSTM(self.units, return_sequences=pooling == "mean"), name="bilstm")
+
+    def build(self, embeddings_shape, mask_shape=None):
+        self.rnn.build((None, None, int(embeddings_shape[-1])))
+
+    def call(self, embeddings, mask, training=None):
+        valid = ops.cast(ops.expand_dims(mask, -1), embeddings.dtype)
+        out = self.rnn(embeddings * valid, mask=mask, training=training)
+        if self.pooling == "final":
+            # a title without tokens keeps the zero initial state
+            return out * ops.cast(ops.any(mask, axis=1, keepdims=True), out.dtype)
+        valid = ops.cast(valid, out.dtype)
+        count = ops.maximum(ops.sum(valid, axis=1), 1.0)
+        return ops.sum(out * valid, axis=1) / count
+
+    def compute_output_shape(self, embeddings_shape, mask_shape=None):
+        return (embeddings_shape[0], 2 * self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "pooling": self.pooling}
+
+
+# name -> (layer class, default hyper-parameters)
+TEXT_ENCODERS: Dict[str, tuple] = {
+    "textcnn": (TextCNN, {"windows": [2, 3, 4, 5], "filters": 64}),
+    "bilstm": (BiLSTMEncoder, {"units": 64, "pooling": "mean"}),
+}
+
+
+def build_text_encoder(kind: str, params: Optional[Dict[str, Any]] = None,
+                       name: str = "title_encoder",
+                       where: str = "model.text") -> keras.layers.Layer:
+    """The text encoder `kind` ("textcnn" or "bilstm") with `params` over its defaults.
+
+    Raises:
+        ConfigError: unknown encoder or parameter, listing the valid ones.
+    """
+    key = str(kind).lower()
+    if key not in TEXT_ENCODERS:
+        raise ConfigError(f"config key '{where}.encoder' names an unknown text encoder '{kind}' "
+                          f"(valid: {', '.join(sorted(TEXT_ENCODERS))})")
+    cls, defaults = TEXT_ENCODERS[key]
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ConfigError(f"config key '{where}.encoder_params' gives '{unknown[0]}', which "
+                          f"text encoder {key} does not take (valid: {', '.join(sorted(defaults))})")
+    return cls(**{**defaults, **params}, name=name)
