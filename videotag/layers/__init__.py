@@ -3,6 +3,7 @@
 from videotag.layers.frames import Dequantize, FrameMask
 from videotag.layers.gating import ContextGating
 from videotag.layers.heads import CategoryHead, LogisticHead, MoeHead, build_head
+from videotag.layers.normalization import MaskedBatchNormalization
 from videotag.layers.vlad import NeXtVLAD
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "Dequantize",
     "FrameMask",
     "LogisticHead",
+    "MaskedBatchNormalization",
     "MoeHead",
     "NeXtVLAD",
     "build_head",

@@ -3,6 +3,8 @@
 import keras
 from keras import layers, ops
 
+from videotag.layers.normalization import MaskedBatchNormalization
+
 
 @keras.saving.register_keras_serializable(package="videotag")
 class NeXtVLAD(keras.layers.Layer):
@@ -46,7 +48,7 @@ class NeXtVLAD(keras.layers.Layer):
         self.expand = layers.Dense(expanded, name="expand")
         self.attention = layers.Dense(g, activation="sigmoid", name="group_attention")
         self.assign = layers.Dense(g * k, use_bias=False, name="cluster_assign")
-        self.assign_bn = layers.BatchNormalization(name="cluster_assign_bn")
+        self.assign_bn = MaskedBatchNormalization(name="cluster_assign_bn")
         self.expand.build(input_shape)
         self.attention.build((None, None, expanded))
         self.assign.build((None, None, expanded))
