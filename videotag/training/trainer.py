@@ -145,7 +145,7 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     boards = TensorBoardLogs(out, enabled=chief and cfg.train.tensorboard)
     predict = predict_function(model, cfg.data)  # one trace for every evaluation
     evaluate_here = bool(cfg.data.eval_data_pattern) and chief
-    summary: Dict = {"model": cfg.model.name, "model_dir": str(out)}
+    summary: Dict = {"model": cfg.model.name, "model_dir": str(out), "replicas": replicas}
 
     if (cfg.train.eval_before_training and evaluate_here and state.global_step == 0
             and state.untrained_validation is None):

@@ -1,0 +1,97 @@
+"""Runs with the trainer's options: a loss that becomes NaN, mixed precision, XLA."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import frame_record, tiny_config, write_file
+from videotag.errors import TrainingError
+from videotag.training.checkpoints import CheckpointStore
+from videotag.training.trainer import load_trained, train
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("options")
+    rng = np.random.default_rng(7)
+    protos = rng.integers(40, 216, (4, 1024 + 128))
+    records = []
+    for i in range(32):
+        x = np.clip(protos[i % 4] + rng.normal(0, 30, (5, 1024 + 128)), 0, 255).astype(np.uint8)
+        records.append(frame_record(f"v{i}".encode(), (i % 4,), rgb=x[:, :1024], audio=x[:, 1024:]))
+    write_file(root / "train0.tfrecord", records)
+    return root
+
+
+def _cfg(root, **kw):
+    base = {"data.train_data_pattern": str(root / "train*.tfrecord"),
+            "train.learning_rate": 0.01, "train.log_every_steps": 1}
+    base.update(kw)
+    return tiny_config(**base)
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(shards, tmp_path):
+    model_dir = str(tmp_path / "m")
+    train(_cfg(shards), model_dir, verbose=False)  # one good epoch: ckpt-000000004
+    # resumed with an absurd perturbation, the first step's loss overflows; a checkpoint
+    # is due after every step, and the weights that step produced must not be saved
+    bad = _cfg(shards, **{"train.epochs": 2, "train.checkpoint_every_steps": 1,
+                          "train.fgm_alpha": 1.0, "train.fgm_epsilon": 1e38})
+    with pytest.raises(TrainingError, match=r"the loss .*became (nan|inf) at step 5 \(epoch 2, "
+                                            r"step 1 of the epoch\).*ckpt-000000004 \(step 4\), "
+                                            r"is kept"):
+        train(bad, model_dir, verbose=False)
+    store = CheckpointStore(tmp_path / "m" / "checkpoints", writer=False)
+    assert store.latest().name == "ckpt-000000004"
+    _, model = load_trained(model_dir, checkpoint=str(store.latest()))
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+    assert "became" in json.loads((tmp_path / "m" / "metrics.json").read_text())["stopped"]
+    # the run goes on from the last good checkpoint once the config is sane again
+    summary = train(_cfg(shards, **{"train.epochs": 2}), model_dir, verbose=False)
+    assert summary["steps"] == 8 and np.isfinite(summary["final_loss"])
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_with_fgm_trains_and_saves_a_float32_model(shards, tmp_path, policy):
+    cfg = _cfg(shards, **{"train.mixed_precision": policy, "train.fgm_alpha": 1.0,
+                          "train.epochs": 2})
+    summary = train(cfg, str(tmp_path / "m"), verbose=False)
+    epochs = json.loads((tmp_path / "m" / "metrics.json").read_text())["epochs"]
+    assert summary["steps"] == 8
+    assert all(np.isfinite(e["loss"]) and e["adversarial_loss"] > 0 for e in epochs)
+    assert epochs[1]["clean_loss"] < epochs[0]["clean_loss"]
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    _, model = load_trained(str(tmp_path / "m"))
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    store = CheckpointStore(tmp_path / "m" / "checkpoints", writer=False)
+    with np.load(store.latest() / "optimizer.npz") as saved:
+        # Adam: the step count and two moments per weight; float16 adds the loss scale
+        adam = 2 * len(model.trainable_variables) + 1
+        if policy == "mixed_float16":
+            assert len(saved.files) > adam
+        else:
+            assert len(saved.files) == adam
+
+
+def test_xla_step_gives_the_losses_of_the_plain_step_and_tensorboard_logs(shards, tmp_path):
+    losses = {}
+    for jit in (False, True):
+        cfg = _cfg(shards, **{"train.jit_compile": jit, "data.pad_to_max_frames": True,
+                              "train.log_every_steps": 2})
+        train(cfg, str(tmp_path / f"m{jit}"), verbose=False)
+        losses[jit] = json.loads((tmp_path / f"m{jit}" / "metrics.json").read_text())["epochs"]
+    assert losses[True][0]["loss"] == pytest.approx(losses[False][0]["loss"], rel=1e-3)
+
+    tags = {}
+    for path in (tmp_path / "mFalse" / "logs" / "train").glob("events*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                assert value.metadata.plugin_data.plugin_name == "scalars"
+                tags.setdefault(value.tag, []).append(event.step)
+    assert tags["loss"] == [2, 4] and tags["learning_rate"] == [2, 4]
+    assert tags["examples_per_second"] == [2, 4] and tags["epoch_loss"] == [4]
+    assert "adversarial_loss" not in tags  # FGM off
