@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import videotag
-from tests.helpers import frame_record, random_batch, tiny_config, write_file
+from tests.helpers import learnable_records, random_batch, scalar_events, tiny_config, write_file
 from videotag.data import schema
 from videotag.errors import ConfigError
 from videotag.layers import Dequantize, FrameMask
@@ -156,27 +156,9 @@ def test_a_model_without_perturbable_inputs_is_refused():
         SplitModel(model)
 
 
-def _events(log_dir):
-    out = {}
-    for path in sorted(log_dir.glob("events*")):
-        for record in tf.data.TFRecordDataset(str(path)):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                out.setdefault(value.tag, []).append(
-                    (event.step, float(tf.make_ndarray(value.tensor))))
-    return out
-
-
 def test_training_with_fgm_logs_clean_and_adversarial_losses(tmp_path):
-    rng = np.random.default_rng(1)
-    protos = rng.integers(40, 216, (4, 1024 + 128))
-    records = []
-    for i in range(64):
-        c = i % 4
-        x = np.clip(protos[c] + rng.normal(0, 30, (6, 1024 + 128)), 0, 255).astype(np.uint8)
-        records.append(frame_record(f"v{i}".encode(), (c,), rgb=x[:, :1024], audio=x[:, 1024:]))
-    write_file(tmp_path / "train0.tfrecord", records[:48])
-    write_file(tmp_path / "validate0.tfrecord", records[48:])
+    write_file(tmp_path / "train0.tfrecord", learnable_records(48, seed=1))
+    write_file(tmp_path / "validate0.tfrecord", learnable_records(16, seed=2))
     cfg = tiny_config(**{
         "data.train_data_pattern": str(tmp_path / "train*.tfrecord"),
         "data.eval_data_pattern": str(tmp_path / "validate*.tfrecord"),
@@ -192,12 +174,12 @@ def test_training_with_fgm_logs_clean_and_adversarial_losses(tmp_path):
         assert entry["loss"] == pytest.approx(
             entry["clean_loss"] + 0.5 * entry["adversarial_loss"], rel=1e-4)
     assert epochs[1]["clean_loss"] < epochs[0]["clean_loss"]
-    events = _events(tmp_path / "m" / "logs" / "train")
+    events = scalar_events(tmp_path / "m" / "logs" / "train")
     for tag in ("loss", "clean_loss", "adversarial_loss", "learning_rate",
                 "examples_per_second", "grad_norm"):
         assert [step for step, _ in events[tag]] == list(range(1, 13)), tag
     assert all(adv > clean for (_, adv), (_, clean) in
                zip(events["adversarial_loss"], events["clean_loss"]))
-    validation = _events(tmp_path / "m" / "logs" / "validation")
+    validation = scalar_events(tmp_path / "m" / "logs" / "validation")
     assert [step for step, _ in validation["gap"]] == [0, 6, 12]
     assert validation["gap"][-1][1] == pytest.approx(summary["validation"]["gap"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import frame_record, tiny_config, write_file
+from tests.helpers import learnable_records, scalar_events, tiny_config, write_file
 from videotag.errors import TrainingError
 from videotag.training.checkpoints import CheckpointStore
 from videotag.training.trainer import load_trained, train
@@ -16,13 +16,7 @@ from videotag.training.trainer import load_trained, train
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     root = tmp_path_factory.mktemp("options")
-    rng = np.random.default_rng(7)
-    protos = rng.integers(40, 216, (4, 1024 + 128))
-    records = []
-    for i in range(32):
-        x = np.clip(protos[i % 4] + rng.normal(0, 30, (5, 1024 + 128)), 0, 255).astype(np.uint8)
-        records.append(frame_record(f"v{i}".encode(), (i % 4,), rgb=x[:, :1024], audio=x[:, 1024:]))
-    write_file(root / "train0.tfrecord", records)
+    write_file(root / "train0.tfrecord", learnable_records(32, frames=5, seed=7))
     return root
 
 
@@ -85,13 +79,13 @@ def test_xla_step_gives_the_losses_of_the_plain_step_and_tensorboard_logs(shards
         losses[jit] = json.loads((tmp_path / f"m{jit}" / "metrics.json").read_text())["epochs"]
     assert losses[True][0]["loss"] == pytest.approx(losses[False][0]["loss"], rel=1e-3)
 
-    tags = {}
+    events = scalar_events(tmp_path / "mFalse" / "logs" / "train")
+    steps = {tag: [step for step, _ in values] for tag, values in events.items()}
+    assert steps["loss"] == steps["learning_rate"] == steps["examples_per_second"] == [2, 4]
+    assert steps["epoch_loss"] == [4]
+    assert events["learning_rate"][0][1] == pytest.approx(0.01)
+    assert "adversarial_loss" not in steps  # FGM off
     for path in (tmp_path / "mFalse" / "logs" / "train").glob("events*"):
         for record in tf.data.TFRecordDataset(str(path)):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                assert value.metadata.plugin_data.plugin_name == "scalars"
-                tags.setdefault(value.tag, []).append(event.step)
-    assert tags["loss"] == [2, 4] and tags["learning_rate"] == [2, 4]
-    assert tags["examples_per_second"] == [2, 4] and tags["epoch_loss"] == [4]
-    assert "adversarial_loss" not in tags  # FGM off
+            for value in tf.compat.v1.Event.FromString(record.numpy()).summary.value:
+                assert value.metadata.plugin_data.plugin_name == "scalars"  # for TensorBoard

@@ -85,6 +85,18 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return bool(strategy.extended.should_checkpoint)
 
 
+def barrier(strategy: tf.distribute.Strategy) -> None:
+    """Returns when every worker has reached it (a no-op on one machine)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+
+        @tf.function
+        def count():
+            ones = strategy.run(lambda: tf.ones([]))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
+
+        float(count())
+
+
 def set_sync_batch_norm(model, synchronized: bool) -> None:
     """Turns synchronised batch-norm statistics (over all replicas) on or off in
     every batch-norm layer of `model`, nested layers included."""

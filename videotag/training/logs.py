@@ -32,8 +32,9 @@ class _ProgressLog:
         self.batch_size = batch_size
         self.seconds = seconds
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.steps = epoch + 1, 0
+    def on_epoch_begin(self, epoch, logs=None, done=0):
+        """`done`: steps of the epoch already taken (by the run that was resumed)."""
+        self.epoch, self.steps, self.done = epoch + 1, done, done
         self.start = self.last = time.time()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -41,7 +42,7 @@ class _ProgressLog:
         now = time.time()
         if now - self.last >= self.seconds:
             self.last = now
-            rate = self.steps * self.batch_size / (now - self.start)
+            rate = (self.steps - self.done) * self.batch_size / (now - self.start)
             loss = (logs or {}).get("loss")
             loss_text = f", loss {float(loss):.4f}" if loss is not None else ""
             print(f"epoch {self.epoch} step {self.steps}{loss_text}, {rate:.0f} examples/s",
@@ -74,8 +75,7 @@ class Progress:
             if done:
                 self.bar.update(done)
         else:
-            self.lines.on_epoch_begin(epoch)
-            self.lines.steps = done
+            self.lines.on_epoch_begin(epoch, done=done)
 
     def step(self, step_in_epoch: int, values: Dict[str, float]) -> None:
         if not self.verbose:

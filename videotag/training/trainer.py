@@ -80,6 +80,30 @@ def _dtype_policy(mixed_precision: str):
         keras.config.set_dtype_policy(previous)
 
 
+def build_for_training(cfg: Config, strategy: tf.distribute.Strategy):
+    """(model, optimizer) built in the strategy's scope: the model under the
+    configured precision policy, batch norm synchronised over several replicas (per
+    `train.sync_batch_norm`), Adam built on the trainable weights.
+
+    Raises:
+        ConfigError: XLA with several replicas and synchronised batch norm.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if cfg.train.jit_compile and replicas > 1 and cfg.train.sync_batch_norm:
+        raise ConfigError(
+            "config key 'train.jit_compile' with several replicas needs "
+            "train.sync_batch_norm=false (synchronised batch-norm statistics use "
+            "collective ops, which cannot run inside an XLA cluster)"
+        )
+    with strategy.scope():
+        with _dtype_policy(cfg.train.mixed_precision):
+            model = build_model(cfg)
+        distribution.set_sync_batch_norm(model, replicas > 1 and cfg.train.sync_batch_norm)
+        optimizer = make_optimizer(cfg)
+        optimizer.build(model.trainable_variables)
+    return model, optimizer
+
+
 def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     """Trains `cfg.model` on `cfg.data`, scoring the validation data after each epoch.
 
@@ -105,9 +129,9 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     """
     start = time.time()
     strategy = distribution.make_strategy(cfg.train)  # first: multi_worker needs that
-    cfg = resolve_data(cfg, verbose=verbose)
     chief = distribution.is_chief(strategy)
     verbose = verbose and chief
+    cfg = resolve_data(cfg, verbose=verbose)
     out = Path(model_dir)
     store = CheckpointStore(out / CHECKPOINT_DIR, cfg.train.keep_checkpoints, writer=chief)
     latest = store.latest()
@@ -122,18 +146,7 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     if cfg.data.eval_data_pattern:
         list_files(cfg.data.eval_data_pattern)  # fail early on an empty glob
     replicas = strategy.num_replicas_in_sync
-    if cfg.train.jit_compile and replicas > 1 and cfg.train.sync_batch_norm:
-        raise ConfigError(
-            "config key 'train.jit_compile' with several replicas needs "
-            "train.sync_batch_norm=false (synchronised batch-norm statistics use "
-            "collective ops, which cannot run inside an XLA cluster)"
-        )
-    with strategy.scope():
-        with _dtype_policy(cfg.train.mixed_precision):
-            model = build_model(cfg)
-        distribution.set_sync_batch_norm(model, replicas > 1 and cfg.train.sync_batch_norm)
-        optimizer = make_optimizer(cfg)
-        optimizer.build(model.trainable_variables)
+    model, optimizer = build_for_training(cfg, strategy)
     state = RunState()
     if latest is not None:
         state = store.restore(latest, model, optimizer)
@@ -187,6 +200,7 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     if chief:
         _final_model(cfg, model).save(out / MODEL_FILE)
         _write_json(out / METRICS_FILE, {"epochs": history, "summary": summary})
+    distribution.barrier(strategy)  # no worker leaves before the chief has written
     if verbose:
         print(summary_line(summary, cfg.eval.top_k), file=sys.stderr)
     return summary
