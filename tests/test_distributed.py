@@ -80,3 +80,36 @@ def test_two_workers_train_together(shards, tmp_path):
     assert sorted(p.name for p in (model_dir / "checkpoints").iterdir()) == [
         "ckpt-000000003", "ckpt-000000006"]
     assert not [p for p in os.listdir(model_dir) if p.startswith(".")]
+
+
+def test_workers_read_disjoint_shares_of_the_data(tmp_path):
+    from tests.helpers import frame_record, tiny_config
+    from videotag.data import make_dataset
+
+    cfg = tiny_config()
+    for f in range(3):
+        write_file(tmp_path / f"a{f}.tfrecord",
+                   [frame_record(f"f{f}r{r}".encode(), (1,), frames=2) for r in range(4)])
+
+    def ids(pattern, shard):
+        ds = make_dataset(cfg.data, str(tmp_path / pattern), 4, training=True, seed=0,
+                          num_shards=2, shard_index=shard)
+        return sorted(v.decode() for b in ds for v in b["video_id"].numpy())
+
+    # 3 files for 2 workers: whole files (the file list is split before shuffling)
+    by_file = [ids("a*.tfrecord", s) for s in (0, 1)]
+    assert sorted({v[:2] for v in by_file[0]}) == ["f0", "f2"]
+    assert sorted({v[:2] for v in by_file[1]}) == ["f1"]
+    # 1 file for 2 workers: every other record
+    assert ids("a1.tfrecord", 0) == ["f1r0", "f1r2"] and ids("a1.tfrecord", 1) == ["f1r1", "f1r3"]
+
+
+def test_a_batch_splits_into_even_consecutive_pieces_per_replica():
+    import tensorflow as tf
+
+    from videotag.training.distribution import _split
+
+    batch = ({"x": tf.range(5)}, {"tags": tf.range(5) * 10})
+    pieces = list(_split(batch, 2))
+    assert [p[0]["x"].numpy().tolist() for p in pieces] == [[0, 1, 2], [3, 4]]
+    assert [p[1]["tags"].numpy().tolist() for p in pieces] == [[0, 10, 20], [30, 40]]
