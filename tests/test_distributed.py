@@ -113,3 +113,19 @@ def test_a_batch_splits_into_even_consecutive_pieces_per_replica():
     pieces = list(_split(batch, 2))
     assert [p[0]["x"].numpy().tolist() for p in pieces] == [[0, 1, 2], [3, 4]]
     assert [p[1]["tags"].numpy().tolist() for p in pieces] == [[0, 10, 20], [30, 40]]
+
+
+def test_multi_worker_needs_tf_config_and_a_fixed_epoch_length(monkeypatch):
+    from tests.helpers import tiny_config
+    from videotag.errors import ConfigError
+    from videotag.training.distribution import make_strategy
+
+    with pytest.raises(ConfigError, match="train.steps_per_epoch"):
+        tiny_config(**{"train.distribution": "multi_worker"})
+    cfg = tiny_config(**{"train.distribution": "multi_worker", "train.steps_per_epoch": 5})
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="needs the TF_CONFIG environment variable"):
+        make_strategy(cfg.train)
+    monkeypatch.setenv("TF_CONFIG", "{cluster")
+    with pytest.raises(ConfigError, match="TF_CONFIG is not valid JSON"):
+        make_strategy(cfg.train)

@@ -25,8 +25,8 @@ def test_perturbation_is_epsilon_times_the_unit_gradient_per_example():
     g3 = tf.random.stateless_normal([4, 5, 6], seed=[1, 2])
     r = perturbation(g3, 0.3).numpy()
     np.testing.assert_allclose(np.linalg.norm(r.reshape(4, -1), axis=1), 0.3, rtol=1e-5)
-    cosine = np.sum(r.reshape(4, -1) * g3.numpy().reshape(4, -1), 1) / (
-        np.linalg.norm(r.reshape(4, -1), axis=1) * np.linalg.norm(g3.numpy().reshape(4, -1), axis=1))
+    r, g = r.reshape(4, -1), g3.numpy().reshape(4, -1)
+    cosine = np.sum(r * g, 1) / (np.linalg.norm(r, axis=1) * np.linalg.norm(g, axis=1))
     np.testing.assert_allclose(cosine, 1.0, rtol=1e-5)
 
 

@@ -79,7 +79,8 @@ def test_weight_decay_adds_its_penalty_on_matrices():
     assert "hidden/kernel" in names and "nextvlad_rgb/centers" in names
     assert not any(n.endswith(("bias", "gamma", "beta")) for n in names)
     penalty = 0.5 * sum(float(np.sum(np.square(v.numpy()))) for v in decayed_variables(model))
-    assert float(weight_decay_loss(decayed_variables(model), 0.5)) == pytest.approx(penalty, rel=1e-5)
+    assert float(weight_decay_loss(decayed_variables(model), 0.5)) == pytest.approx(penalty,
+                                                                                     rel=1e-5)
     _, _, decayed_step = _step(decayed)  # same seed: same initial weights
     batch = _batch(base)
     plain, with_decay = plain_step(batch), decayed_step(batch)

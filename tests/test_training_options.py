@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import learnable_records, scalar_events, tiny_config, write_file
-from videotag.errors import TrainingError
+from videotag.errors import ConfigError, TrainingError
 from videotag.training.checkpoints import CheckpointStore
 from videotag.training.trainer import load_trained, train
 
@@ -46,6 +46,10 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(shards, tmp
     # the run goes on from the last good checkpoint once the config is sane again
     summary = train(_cfg(shards, **{"train.epochs": 2}), model_dir, verbose=False)
     assert summary["steps"] == 8 and np.isfinite(summary["final_loss"])
+    # another model cannot take over the directory's checkpoints
+    with pytest.raises(ConfigError, match=r"holds checkpoints of another model: config key "
+                                          r"'model.hidden_size' was 32, is now 16"):
+        train(_cfg(shards, **{"model.hidden_size": 16}), model_dir, verbose=False)
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])

@@ -98,7 +98,8 @@ def learning_rate_schedule(cfg: Config, steps_per_epoch: int = 0):
     to_steps = lambda examples: max(1, math.ceil(examples / t.batch_size))  # noqa: E731
     if t.lr_schedule == "cosine":
         examples = t.cosine_decay_examples
-        steps = to_steps(examples) if examples else max(1, t.epochs * (steps_per_epoch or t.steps_per_epoch))
+        run_steps = t.epochs * (steps_per_epoch or t.steps_per_epoch)
+        steps = to_steps(examples) if examples else max(1, run_steps)
         schedule = keras.optimizers.schedules.CosineDecay(
             t.learning_rate, decay_steps=steps, alpha=t.lr_final_ratio)
     elif t.lr_decay_examples and t.lr_decay != 1.0:

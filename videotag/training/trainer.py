@@ -17,9 +17,6 @@ and the run ends with the same number of steps as one that was never stopped.
 from __future__ import annotations
 
 import contextlib
-import itertools
-import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -29,14 +26,15 @@ import keras
 import tensorflow as tf
 
 from videotag.config import Config
-from videotag.data.reader import SkipCounter, for_keras, list_files, make_dataset, translate_error
+from videotag.data.reader import SkipCounter, list_files, translate_error
 from videotag.data.sources import resolve_data
-from videotag.errors import ConfigError, ModelError, TrainingError
+from videotag.errors import ConfigError, ModelError
 from videotag.evaluation.evaluator import evaluate, format_metrics, predict_function
 from videotag.registry import build_model
 from videotag.training import distribution
-from videotag.training.checkpoints import CheckpointStore, RunState, weights_finite
+from videotag.training.checkpoints import CheckpointStore, RunState
 from videotag.training.logs import Progress, TensorBoardLogs, _ProgressLog  # noqa: F401
+from videotag.training.loop import EpochLoop, numbers, write_json
 from videotag.training.losses import learning_rate_schedule  # noqa: F401  (public here)
 from videotag.training.step import TrainStep, make_optimizer
 
@@ -44,7 +42,6 @@ CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoints"
-LOSS_KEYS = ("loss", "clean_loss", "adversarial_loss")
 
 
 def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
@@ -163,14 +160,14 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     if (cfg.train.eval_before_training and evaluate_here and state.global_step == 0
             and state.untrained_validation is None):
         state.untrained_validation = evaluate(model, cfg, verbose=verbose, predict=predict)
-        boards.scalars("validation", _numbers(state.untrained_validation), 0)
+        boards.scalars("validation", numbers(state.untrained_validation), 0)
         if verbose:
             print(f"untrained model validation: "
                   f"{format_metrics(state.untrained_validation, cfg.eval.top_k)}", file=sys.stderr)
 
     progress = Progress(verbose, cfg.train.batch_size, cfg.train.epochs)
-    run = _Run(cfg, out, model, optimizer, step, strategy, store, state, boards, progress,
-               skips, predict, evaluate_here, verbose)
+    run = EpochLoop(cfg, out / METRICS_FILE, model, optimizer, step, strategy, store, state,
+                    boards, progress, skips, predict, evaluate_here, verbose)
     try:
         run.epochs()
     except tf.errors.OpError as exc:
@@ -199,152 +196,11 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
             print(f"training data in this run: {skips.summary()}", file=sys.stderr)
     if chief:
         _final_model(cfg, model).save(out / MODEL_FILE)
-        _write_json(out / METRICS_FILE, {"epochs": history, "summary": summary})
+        write_json(out / METRICS_FILE, {"epochs": history, "summary": summary})
     distribution.barrier(strategy)  # no worker leaves before the chief has written
     if verbose:
         print(summary_line(summary, cfg.eval.top_k), file=sys.stderr)
     return summary
-
-
-class _Run:
-    """The epoch loop of one `train()` call (state in `self.state`)."""
-
-    def __init__(self, cfg, out, model, optimizer, step, strategy, store, state, boards,
-                 progress, skips, predict, evaluate_here, verbose):
-        self.cfg, self.out, self.model, self.optimizer = cfg, out, model, optimizer
-        self.step, self.strategy, self.store, self.state = step, strategy, store, state
-        self.boards, self.progress, self.skips = boards, progress, skips
-        self.predict, self.evaluate_here, self.verbose = predict, evaluate_here, verbose
-        self.float16 = cfg.train.mixed_precision == "mixed_float16"
-        self._skipped_before: Dict[str, int] = {}
-
-    def epochs(self) -> None:
-        t, state = self.cfg.train, self.state
-        while state.epoch < t.epochs:
-            self._train_epoch(state.epoch)
-            self._end_epoch(state.epoch)
-
-    def _batches(self, epoch: int):
-        """The epoch's distributed batches, from the step where it stands."""
-        cfg = self.cfg
-
-        def make_batches(num_shards, shard_index, batch_size):
-            ds = make_dataset(cfg.data, cfg.data.train_data_pattern, batch_size, training=True,
-                              seed=cfg.train.seed + epoch, skip_counter=self.skips,
-                              repeat=bool(cfg.train.steps_per_epoch), num_shards=num_shards,
-                              shard_index=shard_index, deterministic=True)
-            return for_keras(cfg.data, ds, tasks=cfg.model.head.tasks)
-
-        batches = distribution.distributed_batches(
-            self.strategy, cfg.train.batch_size, make_batches, self.state.step_in_epoch)
-        if cfg.train.steps_per_epoch:
-            return itertools.islice(batches, cfg.train.steps_per_epoch - self.state.step_in_epoch)
-        return batches
-
-    def _train_epoch(self, epoch: int) -> None:
-        t, state = self.cfg.train, self.state
-        known = t.steps_per_epoch or next(
-            (h["steps"] for h in reversed(state.history) if "steps" in h), None)
-        self.progress.epoch_begin(epoch, known, state.step_in_epoch)
-        window_start, window_steps = time.time(), 0
-        for batch in self._batches(epoch):
-            values = {k: float(v) for k, v in self.step(batch).items()}
-            state.global_step += 1
-            state.step_in_epoch += 1
-            window_steps += 1
-            self._check_finite(values)
-            for key in LOSS_KEYS:
-                state.epoch_sums[key] = state.epoch_sums.get(key, 0.0) + values[key]
-            shown = {"loss": values["loss"]}
-            if t.fgm_alpha:
-                shown.update(clean=values["clean_loss"], adversarial=values["adversarial_loss"])
-            self.progress.step(state.step_in_epoch, shown)
-            if state.global_step % t.log_every_steps == 0:
-                now = time.time()
-                rate = window_steps * t.batch_size / max(now - window_start, 1e-9)
-                self._log_step(values, rate)
-                window_start, window_steps = now, 0
-            if t.checkpoint_every_steps and state.global_step % t.checkpoint_every_steps == 0:
-                self._save()
-        self.progress.epoch_end(state.step_in_epoch)
-
-    def _log_step(self, values: Dict[str, float], rate: float) -> None:
-        t = self.cfg.train
-        logged = {"loss": values["loss"], "clean_loss": values["clean_loss"],
-                  "grad_norm": values["grad_norm"], "examples_per_second": rate,
-                  "learning_rate": float(self.optimizer.learning_rate)}
-        if t.fgm_alpha:
-            logged["adversarial_loss"] = values["adversarial_loss"]
-        self.boards.scalars("train", logged, self.state.global_step)
-
-    def _check_finite(self, values: Dict[str, float]) -> None:
-        """Stops the run before anything is saved from a step whose loss (or, but
-        under float16 loss scaling, where overflows are skipped, gradient) is not
-        finite."""
-        bad = [k for k in ("loss", "grad_norm") if not math.isfinite(values[k])]
-        if self.float16 and bad == ["grad_norm"]:
-            return
-        if not bad:
-            return
-        state = self.state
-        latest = self.store.latest()
-        kept = (f"the last good checkpoint, {latest} (step {int(latest.name.split('-')[1])}), "
-                "is kept: run the same command to resume from it"
-                if latest is not None else "no checkpoint had been saved")
-        names = {"loss": "loss", "grad_norm": "gradient norm"}
-        message = (
-            f"the {' and the '.join(names[k] for k in bad)} became {values[bad[0]]} at step {state.global_step} (epoch {state.epoch + 1}, "
-            f"step {state.step_in_epoch} of the epoch); training stopped and {kept}. "
-            "Lower train.learning_rate, set train.clip_gradient_norm, or check the data."
-        )
-        self._stopped(message)
-
-    def _stopped(self, message: str):
-        if self.store.writer:
-            _write_json(self.out / METRICS_FILE,
-                        {"epochs": self.state.history, "stopped": message})
-        raise TrainingError(message)
-
-    def _save(self) -> None:
-        if not weights_finite(self.model):
-            self._stopped(
-                f"the weights stopped being finite at step {self.state.global_step}; the last "
-                f"good checkpoint, {self.store.latest()}, is kept")
-        self.store.save(self.model, self.optimizer, self.state)
-
-    def _end_epoch(self, epoch: int) -> None:
-        state, cfg = self.state, self.cfg
-        steps = state.step_in_epoch
-        entry = {"epoch": epoch + 1, "steps": steps}
-        for key in LOSS_KEYS:
-            if key != "adversarial_loss" or cfg.train.fgm_alpha:
-                entry[key] = state.epoch_sums.get(key, math.nan) / max(steps, 1)
-        if self.skips is not None:
-            # the counter runs over the whole run: this epoch's share is the difference
-            total = self.skips.counts()
-            entry["skipped_records"] = {
-                k: v - self._skipped_before.get(k, 0) for k, v in total.items()
-                if v - self._skipped_before.get(k, 0)
-            }
-            self._skipped_before = total
-            if entry["skipped_records"] and self.verbose:
-                print(f"epoch {epoch + 1}: skipped bad training records "
-                      f"{entry['skipped_records']}", file=sys.stderr)
-        self.boards.scalars("train", {f"epoch_{k}": entry[k] for k in LOSS_KEYS if k in entry},
-                            state.global_step)
-        if self.evaluate_here:
-            result = evaluate(self.model, cfg, verbose=self.verbose, predict=self.predict)
-            if self.verbose:
-                print(f"epoch {epoch + 1} validation: {format_metrics(result, cfg.eval.top_k)}",
-                      file=sys.stderr)
-            entry["validation"] = result
-            self.boards.scalars("validation", _numbers(result), state.global_step)
-        self.boards.flush()
-        state.history.append(entry)
-        state.epoch, state.step_in_epoch, state.epoch_sums = epoch + 1, 0, {}
-        if self.store.writer:
-            _write_json(self.out / METRICS_FILE, {"epochs": state.history})
-        self._save()
 
 
 def _check_same_model(cfg: Config, saved_path: Path) -> None:
@@ -375,11 +231,6 @@ def _final_model(cfg: Config, model: keras.Model) -> keras.Model:
     return final
 
 
-def _numbers(result: Dict) -> Dict[str, float]:
-    return {k: v for k, v in result.items()
-            if isinstance(v, (int, float)) and k not in ("seconds", "num_videos")}
-
-
 def summary_line(summary: Dict, top_k: int = 20) -> str:
     """`trained NEXTVLAD: 5 epochs, 120 steps, 95 s; validation GAP@20 0.81 (untrained 0.09)`."""
     line = (
@@ -393,12 +244,6 @@ def summary_line(summary: Dict, top_k: int = 20) -> str:
         if untrained is not None:
             line += f" (untrained {untrained:.4f})"
     return line + f"; model in {summary['model_dir']}"
-
-
-def _write_json(path: Path, payload) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=float))
-    tmp.replace(path)
 
 
 def load_trained(model_dir: str, checkpoint: Optional[str] = None):
