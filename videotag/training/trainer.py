@@ -147,7 +147,11 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     state = RunState()
     if latest is not None:
         state = store.restore(latest, model, optimizer)
-        if verbose:
+        if verbose and state.epoch >= cfg.train.epochs:
+            print(f"{latest} ends a complete run ({state.epoch} epochs, {state.global_step} "
+                  "steps): nothing to train (raise train.epochs to go on, or use a new "
+                  "model_dir)", file=sys.stderr)
+        elif verbose:
             print(f"resuming from {latest} (epoch {state.epoch + 1}, step {state.step_in_epoch} "
                   f"of the epoch, {state.global_step} steps done)", file=sys.stderr)
     step = TrainStep(cfg, model, optimizer, strategy)
