@@ -23,9 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from plain_nextvlad import build_plain  # noqa: E402
 
 import videotag  # noqa: E402
-from plain_nextvlad import build_plain  # noqa: E402
 from videotag.data import schema  # noqa: E402
 
 

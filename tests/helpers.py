@@ -84,3 +84,80 @@ def random_batch(cfg, batch=4, frames=6, seed=0, num_frames=None):
         num_frames if num_frames is not None else rng.integers(1, frames + 1, batch), np.int32
     )
     return out
+
+
+# --- processes -----------------------------------------------------------------
+
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def start_process(args, env=None, cwd=REPO):
+    """Starts `python *args` with this checkout on the path; output to pipes."""
+    import os
+    import subprocess
+    import sys
+
+    full_env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    full_env.update(env or {})
+    return subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_processes(procs, timeout=300):
+    """Waits for every process (killing all of them past `timeout` seconds in total)
+    and returns their (returncode, stdout, stderr)."""
+    import subprocess
+    import time
+
+    deadline = time.monotonic() + timeout
+    results = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            results.append((proc.returncode, out, err))
+    except subprocess.TimeoutExpired:
+        for proc in procs:
+            proc.kill()
+            proc.communicate()
+        raise AssertionError(f"processes still running after {timeout} s")
+    return results
+
+
+def free_ports(count):
+    """`count` TCP ports free on 127.0.0.1 right now."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def scalar_events(log_dir):
+    """{tag: [(step, value), ...]} of the TensorBoard scalars in `log_dir`."""
+    import pathlib
+
+    out = {}
+    for path in sorted(pathlib.Path(log_dir).glob("events*")):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                out.setdefault(value.tag, []).append(
+                    (event.step, float(tf.make_ndarray(value.tensor))))
+    return out
+
+
+def learnable_records(n, num_classes=4, frames=6, seed=0):
+    """Records whose label is readable from the frames: noisy class prototypes."""
+    rng = np.random.default_rng(seed)
+    protos = np.random.default_rng(123).integers(40, 216, (num_classes, 1024 + 128))
+    out = []
+    for i in range(n):
+        c = i % num_classes
+        x = np.clip(protos[c] + rng.normal(0, 30, (frames, 1024 + 128)), 0, 255).astype(np.uint8)
+        out.append(frame_record(f"v{seed}-{i}".encode(), (c,), rgb=x[:, :1024], audio=x[:, 1024:]))
+    return out

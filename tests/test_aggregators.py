@@ -6,7 +6,11 @@ import pytest
 
 from tests.tiny_models import TINY_AGGREGATOR_PARAMS
 from videotag.errors import ConfigError
-from videotag.models.aggregators import aggregator_params, build_aggregator, list_aggregators
+from videotag.models.aggregators import (
+    aggregator_params,
+    build_aggregator,
+    list_aggregators,
+)
 
 
 def test_every_video_model_registers_its_pooling():

@@ -1,12 +1,12 @@
 """Export details: versions, top-k bounded by the class count, .keras round trip."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
-from tests.helpers import random_batch, tiny_config
 import videotag
+from tests.helpers import random_batch, tiny_config
 from videotag.errors import ModelError
 from videotag.export import export_saved_model
 

@@ -1,11 +1,11 @@
 """Classifier heads: the HMC head of seed 000 against a NumPy reading of it."""
 
+import keras
 import numpy as np
 import pytest
 
-import keras
-from tests.helpers import random_batch, tiny_config
 import videotag
+from tests.helpers import random_batch, tiny_config
 from videotag.errors import ConfigError
 from videotag.layers import HmcHead
 

@@ -16,7 +16,12 @@ import tensorflow as tf
 import videotag
 from tests.helpers import frame_record, write_file
 from tests.tiny_models import (
-    FEATURE_SIZES, NUM_CLASSES, TINY_OVERRIDES, ZOO, check_registered, tiny_batch,
+    FEATURE_SIZES,
+    NUM_CLASSES,
+    TINY_OVERRIDES,
+    ZOO,
+    check_registered,
+    tiny_batch,
     tiny_model_config,
 )
 from videotag.data import for_keras, make_dataset, model_inputs

@@ -1,11 +1,11 @@
 """NeXtVLAD behaviour: the formula, padding, frame order and short videos."""
 
+import keras
 import numpy as np
 import pytest
 
-import keras
-from tests.helpers import random_batch, tiny_config
 import videotag
+from tests.helpers import random_batch, tiny_config
 from videotag.layers import MoeHead, NeXtVLAD
 
 

@@ -9,8 +9,16 @@ import pytest
 import videotag
 from tests.tiny_models import ZOO, tiny_batch, tiny_model_config
 from videotag.layers import (
-    AttentionClusters, AttentionPooling, BiLSTM, DBoF, NetFV, NetRVLAD, NetVLAD, SoftDBoF,
-    StackedLSTM, TemporalRelation,
+    AttentionClusters,
+    AttentionPooling,
+    BiLSTM,
+    DBoF,
+    NetFV,
+    NetRVLAD,
+    NetVLAD,
+    SoftDBoF,
+    StackedLSTM,
+    TemporalRelation,
 )
 from videotag.layers.sampling import sample_positions
 

@@ -1,12 +1,12 @@
 """Titles inside the model: tokenisation, vocabulary, pretrained vectors, text encoders."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
-from tests.helpers import frame_record, write_file
 import videotag
+from tests.helpers import frame_record, write_file
 from videotag.data import vocab
 from videotag.errors import ConfigError, DataError
 from videotag.layers import BiLSTMEncoder, TextCNN, TitleTokenizer, TokenMask

@@ -10,7 +10,6 @@ from tests.helpers import frame_record, tiny_config, write_file
 from videotag.errors import DataError, ModelError
 from videotag.training.trainer import learning_rate_schedule, load_trained, train
 
-
 _PROTOTYPES = np.random.default_rng(123).integers(40, 216, (10, 1024 + 128))
 
 
@@ -55,12 +54,18 @@ def test_training_learns_and_checkpoints(data, tmp_path):
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3]
     # the checkpoints of the epochs, and the final model, hold the trained weights
-    assert len(list((tmp_path / "m" / "checkpoints").glob("epoch-*.weights.h5"))) == 3
+    # a checkpoint at the end of each epoch (3 kept), with its step, epoch and history
+    ckpts = sorted(p.name for p in (tmp_path / "m" / "checkpoints").iterdir())
+    assert ckpts == ["ckpt-000000012", "ckpt-000000024", "ckpt-000000036"]
+    state = json.loads((tmp_path / "m/checkpoints/ckpt-000000036/state.json").read_text())
+    assert (state["global_step"], state["epoch"], state["step_in_epoch"]) == (36, 3, 0)
+    assert [e["epoch"] for e in state["history"]] == [1, 2, 3]
     cfg, model = load_trained(str(tmp_path / "m"))
-    _, from_ckpt = load_trained(str(tmp_path / "m"),
-                                checkpoint=str(tmp_path / "m/checkpoints/epoch-0003.weights.h5"))
-    for a, b in zip(model.get_weights(), from_ckpt.get_weights()):
-        np.testing.assert_array_equal(a, b)
+    for checkpoint in ("ckpt-000000036", "ckpt-000000036/model.weights.h5"):
+        _, from_ckpt = load_trained(str(tmp_path / "m"),
+                                    checkpoint=str(tmp_path / "m/checkpoints" / checkpoint))
+        for a, b in zip(model.get_weights(), from_ckpt.get_weights()):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_bad_training_record_stops_naming_the_file(data, tmp_path):

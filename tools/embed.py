@@ -28,7 +28,11 @@ flags.DEFINE_float("progress_seconds", 10.0, "Seconds between progress lines (0:
 def main(argv):
     del argv
     from videotag.errors import VideotagError
-    from videotag.retrieval import EMBEDDING_FORMATS, embedding_batches, write_embeddings
+    from videotag.retrieval import (
+        EMBEDDING_FORMATS,
+        embedding_batches,
+        write_embeddings,
+    )
 
     if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
         raise VideotagError("give exactly one of --model_dir and --saved_model")

@@ -40,8 +40,11 @@ flags.DEFINE_float("progress_seconds", 10.0, "Seconds between progress lines (0:
 def main(argv):
     del argv
     from videotag.errors import VideotagError
-    from videotag.export import predict_from_model_dir, predict_from_saved_model
-    from videotag.export import write_predictions_file
+    from videotag.export import (
+        predict_from_model_dir,
+        predict_from_saved_model,
+        write_predictions_file,
+    )
 
     if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
         raise VideotagError("give exactly one of --model_dir and --saved_model")

@@ -81,6 +81,9 @@ class DataConfig:
 
 
 HEAD_TYPES = ("logistic", "moe", "hmc")
+DISTRIBUTIONS = ("none", "mirrored", "multi_worker")
+MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
+LR_SCHEDULES = ("exponential", "cosine")
 TASKS = ("tags", "category")
 
 
@@ -167,31 +170,79 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation and run length.
+    """Optimisation, distribution, adversarial training and checkpoints.
 
     Attributes:
-        batch_size: global batch size.
+        batch_size: global batch size (all replicas of all workers together).
         epochs: passes over the training data.
-        steps_per_epoch: 0 means one full pass over the training data.
-        learning_rate: initial learning rate (Adam).
+        steps_per_epoch: 0 means one full pass over the training data (then the
+            data is read once per epoch); otherwise the data repeats and an epoch
+            is this many steps (required with `distribution: multi_worker`).
+        learning_rate: peak learning rate (Adam).
+        lr_schedule: "exponential" (x `lr_decay` every `lr_decay_examples`
+            examples, staircase; the NeXtVLAD schedule) or "cosine" (from the peak
+            down to `lr_final_ratio` x peak over `cosine_decay_examples`).
         lr_decay: multiply the learning rate by this ...
         lr_decay_examples: ... every this many training examples (0: constant).
-        clip_gradient_norm: clip gradients to this global norm (0: off).
+        cosine_decay_examples: length of the cosine decay in examples, counted
+            after the warm-up (0: the whole run, which needs `steps_per_epoch`).
+        lr_final_ratio: the cosine schedule ends at this fraction of the peak.
+        lr_warmup_examples: linear warm-up from 0 to the peak over this many
+            examples before either schedule (0: none).
+        clip_gradient_norm: clip gradients to this global norm (0: off); the norm
+            is that of the gradient of the whole global batch.
+        weight_decay: L2 penalty `weight_decay * sum(w ** 2)` on every trainable
+            matrix and tensor (kernels, embeddings, VLAD centres; not biases or
+            batch-norm scales), added to the model's own regularisation losses.
+        fgm_alpha: weight of the FGM adversarial loss (Goodfellow et al. 2015,
+            Miyato et al. 2017): the model trains on `clean + fgm_alpha *
+            adversarial` loss; 0 turns FGM off.
+        fgm_epsilon: L2 norm, per example and per perturbed tensor, of the
+            adversarial perturbation of the dequantized frames (rgb, audio) and
+            of the title word embeddings.
+        distribution: "none" (one device), "mirrored" (every GPU of this
+            machine, or every logical CPU device when there is no GPU) or
+            "multi_worker" (every worker of the cluster in the TF_CONFIG
+            environment variable).
+        sync_batch_norm: with several replicas, batch-norm statistics over the
+            global batch (the model then trains the same on 1 or N replicas);
+            false: per replica, which `jit_compile` with several replicas needs.
+        mixed_precision: "none" (float32), "mixed_bfloat16" or "mixed_float16"
+            (with dynamic loss scaling); weights and outputs stay float32.
+        jit_compile: compile the training step with XLA.
         seed: seed of weights init and shuffling.
         eval_before_training: also score the untrained model (a baseline figure).
-        keep_checkpoints: epoch checkpoints kept in model_dir.
+        checkpoint_every_steps: also checkpoint every this many steps (0: only at
+            the end of each epoch).
+        keep_checkpoints: checkpoints kept in model_dir/checkpoints.
+        tensorboard: write TensorBoard logs to model_dir/logs.
+        log_every_steps: steps between TensorBoard points of the training losses.
     """
 
     batch_size: int = 160
     epochs: int = 5
     steps_per_epoch: int = 0
     learning_rate: float = 2e-4
+    lr_schedule: str = "exponential"
     lr_decay: float = 0.8
     lr_decay_examples: int = 2_000_000
+    cosine_decay_examples: int = 0
+    lr_final_ratio: float = 0.0
+    lr_warmup_examples: int = 0
     clip_gradient_norm: float = 0.0
+    weight_decay: float = 0.0
+    fgm_alpha: float = 0.0
+    fgm_epsilon: float = 1.0
+    distribution: str = "none"
+    sync_batch_norm: bool = True
+    mixed_precision: str = "none"
+    jit_compile: bool = False
     seed: int = 0
     eval_before_training: bool = False
+    checkpoint_every_steps: int = 0
     keep_checkpoints: int = 3
+    tensorboard: bool = True
+    log_every_steps: int = 20
 
 
 @dataclass
@@ -441,8 +492,7 @@ def _check_values(cfg: Config) -> None:
         sorted(set(d.length_buckets)) != d.length_buckets or d.length_buckets[0] <= 0
     ):
         raise ConfigError("config key 'data.length_buckets' must be increasing positive ints")
-    if cfg.train.batch_size <= 0:
-        raise ConfigError("config key 'train.batch_size' must be positive")
+    _check_train(cfg.train)
     head = cfg.model.head
     if head.type not in HEAD_TYPES:
         raise ConfigError(
@@ -481,3 +531,38 @@ def _check_values(cfg: Config) -> None:
         for key in ("max_length", "embedding_dim", "vocab_max_size", "vocab_min_count"):
             if getattr(text, key) <= 0:
                 raise ConfigError(f"config key 'model.text.{key}' must be positive")
+
+
+def _check_train(t: TrainConfig) -> None:
+    if t.batch_size <= 0:
+        raise ConfigError("config key 'train.batch_size' must be positive")
+    for key, valid in (("distribution", DISTRIBUTIONS), ("mixed_precision", MIXED_PRECISION),
+                       ("lr_schedule", LR_SCHEDULES)):
+        if getattr(t, key) not in valid:
+            raise ConfigError(
+                f"config key 'train.{key}' is '{getattr(t, key)}'; valid: {', '.join(valid)}"
+            )
+    for key in ("epochs", "keep_checkpoints", "log_every_steps"):
+        if getattr(t, key) <= 0:
+            raise ConfigError(f"config key 'train.{key}' must be positive")
+    for key in ("steps_per_epoch", "lr_decay_examples", "cosine_decay_examples",
+                "lr_warmup_examples", "checkpoint_every_steps", "clip_gradient_norm",
+                "weight_decay", "fgm_alpha", "fgm_epsilon"):
+        if getattr(t, key) < 0:
+            raise ConfigError(f"config key 'train.{key}' must not be negative")
+    if t.fgm_alpha > 0 and t.fgm_epsilon <= 0:
+        raise ConfigError("config key 'train.fgm_epsilon' must be positive when "
+                          "'train.fgm_alpha' turns FGM on")
+    if t.distribution == "multi_worker" and not t.steps_per_epoch:
+        raise ConfigError(
+            "config key 'train.steps_per_epoch' must be set with train.distribution="
+            "multi_worker: the workers read different shards and must take the same "
+            "number of steps per epoch"
+        )
+    if t.lr_schedule == "cosine" and not t.cosine_decay_examples and not t.steps_per_epoch:
+        raise ConfigError(
+            "config key 'train.cosine_decay_examples' must be set for lr_schedule=cosine "
+            "when train.steps_per_epoch is 0 (the length of the run is then unknown)"
+        )
+    if not 0.0 <= t.lr_final_ratio <= 1.0:
+        raise ConfigError("config key 'train.lr_final_ratio' must be in [0, 1]")

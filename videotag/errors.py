@@ -18,3 +18,7 @@ class DataError(VideotagError):
 
 class ModelError(VideotagError):
     """A model directory, SavedModel or model name cannot be used."""
+
+
+class TrainingError(VideotagError):
+    """Training cannot go on (a loss that is not finite); the message says what was kept."""

@@ -312,6 +312,9 @@ def make_dataset(
     skip_counter: Optional[SkipCounter] = None,
     repeat: bool = False,
     bucket: bool = True,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    deterministic: Optional[bool] = None,
 ) -> tf.data.Dataset:
     """The tf.data pipeline over a glob of shards.
 
@@ -332,6 +335,14 @@ def make_dataset(
         repeat: repeat the data forever (the caller bounds the steps).
         bucket: group videos by length when `data.length_buckets` is set (this
             changes the order of videos; prediction keeps the file order).
+        num_shards: read only one part in `num_shards` of the data (one worker's
+            share in multi-worker training): whole files when there are at least
+            as many files as shards, else every `num_shards`-th record of each
+            file (every worker then reads all files but parses its own records).
+        shard_index: which part, in [0, num_shards).
+        deterministic: the same order on every run with the same seed (training
+            is otherwise free to reorder records read in parallel); default: true
+            unless `training`.
     """
     files = list_files(pattern)
     parser = RecordParser(cfg)
@@ -341,6 +352,11 @@ def make_dataset(
     skip = cfg.on_bad_record == "skip"
     sizes = [tf.io.gfile.stat(f).length if skip else 0 for f in files]
     file_ds = tf.data.Dataset.from_tensor_slices((files, tf.constant(sizes, tf.int64)))
+    by_file = num_shards > 1 and len(files) >= num_shards
+    if by_file:
+        file_ds = file_ds.shard(num_shards, shard_index)
+    if deterministic is None:
+        deterministic = not training
     if training:
         file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
 
@@ -348,14 +364,19 @@ def make_dataset(
         lambda filename, size: _read_shard(filename, size, skip),
         cycle_length=max(1, min(cfg.num_parallel_reads, len(files))),
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not training,
+        deterministic=deterministic,
     )
+    if num_shards > 1 and not by_file:
+        # records by their index in their file; the end-of-shard markers (index < 0)
+        # of skip mode go to every worker
+        ds = ds.filter(lambda record, filename, index:
+                       (index < 0) | (index % num_shards == shard_index))
     if training:
         ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if skip:
         ds = ds.filter(lambda record, filename, index: _keep_record(record, filename, index,
                                                                      skip_counter))
-    ds = ds.map(parser.parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+    ds = ds.map(parser.parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if skip:
 
         def keep(features, bad, error):

@@ -8,8 +8,13 @@ import numpy as np
 import tensorflow as tf
 
 from videotag.data import schema
-from videotag.data.reader import input_signature, list_files, make_dataset, model_inputs, \
-    translate_error
+from videotag.data.reader import (
+    input_signature,
+    list_files,
+    make_dataset,
+    model_inputs,
+    translate_error,
+)
 
 
 def top_k_accuracy(probabilities: np.ndarray, targets: np.ndarray, k: int = 1) -> float:

@@ -13,7 +13,11 @@ from videotag.export.predict import (
 )
 from videotag.export.saved_model import build_serving_module, export_saved_model
 from videotag.export.serving import ServingModule
-from videotag.export.tf_serving import docker_command, models_config_text, predict_log_bytes
+from videotag.export.tf_serving import (
+    docker_command,
+    models_config_text,
+    predict_log_bytes,
+)
 
 __all__ = [
     "FORMATS",

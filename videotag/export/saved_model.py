@@ -29,7 +29,11 @@ from videotag.data import schema
 from videotag.data.labels import load_label_names
 from videotag.errors import ModelError
 from videotag.export.serving import EXAMPLES_INPUT, ServingModule
-from videotag.export.tf_serving import WARMUP_FILE, update_models_config, write_warmup_file
+from videotag.export.tf_serving import (
+    WARMUP_FILE,
+    update_models_config,
+    write_warmup_file,
+)
 
 SERVING_DEFAULT = "serving_default"
 PREDICT_DENSE = "predict_dense"

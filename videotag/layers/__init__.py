@@ -1,15 +1,37 @@
 """Keras layers of videotag, one concept per file."""
 
 from videotag.layers.assignment import SoftAssignment
-from videotag.layers.attention import AttentionClusters, AttentionPooling, masked_softmax
+from videotag.layers.attention import (
+    AttentionClusters,
+    AttentionPooling,
+    masked_softmax,
+)
 from videotag.layers.dbof import DBoF, SoftDBoF
 from videotag.layers.frames import Dequantize, FrameMask
-from videotag.layers.fusion import ConcatSEFusion, GatedFusion, TextGuidedAttention, build_fusion
+from videotag.layers.fusion import (
+    ConcatSEFusion,
+    GatedFusion,
+    TextGuidedAttention,
+    build_fusion,
+)
 from videotag.layers.gating import ContextGating, LinearGating
-from videotag.layers.heads import CategoryHead, HmcHead, LogisticHead, MoeHead, build_head
+from videotag.layers.heads import (
+    CategoryHead,
+    HmcHead,
+    LogisticHead,
+    MoeHead,
+    build_head,
+)
+from videotag.layers.normalization import MaskedBatchNormalization
 from videotag.layers.recurrent import BiLSTM, StackedLSTM
 from videotag.layers.sampling import SampleFrames
-from videotag.layers.text import BiLSTMEncoder, TextCNN, TitleTokenizer, TokenMask, build_text_encoder
+from videotag.layers.text import (
+    BiLSTMEncoder,
+    TextCNN,
+    TitleTokenizer,
+    TokenMask,
+    build_text_encoder,
+)
 from videotag.layers.trn import TemporalRelation
 from videotag.layers.vlad import NetFV, NetRVLAD, NetVLAD, NeXtVLAD
 
@@ -28,6 +50,7 @@ __all__ = [
     "HmcHead",
     "LinearGating",
     "LogisticHead",
+    "MaskedBatchNormalization",
     "MoeHead",
     "NetFV",
     "NetRVLAD",

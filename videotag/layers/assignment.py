@@ -5,6 +5,8 @@ import math
 import keras
 from keras import layers, ops
 
+from videotag.layers.normalization import MaskedBatchNormalization
+
 
 @keras.saving.register_keras_serializable(package="videotag")
 class SoftAssignment(keras.layers.Layer):
@@ -30,7 +32,7 @@ class SoftAssignment(keras.layers.Layer):
         self.logits = layers.Dense(
             self.cluster_size, use_bias=False, name="logits",
             kernel_initializer=keras.initializers.RandomNormal(stddev=1 / math.sqrt(feature_size)))
-        self.logits_bn = layers.BatchNormalization(name="logits_bn")
+        self.logits_bn = MaskedBatchNormalization(name="logits_bn")
         self.logits.build(input_shape)
         self.logits_bn.build((None, None, self.cluster_size))
 

@@ -11,6 +11,7 @@ import keras
 from keras import layers, ops
 
 from videotag.layers.assignment import SoftAssignment, l2_normalize
+from videotag.layers.normalization import MaskedBatchNormalization
 
 POOLINGS = ("max", "average")
 
@@ -92,7 +93,7 @@ class DBoF(keras.layers.Layer):
         self.project = layers.Dense(
             self.cluster_size, use_bias=False, name="clusters",
             kernel_initializer=keras.initializers.RandomNormal(stddev=1 / math.sqrt(feature_size)))
-        self.project_bn = layers.BatchNormalization(name="clusters_bn")
+        self.project_bn = MaskedBatchNormalization(name="clusters_bn")
         self.project.build(input_shape)
         self.project_bn.build((None, None, self.cluster_size))
 

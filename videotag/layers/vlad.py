@@ -11,6 +11,7 @@ import keras
 from keras import layers, ops
 
 from videotag.layers.assignment import SoftAssignment, l2_normalize
+from videotag.layers.normalization import MaskedBatchNormalization
 
 
 @keras.saving.register_keras_serializable(package="videotag")
@@ -55,7 +56,7 @@ class NeXtVLAD(keras.layers.Layer):
         self.expand = layers.Dense(expanded, name="expand")
         self.attention = layers.Dense(g, activation="sigmoid", name="group_attention")
         self.assign = layers.Dense(g * k, use_bias=False, name="cluster_assign")
-        self.assign_bn = layers.BatchNormalization(name="cluster_assign_bn")
+        self.assign_bn = MaskedBatchNormalization(name="cluster_assign_bn")
         self.expand.build(input_shape)
         self.attention.build((None, None, expanded))
         self.assign.build((None, None, expanded))

@@ -15,6 +15,7 @@ from videotag.config import ModelConfig
 from videotag.errors import ConfigError
 from videotag.layers import DBoF, SampleFrames
 from videotag.layers.dbof import POOLINGS
+from videotag.layers.normalization import MaskedBatchNormalization
 from videotag.models.aggregators import build_aggregator, register_aggregator
 from videotag.models.base import frame_inputs, video_outputs
 from videotag.registry import register_model
@@ -53,7 +54,7 @@ def dbof_aggregator(x, mask, params, name, index):
     if params["sample_frames"]:
         x, mask = SampleFrames(params["sample_frames"], name=f"{name}_sample")(x, mask)
     if params["input_bn"]:
-        x = layers.BatchNormalization(name=f"{name}_input_bn")(x, mask=mask)
+        x = MaskedBatchNormalization(name=f"{name}_input_bn")(x, mask=mask)
     k = params["cluster_size"] if index == 0 else max(1, params["cluster_size"] // 8)
     return DBoF(k, pooling=params["pooling"], name=f"{name}_dbof")(x, mask=mask)
 

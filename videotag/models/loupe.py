@@ -17,6 +17,7 @@ from keras import layers
 from videotag.config import ModelConfig
 from videotag.errors import ConfigError
 from videotag.layers import LinearGating
+from videotag.layers.normalization import MaskedBatchNormalization
 from videotag.models.aggregators import build_aggregator
 from videotag.models.base import frame_inputs, video_outputs
 
@@ -52,7 +53,7 @@ def pooling_aggregator(layer_cls, suffix: str, divisor: int):
         if index > 0:
             k = max(1, k // divisor)
         if params.get("input_bn", True):
-            x = layers.BatchNormalization(name=f"{name}_input_bn")(x, mask=mask)
+            x = MaskedBatchNormalization(name=f"{name}_input_bn")(x, mask=mask)
         extra = {"max_pool": bool(params["max_pool"])} if "max_pool" in params else {}
         return layer_cls(cluster_size=k, name=f"{name}_{suffix}", **extra)(x, mask=mask)
 

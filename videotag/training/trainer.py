@@ -1,32 +1,44 @@
-"""The trainer: builds the model, fits it, scores it after each epoch, checkpoints.
+"""The trainer: builds the model under its strategy, trains it, scores it after each
+epoch, checkpoints, and resumes a run that was stopped.
 
 Layout of a model directory:
-    config.yaml                      the full config of the run
-    vocab.txt                        the title vocabulary (models that read titles)
-    checkpoints/epoch-0003.weights.h5  weights after each epoch (last N kept)
-    model.keras                      the final model (Keras format)
-    metrics.json                     validation metrics per epoch and the summary
+    config.yaml                   the full config of the run
+    vocab.txt                     the title vocabulary (models that read titles)
+    checkpoints/ckpt-000000120/   weights, optimizer state, step and epoch (last N
+                                  kept; see `checkpoints.py`)
+    logs/train, logs/validation   TensorBoard logs
+    model.keras                   the final model (Keras format, float32)
+    metrics.json                  losses and validation metrics per epoch, summary
+
+Running the same command again on a model directory that holds checkpoints resumes
+from the newest one: the same epoch, the same step in it, the same order of videos,
+and the run ends with the same number of steps as one that was never stopped.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import contextlib
 import sys
 import time
-import warnings
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import keras
 import tensorflow as tf
 
 from videotag.config import Config
-from videotag.data.reader import SkipCounter, for_keras, list_files, make_dataset, translate_error
+from videotag.data.reader import SkipCounter, list_files, translate_error
 from videotag.data.sources import resolve_data
 from videotag.data.vocab import prepare_vocabulary
+from videotag.errors import ConfigError, ModelError
 from videotag.evaluation.evaluator import evaluate, format_metrics, predict_function
 from videotag.registry import build_model
+from videotag.training import distribution
+from videotag.training.checkpoints import CheckpointStore, RunState
+from videotag.training.logs import Progress, TensorBoardLogs, _ProgressLog  # noqa: F401
+from videotag.training.loop import EpochLoop, numbers, write_json
+from videotag.training.losses import learning_rate_schedule  # noqa: F401  (public here)
+from videotag.training.step import TrainStep, make_optimizer
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"
@@ -34,22 +46,11 @@ METRICS_FILE = "metrics.json"
 CHECKPOINT_DIR = "checkpoints"
 
 
-def learning_rate_schedule(cfg: Config):
-    """Adam's learning rate: constant, or x`lr_decay` every `lr_decay_examples` examples."""
-    t = cfg.train
-    if not t.lr_decay_examples or t.lr_decay == 1.0:
-        return t.learning_rate
-    return keras.optimizers.schedules.ExponentialDecay(
-        t.learning_rate,
-        decay_steps=max(1, t.lr_decay_examples // t.batch_size),
-        decay_rate=t.lr_decay,
-        staircase=True,
-    )
-
-
 def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
-    """Compiles with Adam: binary cross-entropy on `tags`, cross-entropy on `category`
-    (weighted by `model.head.tags_weight` / `category_weight`), no loss on `embedding`."""
+    """Compiles for `model.fit` (the trainer itself does not use fit): Adam with the
+    configured schedule, binary cross-entropy on `tags`, cross-entropy on `category`
+    (weighted by `model.head.tags_weight` / `category_weight`), no loss on
+    `embedding`."""
     clip = cfg.train.clip_gradient_norm or None
     head = cfg.model.head
     losses, weights = {}, {}
@@ -67,170 +68,176 @@ def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
     return model
 
 
-class _ProgressLog(keras.callbacks.Callback):
-    """A progress line every `seconds` when no progress bar is drawn (logs, nohup)."""
-
-    def __init__(self, batch_size: int, seconds: float = 30.0):
-        super().__init__()
-        self.batch_size = batch_size
-        self.seconds = seconds
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.steps = epoch + 1, 0
-        self.start = self.last = time.time()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        now = time.time()
-        if now - self.last >= self.seconds:
-            self.last = now
-            rate = self.steps * self.batch_size / (now - self.start)
-            loss = (logs or {}).get("loss")
-            loss_text = f", loss {float(loss):.4f}" if loss is not None else ""
-            print(f"epoch {self.epoch} step {self.steps}{loss_text}, {rate:.0f} examples/s",
-                  file=sys.stderr, flush=True)
+@contextlib.contextmanager
+def _dtype_policy(mixed_precision: str):
+    """Layers built inside use `mixed_precision` ("none": float32)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32" if mixed_precision == "none" else mixed_precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
-class _EpochEvaluation(keras.callbacks.Callback):
-    """Scores the validation data after each epoch and saves an epoch checkpoint."""
+def build_for_training(cfg: Config, strategy: tf.distribute.Strategy):
+    """(model, optimizer) built in the strategy's scope: the model under the
+    configured precision policy, batch norm synchronised over several replicas (per
+    `train.sync_batch_norm`), Adam built on the trainable weights.
 
-    def __init__(self, cfg: Config, model_dir: Path, history: List[Dict], predict,
-                 skips: Optional[SkipCounter] = None):
-        super().__init__()
-        self.cfg = cfg
-        self.model_dir = model_dir
-        self.history = history
-        self.skips = skips
-        self._skipped_before: Dict[str, int] = {}
-        self.predict = predict
-        self.steps = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        # counted here: optimizer.iterations also counts the end-of-data probe that
-        # Keras makes on a dataset of unknown length, one per epoch
-        self.steps += 1
-
-    def on_epoch_end(self, epoch, logs=None):
-        ckpt_dir = self.model_dir / CHECKPOINT_DIR
-        ckpt_dir.mkdir(exist_ok=True)
-        self.model.save_weights(str(ckpt_dir / f"epoch-{epoch + 1:04d}.weights.h5"))
-        for old in sorted(ckpt_dir.glob("epoch-*.weights.h5"))[: -self.cfg.train.keep_checkpoints]:
-            old.unlink()
-        entry = {"epoch": epoch + 1, "loss": float(logs.get("loss", math.nan)) if logs else None}
-        if self.skips is not None:
-            # the counter runs over the whole run: this epoch's share is the difference
-            total = self.skips.counts()
-            entry["skipped_records"] = {
-                k: v - self._skipped_before.get(k, 0) for k, v in total.items()
-                if v - self._skipped_before.get(k, 0)
-            }
-            self._skipped_before = total
-            if entry["skipped_records"]:
-                print(f"epoch {epoch + 1}: skipped bad training records "
-                      f"{entry['skipped_records']}", file=sys.stderr)
-        if self.cfg.data.eval_data_pattern:
-            result = evaluate(self.model, self.cfg, predict=self.predict)
-            print(f"epoch {epoch + 1} validation: {format_metrics(result, self.cfg.eval.top_k)}",
-                  file=sys.stderr)
-            entry["validation"] = result
-            if logs is not None and "gap" in result:
-                logs["val_gap"] = result["gap"]
-        self.history.append(entry)
-        _write_json(self.model_dir / METRICS_FILE, {"epochs": self.history})
+    Raises:
+        ConfigError: XLA with several replicas and synchronised batch norm.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if cfg.train.jit_compile and replicas > 1 and cfg.train.sync_batch_norm:
+        raise ConfigError(
+            "config key 'train.jit_compile' with several replicas needs "
+            "train.sync_batch_norm=false (synchronised batch-norm statistics use "
+            "collective ops, which cannot run inside an XLA cluster)"
+        )
+    with strategy.scope():
+        with _dtype_policy(cfg.train.mixed_precision):
+            model = build_model(cfg)
+        distribution.set_sync_batch_norm(model, replicas > 1 and cfg.train.sync_batch_norm)
+        optimizer = make_optimizer(cfg)
+        optimizer.build(model.trainable_variables)
+    return model, optimizer
 
 
 def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     """Trains `cfg.model` on `cfg.data`, scoring the validation data after each epoch.
 
+    Resumes from the newest checkpoint of `model_dir` when there is one.
+
     Args:
         cfg: the run's config; with no data patterns the demo data is used.
-        model_dir: where the config, checkpoints, final model and metrics go.
-        verbose: progress bar and per-epoch lines.
+        model_dir: where the config, checkpoints, logs, final model and metrics go.
+        verbose: progress bar (or lines) and per-epoch lines.
 
     Returns:
-        A summary dict: epochs, steps, seconds, final validation metrics and, when
-        `train.eval_before_training` is set, the untrained model's metrics.
+        A summary dict: model, model_dir, epochs, steps, seconds, final_loss, final
+        validation metrics and, when `train.eval_before_training` is set, the
+        untrained model's metrics; with `data.on_bad_record=skip` the records
+        skipped in the first epoch.
 
     Raises:
         DataError: bad or unreadable training records (naming the file and record).
+        TrainingError: the loss or the weights stopped being finite (the last good
+            checkpoint is kept).
+        ConfigError: a config that cannot run (e.g. a batch that does not divide
+            by the replicas), or a model directory holding another model.
     """
     start = time.time()
+    strategy = distribution.make_strategy(cfg.train)  # first: multi_worker needs that
+    chief = distribution.is_chief(strategy)
+    verbose = verbose and chief
     cfg = resolve_data(cfg, verbose=verbose)
     out = Path(model_dir)
+    store = CheckpointStore(out / CHECKPOINT_DIR, cfg.train.keep_checkpoints, writer=chief)
+    latest = store.latest()
     out.mkdir(parents=True, exist_ok=True)
-    prepare_vocabulary(cfg, out, verbose=verbose)  # models reading titles: vocab.txt
-    cfg.save(out / CONFIG_FILE)
+    # models reading titles: vocab.txt, built from the training titles (the same
+    # titles give the same file, so a resumed run and every worker agree)
+    prepare_vocabulary(cfg, out, verbose=verbose)
+    if chief:
+        if latest is not None:
+            _check_same_model(cfg, out / CONFIG_FILE)
+        cfg.save(out / CONFIG_FILE)
     keras.utils.set_random_seed(cfg.train.seed)
 
     files = list_files(cfg.data.train_data_pattern)
     if cfg.data.eval_data_pattern:
         list_files(cfg.data.eval_data_pattern)  # fail early on an empty glob
-    model = compile_model(build_model(cfg), cfg)
+    replicas = strategy.num_replicas_in_sync
+    model, optimizer = build_for_training(cfg, strategy)
+    state = RunState()
+    if latest is not None:
+        state = store.restore(latest, model, optimizer)
+        if verbose and state.epoch >= cfg.train.epochs:
+            print(f"{latest} ends a complete run ({state.epoch} epochs, {state.global_step} "
+                  "steps): nothing to train (raise train.epochs to go on, or use a new "
+                  "model_dir)", file=sys.stderr)
+        elif verbose:
+            print(f"resuming from {latest} (epoch {state.epoch + 1}, step {state.step_in_epoch} "
+                  f"of the epoch, {state.global_step} steps done)", file=sys.stderr)
+    step = TrainStep(cfg, model, optimizer, strategy)
     skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
-    steps = cfg.train.steps_per_epoch or None
-    train_ds = for_keras(
-        cfg.data,
-        make_dataset(
-            cfg.data,
-            cfg.data.train_data_pattern,
-            cfg.train.batch_size,
-            training=True,
-            seed=cfg.train.seed,
-            skip_counter=skips,
-            repeat=steps is not None,
-        ),
-        tasks=cfg.model.head.tasks,
-    )
-    summary: Dict = {"model": cfg.model.name, "model_dir": str(out)}
+    boards = TensorBoardLogs(out, enabled=chief and cfg.train.tensorboard)
     predict = predict_function(model, cfg.data)  # one trace for every evaluation
-    if cfg.train.eval_before_training and cfg.data.eval_data_pattern:
-        untrained = evaluate(model, cfg, verbose=verbose, predict=predict)
-        summary["untrained_validation"] = untrained
-        if verbose:
-            print(f"untrained model validation: {format_metrics(untrained, cfg.eval.top_k)}",
-                  file=sys.stderr)
+    evaluate_here = bool(cfg.data.eval_data_pattern) and chief
+    summary: Dict = {"model": cfg.model.name, "model_dir": str(out), "replicas": replicas}
 
-    history: List[Dict] = []
-    callbacks = [_EpochEvaluation(cfg, out, history, predict, skips)]
-    progress_bar = sys.stdout.isatty()
-    if verbose and not progress_bar:
-        callbacks.append(_ProgressLog(cfg.train.batch_size))
+    if (cfg.train.eval_before_training and evaluate_here and state.global_step == 0
+            and state.untrained_validation is None):
+        state.untrained_validation = evaluate(model, cfg, verbose=verbose, predict=predict)
+        boards.scalars("validation", numbers(state.untrained_validation), 0)
+        if verbose:
+            print(f"untrained model validation: "
+                  f"{format_metrics(state.untrained_validation, cfg.eval.top_k)}", file=sys.stderr)
+
+    progress = Progress(verbose, cfg.train.batch_size, cfg.train.epochs)
+    run = EpochLoop(cfg, out / METRICS_FILE, model, optimizer, step, strategy, store, state,
+                    boards, progress, skips, predict, evaluate_here, verbose)
     try:
-        with warnings.catch_warnings():
-            # fit on a tf.data stream of unknown length: Keras warns about a shuffle
-            # flag that does not apply and about the end of the data (the epoch's end)
-            warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
-            warnings.filterwarnings("ignore", message=".*ran out of data.*")
-            fit = model.fit(
-                train_ds,
-                epochs=cfg.train.epochs,
-                steps_per_epoch=steps,
-                callbacks=callbacks,
-                verbose=(1 if progress_bar else 2) if verbose else 0,
-            )
+        run.epochs()
     except tf.errors.OpError as exc:
         error = translate_error(exc, files)
         if error is None:
             raise
         raise error from None
+    finally:
+        boards.close()
 
-    model.save(out / MODEL_FILE)
+    history = state.history
     summary.update(
-        epochs=len(fit.epoch),
-        steps=callbacks[0].steps,
+        epochs=len(history),
+        steps=state.global_step,
         seconds=round(time.time() - start, 1),
         final_loss=history[-1]["loss"] if history else None,
     )
+    if state.untrained_validation is not None:
+        summary["untrained_validation"] = state.untrained_validation
     if history and "validation" in history[-1]:
         summary["validation"] = history[-1]["validation"]
     if skips is not None:
-        summary["skipped_records_per_epoch"] = history[0].get("skipped_records", {}) if history else {}
+        summary["skipped_records_per_epoch"] = (
+            history[0].get("skipped_records", {}) if history else {})
         if verbose:
-            print(f"training data over {len(history)} epochs: {skips.summary()}", file=sys.stderr)
-    _write_json(out / METRICS_FILE, {"epochs": history, "summary": summary})
+            print(f"training data in this run: {skips.summary()}", file=sys.stderr)
+    if chief:
+        _final_model(cfg, model).save(out / MODEL_FILE)
+        write_json(out / METRICS_FILE, {"epochs": history, "summary": summary})
+    distribution.barrier(strategy)  # no worker leaves before the chief has written
     if verbose:
         print(summary_line(summary, cfg.eval.top_k), file=sys.stderr)
     return summary
+
+
+def _check_same_model(cfg: Config, saved_path: Path) -> None:
+    """Resuming: the checkpoints must be of the same model and data shapes."""
+    from videotag import config as config_lib
+
+    if not saved_path.is_file():
+        return
+    saved = config_lib.load(str(saved_path))
+    for section in ("model", "data"):
+        old, new = getattr(saved, section).__dict__, getattr(cfg, section).__dict__
+        keys = ["num_classes", "feature_names", "feature_sizes", "record_type", "use_title",
+                "num_categories"] if section == "data" else list(new)
+        for key in keys:
+            if old.get(key) != new.get(key):
+                raise ConfigError(
+                    f"{saved_path.parent} holds checkpoints of another model: config key "
+                    f"'{section}.{key}' was {old.get(key)!r}, is now {new.get(key)!r} (use a "
+                    "new model_dir, or remove its checkpoints to start over)"
+                )
+
+
+def _final_model(cfg: Config, model: keras.Model) -> keras.Model:
+    """A float32 copy of `model` outside any strategy (what model.keras holds)."""
+    with _dtype_policy("none"):
+        final = build_model(cfg)
+    final.set_weights([v.numpy() for v in model.weights])
+    return final
 
 
 def summary_line(summary: Dict, top_k: int = 20) -> str:
@@ -239,30 +246,26 @@ def summary_line(summary: Dict, top_k: int = 20) -> str:
         f"trained {summary['model']}: {summary['epochs']} epochs, {summary['steps']} steps, "
         f"{summary['seconds']} s"
     )
-    if "gap" in summary.get("validation", {}):
-        line += f"; validation GAP@{top_k} {summary['validation']['gap']:.4f}"
-        if "untrained_validation" in summary:
-            line += f" (untrained {summary['untrained_validation']['gap']:.4f})"
+    gap = summary.get("validation", {}).get("gap")
+    if gap is not None:
+        line += f"; validation GAP@{top_k} {gap:.4f}"
+        untrained = summary.get("untrained_validation", {}).get("gap")
+        if untrained is not None:
+            line += f" (untrained {untrained:.4f})"
     return line + f"; model in {summary['model_dir']}"
-
-
-def _write_json(path: Path, payload) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=float))
-    tmp.replace(path)
 
 
 def load_trained(model_dir: str, checkpoint: Optional[str] = None):
     """(config, model) of a trained model directory.
 
     Uses `model.keras` when present, otherwise rebuilds the model from `config.yaml`
-    and loads the newest epoch checkpoint (or `checkpoint`, a weights file).
+    and loads the newest checkpoint (or `checkpoint`: a checkpoint directory, or a
+    `.weights.h5` file).
 
     Raises:
         ModelError: the directory holds no config or no weights.
     """
     from videotag import config as config_lib
-    from videotag.errors import ModelError
 
     root = Path(model_dir)
     if not (root / CONFIG_FILE).is_file():
@@ -270,11 +273,13 @@ def load_trained(model_dir: str, checkpoint: Optional[str] = None):
     cfg = config_lib.load(str(root / CONFIG_FILE))
     if checkpoint is None and (root / MODEL_FILE).is_file():
         return cfg, keras.saving.load_model(root / MODEL_FILE)
-    weights = checkpoint or next(
-        iter(sorted((root / CHECKPOINT_DIR).glob("epoch-*.weights.h5"), reverse=True)), None
-    )
-    if weights is None:
+    path = Path(checkpoint) if checkpoint else CheckpointStore(
+        root / CHECKPOINT_DIR, writer=False).latest()
+    if path is None:
         raise ModelError(f"{model_dir}: no {MODEL_FILE} and no checkpoint in {CHECKPOINT_DIR}/")
     model = build_model(cfg)
-    model.load_weights(str(weights))
+    if path.is_dir():
+        CheckpointStore.restore(path, model)
+    else:
+        model.load_weights(str(path))
     return cfg, model

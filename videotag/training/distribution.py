@@ -1,0 +1,158 @@
+"""Where training runs: one device, every device of a machine, or a cluster.
+
+One code path serves the three cases of `train.distribution`: the trainer always runs
+its step through a `tf.distribute.Strategy` (TensorFlow's default strategy when
+there is no distribution), so only the strategy changes.
+
+- "none": the default strategy, one replica.
+- "mirrored": `tf.distribute.MirroredStrategy` over every GPU of the machine, or,
+  without GPUs, over every logical CPU device (see `split_host_cpu`).
+- "multi_worker": `tf.distribute.MultiWorkerMirroredStrategy` over the cluster that
+  the `TF_CONFIG` environment variable describes; it must be created before
+  TensorFlow starts its devices, so `train()` creates it first.
+
+Batches follow global-batch semantics: `train.batch_size` is the batch of one step
+over all replicas. Each worker reads its own share of the shards (whole files when
+there are at least as many files as workers, else every n-th record of each file),
+makes batches of `batch_size / workers` videos, and splits every batch into one
+piece per local replica, so that one step sees the same videos on 1 or N replicas.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable
+
+import tensorflow as tf
+
+from videotag.config import TrainConfig
+from videotag.errors import ConfigError
+
+
+def split_host_cpu(num_devices: int) -> None:
+    """Splits the host CPU into `num_devices` logical devices (to try distribution
+    without GPUs). Must run before TensorFlow initialises its devices.
+
+    Raises:
+        ConfigError: TensorFlow's devices are already initialised.
+    """
+    cpus = tf.config.list_physical_devices("CPU")
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"cannot split the CPU into {num_devices} devices once TensorFlow has started "
+            f"its devices ({exc}); do it first thing in the process"
+        ) from None
+
+
+def make_strategy(train_cfg: TrainConfig) -> tf.distribute.Strategy:
+    """The strategy `train.distribution` names.
+
+    Raises:
+        ConfigError: multi_worker without TF_CONFIG, or created too late.
+    """
+    kind = train_cfg.distribution
+    if kind == "none":
+        return tf.distribute.get_strategy()
+    if kind == "mirrored":
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy(
+            [d.name for d in tf.config.list_logical_devices("CPU")])
+    if not os.environ.get("TF_CONFIG"):
+        raise ConfigError(
+            "train.distribution=multi_worker needs the TF_CONFIG environment variable "
+            "(the cluster's workers and this process's task)"
+        )
+    try:
+        json.loads(os.environ["TF_CONFIG"])
+    except ValueError as exc:
+        raise ConfigError(f"TF_CONFIG is not valid JSON: {exc}") from None
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot start multi-worker training: {exc} (the strategy must be created "
+            "before TensorFlow runs anything in the process)"
+        ) from None
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes checkpoints, logs and the final model."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+def barrier(strategy: tf.distribute.Strategy) -> None:
+    """Returns when every worker has reached it (a no-op on one machine)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+
+        @tf.function
+        def count():
+            ones = strategy.run(lambda: tf.ones([]))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
+
+        float(count())
+
+
+def set_sync_batch_norm(model, synchronized: bool) -> None:
+    """Turns synchronised batch-norm statistics (over all replicas) on or off in
+    every batch-norm layer of `model`, nested layers included."""
+    import keras
+
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = synchronized
+
+
+def distributed_batches(strategy: tf.distribute.Strategy, global_batch: int,
+                        make_batches: Callable[[int, int, int], tf.data.Dataset],
+                        skip_steps: int = 0):
+    """A distributed dataset of global batches, split over the replicas.
+
+    Args:
+        strategy: the strategy.
+        global_batch: videos per step over all replicas.
+        make_batches: `(num_shards, shard_index, batch_size) -> dataset` of one
+            worker's batches of (inputs, targets).
+        skip_steps: steps to skip at the start (resuming inside an epoch).
+
+    Raises:
+        ConfigError: the global batch does not divide by the number of replicas.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if global_batch % replicas:
+        raise ConfigError(
+            f"config key 'train.batch_size' ({global_batch}) must divide by the number of "
+            f"replicas ({replicas})"
+        )
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        local = context.num_replicas_in_sync // context.num_input_pipelines
+        per_worker = context.get_per_replica_batch_size(global_batch) * local
+        ds = make_batches(context.num_input_pipelines, context.input_pipeline_id, per_worker)
+        if skip_steps:
+            ds = ds.skip(skip_steps)
+        if local > 1:
+            # a batch smaller than the number of replicas (the end of an epoch) would
+            # leave a replica without videos
+            ds = ds.filter(lambda inputs, targets: _batch_size(inputs) >= local)
+            ds = ds.flat_map(lambda inputs, targets: _split((inputs, targets), local))
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _batch_size(element) -> tf.Tensor:
+    return tf.shape(tf.nest.flatten(element)[0])[0]
+
+
+def _split(element, parts: int) -> tf.data.Dataset:
+    """One batch -> `parts` consecutive pieces whose sizes differ by at most one."""
+    n = _batch_size(element)
+    sizes = n // parts + tf.cast(tf.range(parts) < n % parts, tf.int32)
+    starts = tf.cumsum(sizes, exclusive=True)
+    return tf.data.Dataset.from_tensor_slices((starts, sizes)).map(
+        lambda start, size: tf.nest.map_structure(lambda t: t[start:start + size], element))

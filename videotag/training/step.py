@@ -1,0 +1,137 @@
+"""The training step: losses, FGM, gradients summed over replicas, the update.
+
+On each replica the step computes its videos' losses, each divided by the number of
+videos of the *global* batch, takes the gradients, and sums them over the replicas
+(one all-reduce); the sum is the gradient of the global batch's mean loss. Clipping
+by global norm, the float16 loss scale's overflow check and the update then all see
+that global gradient, on every replica alike.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import keras
+import tensorflow as tf
+
+from videotag.config import Config
+from videotag.training.adversarial import SplitModel, fgm_forward
+from videotag.training.losses import (
+    decayed_variables,
+    learning_rate_schedule,
+    weight_decay_loss,
+    weighted_loss,
+)
+
+SUM = tf.distribute.ReduceOp.SUM
+
+
+class ReducedGradientsAdam(keras.optimizers.Adam):
+    """Adam for gradients that the train step has already summed over replicas.
+
+    Keras's TensorFlow optimizer sums the gradients over replicas itself, after
+    clipping them replica by replica; the train step sums first (so that clipping
+    and the overflow check see the global gradient), and this optimizer does not
+    sum again.
+    """
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return list(grads_and_vars)
+
+
+def make_optimizer(cfg: Config, steps_per_epoch: int = 0):
+    """Adam with the configured schedule; wrapped in a dynamic loss scale for
+    mixed_float16. Create it inside the strategy's scope."""
+    optimizer = ReducedGradientsAdam(learning_rate_schedule(cfg, steps_per_epoch))
+    if cfg.train.mixed_precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+class TrainStep:
+    """One optimisation step over the global batch, on every replica.
+
+    Call it with a distributed batch (an element of `distributed_batches`); it
+    returns float32 scalars: `loss` (what is minimised: clean + fgm_alpha *
+    adversarial + regularisation), `clean_loss`, `adversarial_loss` (0 without FGM)
+    and `grad_norm` (global norm of the gradient before clipping).
+
+    Args:
+        cfg: the run's config.
+        model: the model, built in the strategy's scope.
+        optimizer: from `make_optimizer`, built on the model's trainable variables.
+        strategy: the strategy.
+    """
+
+    def __init__(self, cfg: Config, model: keras.Model, optimizer, strategy):
+        t = cfg.train
+        self.cfg = cfg
+        self.model = model
+        self.optimizer = optimizer
+        self.strategy = strategy
+        self.replicas = strategy.num_replicas_in_sync
+        self.float16 = t.mixed_precision == "mixed_float16"
+        self.split = SplitModel(model) if t.fgm_alpha > 0 else None
+        self.decayed = decayed_variables(model) if t.weight_decay else []
+        self.variables = model.trainable_variables
+        replica_step, self._compute = self._replica_step, self._gradients
+        if t.jit_compile:
+            if self.replicas == 1:  # the whole step, update included
+                replica_step = tf.function(replica_step, jit_compile=True)
+            else:  # the all-reduces stay outside XLA
+                self._compute = tf.function(self._compute, jit_compile=True)
+        self._replica_fn = replica_step
+        self._function = tf.function(self._step, reduce_retracing=True)
+
+    def __call__(self, batch) -> Dict[str, tf.Tensor]:
+        return self._function(batch)
+
+    def _step(self, batch):
+        per_replica = self.strategy.run(self._replica_fn, args=batch)
+        return {k: self.strategy.reduce(SUM, v, axis=None) for k, v in per_replica.items()}
+
+    def _loss_fn(self, targets, count):
+        return lambda outputs: tf.reduce_sum(weighted_loss(self.cfg, outputs, targets)) / count
+
+    def _losses(self, inputs, targets, count):
+        t = self.cfg.train
+        loss_fn = self._loss_fn(targets, count)
+        if self.split is not None:
+            scale = self.optimizer.scale_loss if self.float16 else None
+            clean, adversarial, _ = fgm_forward(self.split, inputs, loss_fn, t.fgm_epsilon,
+                                                training=True, scale_fn=scale)
+        else:
+            clean, adversarial = loss_fn(self.model(inputs, training=True)), tf.constant(0.0)
+        regularization = weight_decay_loss(self.decayed, t.weight_decay)
+        if self.model.losses:
+            regularization += tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses])
+        # every replica adds it; the sum over replicas counts it once
+        total = clean + t.fgm_alpha * adversarial + regularization / self.replicas
+        return total, {"loss": total, "clean_loss": clean, "adversarial_loss": adversarial}
+
+    def _gradients(self, inputs, targets, count):
+        with tf.GradientTape() as tape:
+            total, parts = self._losses(inputs, targets, count)
+            scaled = self.optimizer.scale_loss(total) if self.float16 else total
+        grads = tape.gradient(scaled, self.variables)
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, self.variables)]
+        return grads, parts
+
+    def _replica_step(self, inputs, targets):
+        context = tf.distribute.get_replica_context()
+        count = tf.cast(tf.shape(tf.nest.flatten(targets)[0])[0], tf.float32)
+        if self.replicas > 1:
+            count = context.all_reduce(SUM, count)
+        grads, parts = self._compute(inputs, targets, count)
+        if self.replicas > 1:
+            grads = context.all_reduce(
+                SUM, [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                      for g in grads])
+        norm = tf.linalg.global_norm(grads)
+        scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if self.float16 else 1.0
+        clip = self.cfg.train.clip_gradient_norm
+        if clip:
+            grads, _ = tf.clip_by_global_norm(grads, clip * scale, use_norm=norm)
+        self.optimizer.apply(grads, self.variables)
+        parts["grad_norm"] = norm / scale / self.replicas  # summed over replicas
+        return parts
