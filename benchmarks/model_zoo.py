@@ -43,6 +43,7 @@ REFERENCES = {
     "NEXTVLAD": "Lin et al. 2018, NeXtVLAD (arXiv 1811.05014)",
     "SOFTDBOF": "Miech et al. 2017, LOUPE (arXiv 1706.06905)",
     "TRN": "Zhou et al. 2018, TRN (arXiv 1711.08496)",
+    "MULTIMODAL": "frames + title fusion of seeds 000 and 001 (NeXtVLAD + TextCNN, SE gating)",
 }
 
 
