@@ -298,3 +298,25 @@ def test_demo_data_brings_titles_and_categories(tmp_path, monkeypatch):
     assert 0 < sum(t == "" for t in titles) < 30
     categories = batch["category"].numpy()
     assert set(categories) == set(range(8))
+
+
+@pytest.mark.parametrize("fusion", ["concat_se", "text_guided"])
+def test_fgm_cuts_multimodal_at_frames_and_title_embedding(tmp_path, fusion):
+    """The FGM trainer's cut of MULTIMODAL: the frames and the title embedding are
+    perturbed, and the cut model computes exactly what the whole model does."""
+    from videotag.training.adversarial import SplitModel, perturbation
+
+    model = videotag.build_model(_config(tmp_path, **{"model.fusion": fusion}))
+    split = SplitModel(model)
+    assert sorted(split.perturbable) == ["dequantize_audio", "dequantize_rgb", "title_embedding"]
+    batch = _batch()
+    cut = split.preprocess(batch, training=False)
+    whole = model(batch, training=False)
+    through = split.body(cut, training=False)
+    np.testing.assert_allclose(through["tags"], whole["tags"], rtol=1e-5, atol=1e-6)
+    # a perturbation of the title embedding alone changes the output
+    index = split.names.index("title_embedding")
+    noisy = list(cut)
+    noisy[index] = cut[index] + perturbation(tf.random.normal(tf.shape(cut[index]), seed=1), 1.0)
+    moved = split.body(noisy, training=False)
+    assert np.max(np.abs(moved["tags"] - whole["tags"])) > 1e-4
