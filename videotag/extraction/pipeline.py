@@ -252,23 +252,11 @@ def extract(cfg: ExtractionConfig, inputs: Sequence[str], output_dir: str,
     from videotag.data.writer import frame_example
 
     try:
-        for item, result in decoded_in_order(todo, extractor.decode, cfg.num_decoders,
-                                             cfg.prefetch):
-            if isinstance(result, BaseException):
-                _report(bar, summary, item, result)
-            else:
-                summary.decode_seconds += result.seconds
-                began = time.perf_counter()
-                features = extractor.features(result)
-                summary.network_seconds += time.perf_counter() - began
-                record = frame_example(item.video_id, item.labels, features, id_key=cfg.id_key,
-                                       title=item.title)
-                output.write(item.video_id, record)
-                summary.extracted += 1
-                summary.frames += len(result.video.frames)
-                if result.no_audio:
-                    summary.no_audio.append(item.path)
-            bar.update(summary.extracted + len(summary.failed), len(summary.failed))
+        for item, features in _through_networks(todo, extractor, extractor.features, cfg,
+                                                summary, bar):
+            record = frame_example(item.video_id, item.labels, features, id_key=cfg.id_key,
+                                   title=item.title)
+            output.write(item.video_id, record)
         output.finish_shard()
     except BaseException:
         output.abort()
@@ -280,6 +268,27 @@ def extract(cfg: ExtractionConfig, inputs: Sequence[str], output_dir: str,
     (Path(output_dir) / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=1),
                                                  encoding="utf-8")
     return summary
+
+
+def _through_networks(items, extractor, network, cfg, summary: Summary, bar):
+    """Decodes `items` in parallel (in order) and yields `(item, network(decoded))` for
+    each video that decoded; failures are reported and counted, and the summary's
+    timings, counts and the progress bar follow every video."""
+    for item, result in decoded_in_order(items, extractor.decode, cfg.num_decoders,
+                                         cfg.prefetch):
+        if isinstance(result, BaseException):
+            _report(bar, summary, item, result)
+        else:
+            summary.decode_seconds += result.seconds
+            began = time.perf_counter()
+            output = network(result)
+            summary.network_seconds += time.perf_counter() - began
+            yield item, output
+            summary.extracted += 1
+            summary.frames += len(result.video.frames)
+            if result.no_audio:
+                summary.no_audio.append(item.path)
+        bar.update(summary.extracted + len(summary.failed), len(summary.failed))
 
 
 def fit_pca(cfg: ExtractionConfig, inputs: Sequence[str], pca_dir: str,
@@ -302,22 +311,11 @@ def fit_pca(cfg: ExtractionConfig, inputs: Sequence[str], pca_dir: str,
     summary = Summary(ignored=ignored)
     bar = Progress(len(items), label="fitting PCA", enabled=progress)
     try:
-        for item, result in decoded_in_order(items, extractor.decode, cfg.num_decoders,
-                                             cfg.prefetch):
-            if isinstance(result, BaseException):
-                _report(bar, summary, item, result)
-            else:
-                summary.decode_seconds += result.seconds
-                began = time.perf_counter()
-                for name, values in extractor.embed(result).items():
-                    if values is not None:
-                        fitters[name].add(values)
-                summary.network_seconds += time.perf_counter() - began
-                summary.extracted += 1
-                summary.frames += len(result.video.frames)
-                if result.no_audio:
-                    summary.no_audio.append(item.path)
-            bar.update(summary.extracted + len(summary.failed), len(summary.failed))
+        for _, embedded in _through_networks(items, extractor, extractor.embed, cfg, summary,
+                                             bar):
+            for name, values in embedded.items():
+                if values is not None:
+                    fitters[name].add(values)
     finally:
         bar.close()
     pcas = {}
