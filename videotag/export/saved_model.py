@@ -19,6 +19,7 @@ one.
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Tuple
 
@@ -103,8 +104,12 @@ def inference_copy(model):
         return model
     try:
         copy = type(model).from_config(model.get_config())  # not compiled, unlike clone_model
-    except (NotImplementedError, TypeError, ValueError):
-        return model  # a model that cannot be rebuilt from its config is exported as it is
+    except (NotImplementedError, TypeError, ValueError) as exc:
+        # a model that cannot be rebuilt from its config is exported as it is: the
+        # export is then larger (it carries the optimizer's state), not wrong
+        warnings.warn(f"exporting {model.name} with its optimizer state: it could not be "
+                      f"rebuilt from its config ({exc})", stacklevel=2)
+        return model
     copy.set_weights(model.get_weights())
     return copy
 
