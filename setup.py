@@ -14,6 +14,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["videotag", "videotag.*"]),
+    # read at run time through importlib.resources: the configs and the demo vocabulary
+    package_data={"videotag": ["configs/*.yaml", "data/*.csv"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",  # the CPU build is enough for the tests
         "keras>=3.10,<4",

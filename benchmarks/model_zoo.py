@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 
 import videotag  # noqa: E402
-from videotag.config import CONFIG_DIR  # noqa: E402
+from videotag.config import config_names  # noqa: E402
 from videotag.data.demo import ensure_demo_data  # noqa: E402
 from videotag.training.trainer import train  # noqa: E402
 
@@ -69,10 +69,10 @@ def paper_parameters(name):
 
 def demo_run(name, num_train):
     """Trains `configs/<name>_demo.yaml` on the demo data; returns its figures."""
-    demo_config = CONFIG_DIR / f"{name.lower()}_demo.yaml"
-    if not demo_config.is_file():
-        return {"demo_gap": None, "examples_per_s": None, "note": f"no {demo_config.name}"}
-    cfg = videotag.config.load(str(demo_config))
+    demo_config = f"{name.lower()}_demo"
+    if demo_config not in config_names():
+        return {"demo_gap": None, "examples_per_s": None, "note": f"no {demo_config}.yaml"}
+    cfg = videotag.config.load(demo_config)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.time()
         summary = train(cfg, os.path.join(tmp, "model"), verbose=False)

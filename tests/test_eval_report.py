@@ -27,7 +27,7 @@ from videotag.evaluation.evaluator import (
     summarize_tags_tf,
 )
 from videotag.evaluation.report import format_table, write_report
-from videotag.models.base import frame_inputs
+from videotag.models.interface import frame_inputs
 
 _summarize_tf = tf.function(summarize_tags_tf, reduce_retracing=True)
 

@@ -9,12 +9,8 @@ import tensorflow as tf
 
 import videotag
 from tests.helpers import random_batch, tiny_config
-from videotag.training.losses import (
-    decayed_variables,
-    learning_rate_schedule,
-    weight_decay_loss,
-    weighted_loss,
-)
+from videotag.training.losses import decayed_variables, weight_decay_loss, weighted_loss
+from videotag.training.schedules import learning_rate_schedule
 from videotag.training.step import TrainStep, make_optimizer
 
 

@@ -11,15 +11,15 @@ import pytest
 import videotag
 from tests.helpers import frame_record, tiny_config, write_file
 from videotag.errors import DataError
-from videotag.export import (
+from videotag.export import export_saved_model
+from videotag.inference import (
     Prediction,
-    export_saved_model,
     predict_from_model_dir,
     predict_from_saved_model,
     write_predictions,
     write_predictions_file,
 )
-from videotag.export.streaming import Progress
+from videotag.progress import Progress
 from videotag.retrieval import embedding_batches
 
 

@@ -40,7 +40,7 @@ flags.DEFINE_float("progress_seconds", 10.0, "Seconds between progress lines (0:
 def main(argv):
     del argv
     from videotag.errors import VideotagError
-    from videotag.export import (
+    from videotag.inference import (
         predict_from_model_dir,
         predict_from_saved_model,
         write_predictions_file,

@@ -26,7 +26,7 @@ flags.DEFINE_float("progress_seconds", 10.0, "Seconds between progress lines (0:
 def main(argv):
     del argv
     from videotag.errors import VideotagError
-    from videotag.export.streaming import open_output
+    from videotag.files import open_output
     from videotag.retrieval import load_embeddings, similar_videos, write_similar
 
     if bool(FLAGS.query_id) == FLAGS.all:

@@ -18,6 +18,7 @@ import dataclasses
 import os
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -25,7 +26,8 @@ import yaml
 
 from videotag.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# The YAML configs ship inside the package (package data), so an installed wheel has them.
+CONFIG_DIR = resources.files("videotag") / "configs"
 
 
 @dataclass
@@ -290,8 +292,19 @@ class Config:
 # --- loading -----------------------------------------------------------------
 
 
-def resolve_config_path(name_or_path: str) -> Path:
-    """Maps a model name ("NEXTVLAD") or a file path to a YAML file."""
+def config_names() -> List[str]:
+    """Names of the configs that ship with the package ("nextvlad", "nextvlad_demo", ...)."""
+    return sorted(p.name[: -len(".yaml")] for p in CONFIG_DIR.iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def resolve_config_path(name_or_path: str):
+    """Maps a config name ("NEXTVLAD", "nextvlad_demo") or a file path to a YAML file.
+
+    A name is looked up among the configs packaged with videotag (`config_names()`).
+    Returns a `pathlib.Path` or, for a packaged config, an `importlib.resources`
+    Traversable (both have `read_text()` and `name`).
+    """
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
@@ -299,10 +312,9 @@ def resolve_config_path(name_or_path: str) -> Path:
         return path
     candidate = CONFIG_DIR / f"{name_or_path.lower()}.yaml"
     if not candidate.is_file():
-        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
         raise ConfigError(
-            f"no config named '{name_or_path}' (looked for {candidate.name} in the "
-            f"configs folder; available: {', '.join(known)})"
+            f"no config named '{name_or_path}' (looked for {candidate.name} among the "
+            f"packaged configs; available: {', '.join(config_names())})"
         )
     return candidate
 
@@ -315,8 +327,9 @@ def load(
     """Builds a Config from defaults, a YAML file and overrides.
 
     Args:
-        name_or_path: a YAML path, or a config name such as "nextvlad" that maps to
-            `configs/nextvlad.yaml`. None: dataclass defaults only.
+        name_or_path: a YAML path, or a config name such as "nextvlad" or
+            "nextvlad_demo" that maps to the packaged `videotag/configs/<name>.yaml`.
+            None: dataclass defaults only.
         overrides: `["train.batch_size=32", ...]` (values parsed as YAML) or a
             nested dict, applied after the file.
         model_name: the model to configure when the file does not name one.

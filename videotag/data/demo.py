@@ -5,7 +5,7 @@ which git ignores) and reuses it afterwards; `tools/train.py` trains on it when 
 is given, so a new user sees a model learn within minutes on a laptop CPU.
 
 How the videos are made (all deterministic given the seed):
-- ~40 everyday classes (`data/demo_vocabulary.csv`), Zipf-like class frequencies
+- ~40 everyday classes (`videotag/data/demo_vocabulary.csv`), Zipf-like class frequencies
   (index 0 most common, as in YT8M), 1-4 labels per video (mostly 1-2); labels of
   the same family (vehicles, music, animals, ...) tend to occur together.
 - every class has a few prototype vectors per modality; classes of a family share
@@ -34,6 +34,7 @@ import os
 import shutil
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,8 @@ from videotag.errors import DataError
 
 _REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = str(_REPO / "data" / "demo_generated")
-VOCABULARY = str(_REPO / "data" / "demo_vocabulary.csv")
+# package data: an installed wheel has it too
+VOCABULARY = str(resources.files("videotag") / "data" / "demo_vocabulary.csv")
 MANIFEST = "demo.json"
 # Bump whenever the generator's output changes, so old demo data is regenerated.
 FORMAT_VERSION = 3

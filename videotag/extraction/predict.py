@@ -57,8 +57,7 @@ def predict_videos(inputs: Sequence[str], cfg: ExtractionConfig, model_dir: Opti
         (rows, summary): `Prediction` rows `(path, [(class_id, class_name,
         probability), ...], category)` in input order, for every video extracted without error; the extraction summary.
     """
-    from videotag.export import predict_from_model_dir, predict_from_saved_model
-    from videotag.export.predict import Prediction
+    from videotag.inference import Prediction, predict_from_model_dir, predict_from_saved_model
 
     if bool(model_dir) == bool(saved_model):
         raise VideotagError("give exactly one of a model directory and a SavedModel")

@@ -14,7 +14,7 @@ from videotag.layers.fusion import (
     TextGuidedAttention,
     build_fusion,
 )
-from videotag.layers.gating import ContextGating, LinearGating
+from videotag.layers.gating import ContextGating, SEContextGating
 from videotag.layers.heads import (
     CategoryHead,
     HmcHead,
@@ -48,7 +48,6 @@ __all__ = [
     "FrameMask",
     "GatedFusion",
     "HmcHead",
-    "LinearGating",
     "LogisticHead",
     "MaskedBatchNormalization",
     "MoeHead",
@@ -56,6 +55,7 @@ __all__ = [
     "NetRVLAD",
     "NetVLAD",
     "NeXtVLAD",
+    "SEContextGating",
     "SampleFrames",
     "SoftAssignment",
     "SoftDBoF",

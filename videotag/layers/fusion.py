@@ -22,7 +22,7 @@ import keras
 from keras import layers, ops
 
 from videotag.errors import ConfigError
-from videotag.layers.gating import ContextGating
+from videotag.layers.gating import SEContextGating
 
 
 @keras.saving.register_keras_serializable(package="videotag")
@@ -48,7 +48,7 @@ class ConcatSEFusion(keras.layers.Layer):
         self.drop = layers.Dropout(self.dropout)
         self.dense = layers.Dense(self.hidden_size, use_bias=False, name="hidden")
         self.bn = layers.BatchNormalization(name="hidden_bn")
-        self.gating = (ContextGating(self.gating_reduction, name="context_gating")
+        self.gating = (SEContextGating(self.gating_reduction, name="context_gating")
                        if self.gating_reduction else None)
 
     def build(self, input_shape):
@@ -97,7 +97,7 @@ class GatedFusion(keras.layers.Layer):
         self.gating_reduction = int(gating_reduction)
         self.dropout = float(dropout)
         self.drop = layers.Dropout(self.dropout)
-        self.gating = (ContextGating(self.gating_reduction, name="context_gating")
+        self.gating = (SEContextGating(self.gating_reduction, name="context_gating")
                        if self.gating_reduction else None)
 
     def build(self, input_shape):

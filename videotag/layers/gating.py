@@ -1,12 +1,15 @@
-"""Context gating of a video vector: the SE form of NeXtVLAD and the full form of LOUPE."""
+"""Context gating of a video vector: LOUPE's Context Gating and NeXtVLAD's SE form."""
 
 import keras
 from keras import layers
 
 
 @keras.saving.register_keras_serializable(package="videotag")
-class ContextGating(keras.layers.Layer):
-    """`x * sigmoid(dense(relu(bn(dense(x)))))`, the gate of NeXtVLAD.
+class SEContextGating(keras.layers.Layer):
+    """`x * sigmoid(dense(relu(bn(dense(x)))))`, the SE context gating of NeXtVLAD.
+
+    A squeeze-and-excitation gate (Lin et al. 2018, section 3.3): a bottleneck of
+    `units // reduction` units, then one gate per unit.
 
     Args:
         reduction: the squeeze dense has `units // reduction` units.
@@ -37,7 +40,7 @@ class ContextGating(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="videotag")
-class LinearGating(keras.layers.Layer):
+class ContextGating(keras.layers.Layer):
     """Context Gating of LOUPE (Miech et al. 2017, eq. 1): `x * sigmoid(x W + b)`.
 
     One full D x D gate (no squeeze). The paper's formula, with a bias: the authors'
@@ -54,3 +57,15 @@ class LinearGating(keras.layers.Layer):
 
     def call(self, inputs):
         return inputs * keras.activations.sigmoid(self.gate(inputs))
+
+    @classmethod
+    def from_config(cls, config):
+        # `.keras` files of videotag 0.1 saved the SE gate under this name; only the
+        # SE gate has `reduction`.
+        if "reduction" in config:
+            return SEContextGating.from_config(config)
+        return super().from_config(config)
+
+
+# videotag 0.1 called LOUPE's gate `LinearGating`: its `.keras` files still load.
+keras.saving.get_custom_objects()["videotag>LinearGating"] = ContextGating

@@ -17,7 +17,7 @@ from videotag.layers import DBoF, SampleFrames
 from videotag.layers.dbof import POOLINGS
 from videotag.layers.normalization import MaskedBatchNormalization
 from videotag.models.aggregators import build_aggregator, register_aggregator
-from videotag.models.base import frame_inputs, video_outputs
+from videotag.models.interface import frame_inputs, video_outputs
 from videotag.registry import register_model
 
 

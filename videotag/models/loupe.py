@@ -16,10 +16,10 @@ from keras import layers
 
 from videotag.config import ModelConfig
 from videotag.errors import ConfigError
-from videotag.layers import LinearGating
+from videotag.layers import ContextGating
 from videotag.layers.normalization import MaskedBatchNormalization
 from videotag.models.aggregators import build_aggregator
-from videotag.models.base import frame_inputs, video_outputs
+from videotag.models.interface import frame_inputs, video_outputs
 
 
 @dataclass
@@ -74,5 +74,5 @@ def build_loupe(cfg, kind: str, extra_params=None) -> keras.Model:
         x = layers.Dropout(m.dropout, name="dropout")(x)
     x = layers.Dense(m.hidden_size, name="hidden")(x)
     if m.gating:
-        x = LinearGating(name="context_gating")(x)
+        x = ContextGating(name="context_gating")(x)
     return keras.Model(inputs, video_outputs(cfg, x), name=kind.lower())

@@ -5,7 +5,7 @@ a text encoder over the title (TextCNN or BiLSTM, tokenised inside the model), a
 a fusion of the vectors (`concat_se`, `gated` or `text_guided`, see
 `videotag.layers.fusion`), then the configured head(s).
 
-The title path follows the model conventions of `videotag.models.base`: input
+The title path follows the model conventions of `videotag.models.interface`: input
 `title` (string [B]) -> `title_tokens` -> `title_mask` and `title_embedding` ->
 the encoder, which sees only the embeddings and the mask.
 """
@@ -25,7 +25,7 @@ from videotag.data.vocab import load_vocabulary, load_word2vec
 from videotag.errors import ConfigError
 from videotag.layers import TitleTokenizer, TokenMask, build_fusion, build_text_encoder
 from videotag.models.aggregators import aggregator_params, build_aggregator
-from videotag.models.base import frame_inputs, video_outputs
+from videotag.models.interface import frame_inputs, video_outputs
 from videotag.registry import register_model
 
 

@@ -9,9 +9,9 @@ import keras
 from keras import layers
 
 from videotag.config import ModelConfig
-from videotag.layers import ContextGating, NeXtVLAD
+from videotag.layers import NeXtVLAD, SEContextGating
 from videotag.models.aggregators import register_aggregator
-from videotag.models.base import frame_inputs, video_outputs
+from videotag.models.interface import frame_inputs, video_outputs
 from videotag.registry import register_model
 
 
@@ -69,5 +69,5 @@ def build_nextvlad(cfg) -> keras.Model:
     x = layers.Dropout(m.dropout, name="dropout")(x)
     x = layers.Dense(m.hidden_size, use_bias=False, name="hidden")(x)
     x = layers.BatchNormalization(name="hidden_bn")(x)
-    x = ContextGating(m.gating_reduction, name="context_gating")(x)
+    x = SEContextGating(m.gating_reduction, name="context_gating")(x)
     return keras.Model(inputs, video_outputs(cfg, x), name="nextvlad")

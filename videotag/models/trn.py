@@ -11,7 +11,7 @@ from videotag.config import ModelConfig
 from videotag.errors import ConfigError
 from videotag.layers import TemporalRelation
 from videotag.models.aggregators import build_aggregator, register_aggregator
-from videotag.models.base import frame_inputs, video_outputs
+from videotag.models.interface import frame_inputs, video_outputs
 from videotag.registry import register_model
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from videotag.errors import DataError
-from videotag.export.streaming import Progress
+from videotag.progress import Progress
 
 EMBEDDING_FORMATS = ("npy", "tfrecord")
 _NPY_MAGIC = b"\x93NUMPY\x01\x00"
@@ -42,7 +42,7 @@ def embedding_batches(pattern: str, model_dir: Optional[str] = None,
                       ) -> Iterator[Tuple[List[str], np.ndarray]]:
     """(video ids, embeddings float32 [B, D]) of every record matching `pattern`, in
     file order, from a model directory or an exported SavedModel (give one)."""
-    from videotag.export.predict import model_dir_batches, saved_model_batches
+    from videotag.inference.predict import model_dir_batches, saved_model_batches
 
     if bool(model_dir) == bool(saved_model):
         raise ValueError("give exactly one of model_dir and saved_model")

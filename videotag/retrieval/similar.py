@@ -17,7 +17,7 @@ from typing import IO, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from videotag.errors import DataError
-from videotag.export.streaming import Progress
+from videotag.progress import Progress
 from videotag.retrieval.embeddings import l2_normalize
 
 SIMILAR_FORMATS = ("tsv", "jsonl")

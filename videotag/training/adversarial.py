@@ -9,7 +9,7 @@ The perturbable inputs are float tensors inside the model: the dequantized frame
 (outputs of the `dequantize_<feature>` layers) and the title word embeddings (output
 of `title_embedding`). Every videotag model reaches its raw inputs only through
 those layers and `frame_mask`, `title_tokens`, `title_mask` (see
-`videotag/models/base.py`), so `SplitModel` cuts it there into a `preprocess` part
+`videotag/models/interface.py`), so `SplitModel` cuts it there into a `preprocess` part
 (raw inputs -> those tensors) and a `body` (those tensors -> outputs), which share
 the model's layers and weights.
 """

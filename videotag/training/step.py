@@ -16,12 +16,8 @@ import tensorflow as tf
 
 from videotag.config import Config
 from videotag.training.adversarial import SplitModel, fgm_forward
-from videotag.training.losses import (
-    decayed_variables,
-    learning_rate_schedule,
-    weight_decay_loss,
-    weighted_loss,
-)
+from videotag.training.losses import decayed_variables, weight_decay_loss, weighted_loss
+from videotag.training.schedules import learning_rate_schedule
 
 SUM = tf.distribute.ReduceOp.SUM
 

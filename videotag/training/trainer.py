@@ -37,7 +37,7 @@ from videotag.training import distribution
 from videotag.training.checkpoints import CheckpointStore, RunState
 from videotag.training.logs import Progress, TensorBoardLogs, _ProgressLog  # noqa: F401
 from videotag.training.loop import EpochLoop, numbers, write_json
-from videotag.training.losses import learning_rate_schedule  # noqa: F401  (public here)
+from videotag.training.schedules import learning_rate_schedule  # noqa: F401  (public here)
 from videotag.training.step import TrainStep, make_optimizer
 
 CONFIG_FILE = "config.yaml"

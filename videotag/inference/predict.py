@@ -30,7 +30,8 @@ from videotag.data.reader import (
     translate_error,
 )
 from videotag.errors import DataError, ModelError
-from videotag.export.streaming import Progress, open_output
+from videotag.files import open_output
+from videotag.progress import Progress
 
 FORMATS = ("csv", "json", "jsonl")
 Batch = Dict[str, np.ndarray]
@@ -51,8 +52,6 @@ class Prediction(NamedTuple):
     tags: Optional[List[Tuple[int, str, float]]]
     category: Optional[Tuple[int, str, float]] = None
 
-
-Row = Prediction  # the name earlier versions used
 
 
 def _text(value) -> str:

@@ -1,13 +1,10 @@
-"""Streaming jobs (prediction, embeddings, similar videos): progress lines and output
-files that appear only when complete."""
+"""Progress lines of long jobs (prediction, embeddings, similar videos)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 import time
-from typing import IO, Callable, Iterator, Optional
+from typing import IO, Callable, Optional
 
 
 class Progress:
@@ -48,24 +45,3 @@ class Progress:
             return 0.0
         now = self.clock() if now is None else now
         return self.count / max(now - self.start, 1e-9)
-
-
-@contextlib.contextmanager
-def open_output(path: Optional[str]) -> Iterator[IO[str]]:
-    """A text file to write `path` through (standard output when None).
-
-    The file is written under `<path>.tmp` and renamed when the block ends without
-    an error; otherwise the temporary file is removed: a failed run never leaves a
-    partial file.
-    """
-    if not path:
-        yield sys.stdout
-        return
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            yield out
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

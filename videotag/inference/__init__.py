@@ -1,0 +1,26 @@
+"""Inference: predictions from a model directory or a SavedModel, written as CSV,
+JSON or JSON Lines."""
+
+from videotag.inference.predict import (
+    FORMATS,
+    Prediction,
+    load_saved_model,
+    model_dir_batches,
+    predict_from_model_dir,
+    predict_from_saved_model,
+    saved_model_batches,
+    write_predictions,
+    write_predictions_file,
+)
+
+__all__ = [
+    "FORMATS",
+    "Prediction",
+    "load_saved_model",
+    "model_dir_batches",
+    "predict_from_model_dir",
+    "predict_from_saved_model",
+    "saved_model_batches",
+    "write_predictions",
+    "write_predictions_file",
+]
