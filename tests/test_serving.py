@@ -135,7 +135,8 @@ SERVE_SCRIPT = textwrap.dedent("""
 BAD_RECORDS = [  # (record at index 1 of a request, expected error text)
     (b"garbage", "Invalid protocol message input, example id: record 1"),
     (frame_record(b"bad", rgb_size=1000, title="t"),
-     "record 1 (id bad): feature list rgb: frame 0 has 1000 bytes, expected 1024"),
+     "record 1 (id bad): feature list rgb: frame 0 has 1000 bytes, expected 1024 "
+     "(3 of 3 frames wrong)"),
     (frame_record(None, title="t"), "record 1 (no id): context key id is missing"),
     (frame_record(b"empty", frames=0, title="t"), "record 1 (id empty): the video has no frames"),
 ]

@@ -83,7 +83,7 @@ def title_dataset(data_cfg, pattern: str) -> tf.data.Dataset:
 
     Only the title is parsed (frames are not decoded), so a pass is fast.
     """
-    from videotag.data.reader import list_files
+    from videotag.data.shards import list_files
 
     files = list_files(pattern)
     key = data_cfg.title_key
@@ -112,22 +112,19 @@ def build_vocabulary(data_cfg, pattern: str, mode: str = "auto", min_count: int 
     Raises:
         DataError: unreadable records (naming the file).
     """
-    from videotag.data.reader import list_files, translate_error
+    from videotag.data.shards import list_files
+    from videotag.data.tf_errors import data_errors
 
+    files = list_files(pattern)
     titles = title_dataset(data_cfg, pattern)
     counts: collections.Counter = collections.Counter()
     num = empty = 0
-    try:
+    with data_errors(files):
         for batch in titles.batch(1024):
             tokens = split_tokens(batch, mode)
             num += int(batch.shape[0])
             empty += int(tf.reduce_sum(tf.cast(tokens.row_lengths() == 0, tf.int32)))
             counts.update(t.decode("utf-8") for t in tokens.flat_values.numpy().tolist())
-    except tf.errors.OpError as exc:
-        error = translate_error(exc, list_files(pattern))
-        if error is None:
-            raise
-        raise error from None
     tokens = select_vocabulary(counts, min_count, max_size)
     stats = {
         "titles": num,

@@ -8,13 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from videotag.data import schema
-from videotag.data.reader import (
-    input_signature,
-    list_files,
-    make_dataset,
-    model_inputs,
-    translate_error,
-)
+from videotag.data import data_errors, input_signature, list_files, make_dataset, model_inputs
 
 
 def top_k_accuracy(probabilities: np.ndarray, targets: np.ndarray, k: int = 1) -> float:
@@ -63,15 +57,10 @@ def category_accuracy(model, cfg, pattern: Optional[str] = None,
         return model(inputs, training=False)["category"]
 
     probs, targets = [], []
-    try:
+    with data_errors(files):
         for batch in ds:
             probs.append(predict(model_inputs(cfg.data, batch)).numpy())
             targets.append(batch[schema.CATEGORY_KEY].numpy())
-    except tf.errors.OpError as exc:
-        error = translate_error(exc, files)
-        if error is None:
-            raise
-        raise error from None
     probs, targets = np.concatenate(probs), np.concatenate(targets)
     return {"category_top1": top_k_accuracy(probs, targets, 1),
             "category_top5": top_k_accuracy(probs, targets, min(5, probs.shape[1])),

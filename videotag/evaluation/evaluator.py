@@ -17,14 +17,14 @@ from typing import Any, Dict, Optional
 
 import tensorflow as tf
 
-from videotag.data import schema
-from videotag.data.reader import (
+from videotag.data import (
     SkipCounter,
+    data_errors,
     input_signature,
     list_files,
     make_dataset,
     model_inputs,
-    translate_error,
+    schema,
 )
 from videotag.errors import DataError, ModelError
 from videotag.evaluation.metrics import CategoryEvaluator, StreamingEvaluator
@@ -207,7 +207,7 @@ def run_evaluation(
     k_tensor = tf.constant(top_k, tf.int32)
     t_tensor = tf.constant(threshold, tf.float64)
     start = last = time.time()
-    try:
+    with data_errors(files):
         for batch in ds:
             labels = batch[schema.LABELS_KEY]
             batch_videos = int(labels.shape[0])
@@ -236,11 +236,6 @@ def run_evaluation(
                 last = time.time()
                 rate = num_videos / (last - start)
                 print(f"  evaluated {num_videos} videos ({rate:.0f}/s)", file=sys.stderr)
-    except tf.errors.OpError as exc:
-        error = translate_error(exc, files)
-        if error is None:
-            raise
-        raise error from None
     if num_videos == 0:  # no batch ran: report zeros for the tags if the model has them
         seen["tags"] = TAGS in getattr(model, "output_names", [TAGS])
     metrics: Dict[str, Any] = {}

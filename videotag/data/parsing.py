@@ -1,0 +1,340 @@
+"""The one parser of YT8M records, for the tf.data pipeline and the served model.
+
+`RecordParser.parse` takes a batch of serialized records and returns their
+features, one flag per problem and one message per bad record. It is written in
+TensorFlow ops only (ParseSequenceExampleV2 / ParseExampleV2, DecodeRaw,
+UnicodeTranscode, ragged and segment ops), so once traced into a SavedModel it runs
+without videotag. The input pipeline (`videotag.data.pipeline`) and every serving
+signature (`videotag.export.serving`) use it: a record is judged and described the
+same way in training, evaluation, prediction and serving.
+
+The rules, one reason of `PARSE_REASONS` each:
+
+- `missing_id`: the id key (`data.id_key`) holds exactly one value; when it is
+  absent but the record has `id` or `video_id`, the message says to set
+  `data.id_key`.
+- `no_frames`: every frame feature list has at least one frame (frame-level).
+- `bad_frame_bytes`: every frame holds one value of the feature's size in bytes
+  (frame-level); a video-level feature holds exactly its size in floats.
+- `label_out_of_range`: every label id is in [0, data.num_classes).
+- `bad_title`: the title, when read, is at most one value of valid UTF-8 text.
+- `bad_category`: the category, when read, is one value in [0, data.num_categories).
+
+Frame features stay uint8. rgb and audio may differ in length: the shorter counts,
+and at most `data.max_frames` frames are kept.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import tensorflow as tf
+
+from videotag.data import schema
+
+if TYPE_CHECKING:
+    from videotag.config import DataConfig
+
+PARSE_REASONS = ("missing_id", "no_frames", "bad_frame_bytes", "label_out_of_range",
+                 "bad_title", "bad_category")
+# Context keys that hold the video id in the YT8M releases (2017: video_id).
+ID_KEYS = ("id", "video_id")
+# At most this many out-of-range label ids are quoted per record.
+_SHOWN_LABELS = 5
+
+
+class ParsedRecords(NamedTuple):
+    """What `RecordParser.parse` returns for a batch of B records.
+
+    Attributes:
+        features: by name. Frame-level: each frame feature string [B], the bytes
+            of the record's first `num_frames` frames concatenated (uint8 codes;
+            `decode_frames` turns a batch of them into uint8 [B, T, size]), and
+            `num_frames` int32 [B]; video-level: each feature float32 [B, size]. Always `video_id` string [B] (the first value
+            of the id key, "" when absent); with targets `labels` float32 multi-hot
+            [B, num_classes] (out-of-range ids left out) and, when categories are
+            read, `category` int32 [B] (0 when bad); when titles are read `title`
+            string [B] ("" when absent or bad).
+        bad: bool [B, len(PARSE_REASONS)], the problems of each record.
+        errors: string [B]: "" for a good record, else "<name> (id <id>): " (or
+            "<name> (no id): ") followed by its problems joined by "; ". Names are
+            not quoted: a served request's error (an Assert) would escape quotes.
+    """
+
+    features: Dict[str, object]
+    bad: tf.Tensor
+    errors: tf.Tensor
+
+
+class RecordParser:
+    """Parses and checks batches of serialized YT8M records.
+
+    Args:
+        cfg: the data config (record type, keys, features, classes, max frames).
+        features: the features to read; default all of `cfg.feature_names` (none:
+            the frames are neither read nor checked).
+        title: read the title; default `cfg.use_title`.
+        targets: read `labels` and, with `cfg.num_categories`, `category` (served
+            models read neither).
+    """
+
+    def __init__(self, cfg: "DataConfig", features: Optional[Sequence[str]] = None,
+                 title: Optional[bool] = None, targets: bool = True):
+        sizes = dict(zip(cfg.feature_names, cfg.feature_sizes))
+        names = list(cfg.feature_names) if features is None else list(features)
+        unknown = [n for n in names if n not in sizes]
+        if unknown:
+            raise ValueError(f"feature '{unknown[0]}' is not in data.feature_names")
+        self.features: List[Tuple[str, int]] = [(n, sizes[n]) for n in names]
+        self.frame_level = cfg.record_type == "frame"
+        self.max_frames = cfg.max_frames
+        self.id_key = cfg.id_key
+        self.other_id_keys = [k for k in ID_KEYS if k != cfg.id_key]
+        read_title = cfg.use_title if title is None else title
+        self.title_key = cfg.title_key if read_title else None
+        self.num_classes = cfg.num_classes if targets else 0
+        self.num_categories = (cfg.num_categories or 0) if targets else 0
+        self.category_key = cfg.category_key
+
+    def parse(self, serialized: tf.Tensor, names: tf.Tensor) -> ParsedRecords:
+        """Parses serialized records string [B], named by `names` string [B].
+
+        The names start each record's error message and name it in TensorFlow's own
+        error when a record is not a protocol message at all (which fails the op).
+        """
+        count = tf.shape(serialized, out_type=tf.int64)[0]
+        spec = {k: _ragged(tf.string) for k in [self.id_key, *self.other_id_keys]}
+        if self.num_classes:
+            spec[schema.LABELS_KEY] = _ragged(tf.int64)
+        if self.title_key:
+            spec[self.title_key] = _ragged(tf.string)
+        if self.num_categories:
+            spec[self.category_key] = _ragged(tf.int64)
+        if self.frame_level:
+            context, lists, _ = tf.io.parse_sequence_example(
+                serialized, context_features=spec,
+                sequence_features={n: _ragged(tf.string) for n, _ in self.features},
+                example_names=names)
+            features, checks = self._frames(lists, count)
+        else:
+            spec.update({n: _ragged(tf.float32) for n, _ in self.features})
+            context = tf.io.parse_example(serialized, spec, example_names=names)
+            features, checks = self._means(context)
+        ids = context[self.id_key]
+        video_id = _first(ids, "")
+        features[schema.VIDEO_ID_KEY] = video_id
+        checks["missing_id"] = self._id(context, ids.row_lengths())
+        if self.num_classes:
+            checks["label_out_of_range"] = self._labels(context, features, count)
+        if self.title_key:
+            checks["bad_title"] = self._title(context, features)
+        if self.num_categories:
+            checks["bad_category"] = self._category(context, features)
+
+        no_problem = (tf.zeros([count], tf.bool), tf.fill([count], ""))
+        bad = tf.stack([checks.get(r, no_problem)[0] for r in PARSE_REASONS], axis=1)
+        messages = tf.stack([checks.get(r, no_problem)[1] for r in PARSE_REASONS], axis=1)
+        detail = tf.strings.reduce_join(tf.ragged.boolean_mask(messages, bad), axis=1,
+                                        separator="; ")
+        header = tf.where(ids.row_lengths() > 0,
+                          tf.strings.join([" (id ", video_id, "): "]), " (no id): ")
+        errors = tf.where(tf.reduce_any(bad, axis=1),
+                          tf.strings.join([names, header, detail]), "")
+        return ParsedRecords(features, bad, errors)
+
+    # --- one rule each -------------------------------------------------------------
+
+    def _id(self, context, count):
+        key = self.id_key
+        present = [context[k].row_lengths() > 0 for k in self.other_id_keys]
+        found = _join_where(list(self.other_id_keys), present, " and ")
+        missing = tf.where(
+            found != "",
+            tf.strings.join([f"context key {key} is missing (the record has ", found,
+                             ": set data.id_key)"]),
+            f"context key {key} is missing")
+        message = tf.where(count == 0, missing, f"context key {key} holds more than one value")
+        return count != 1, message
+
+    def _frames(self, lists, count):
+        """Frame bytes per feature, num_frames, and the no_frames/bad_frame_bytes checks."""
+        if not self.features:  # a pass over titles alone
+            return {}, {}
+        lengths, strings, wrong, wrong_messages = {}, {}, [], []
+        for name, size in self.features:
+            frames = lists[name]  # [B, (frames), (values)]
+            strings[name], frame_bad, message = _check_frames(frames, name, size, count)
+            lengths[name] = frames.row_lengths()
+            wrong.append(frame_bad)
+            wrong_messages.append(message)
+        num_frames = tf.reduce_min(tf.stack(list(lengths.values()), axis=1), axis=1)
+        num_frames = tf.minimum(num_frames, self.max_frames)
+        empty = [lengths[n] == 0 for n, _ in self.features]
+        none_at_all = tf.reduce_all(tf.stack(empty, axis=1), axis=1)
+        no_frames = tf.where(
+            none_at_all, "the video has no frames",
+            _join_where([f"feature list {n} has no frames" for n, _ in self.features],
+                        empty, "; "))
+        features = {}
+        for name, _ in self.features:
+            features[name] = _join_frames(strings[name], lists[name], num_frames)
+        features[schema.NUM_FRAMES_KEY] = tf.cast(num_frames, tf.int32)
+        checks = {
+            "no_frames": (num_frames == 0, no_frames),
+            "bad_frame_bytes": (tf.reduce_any(tf.stack(wrong, axis=1), axis=1),
+                                _join_where(wrong_messages, wrong, "; ")),
+        }
+        return features, checks
+
+    def _means(self, context):
+        """float32 features of video-level records and their bad_frame_bytes check."""
+        if not self.features:
+            return {}, {}
+        features, wrong, messages = {}, [], []
+        for name, size in self.features:
+            values = context[name]
+            n = values.row_lengths()
+            wrong.append(n != size)
+            messages.append(tf.strings.join([
+                f"feature {name} has ", tf.strings.as_string(n), f" values, expected {size}"]))
+            features[name] = values.to_tensor(shape=[None, size])
+        checks = {"bad_frame_bytes": (tf.reduce_any(tf.stack(wrong, axis=1), axis=1),
+                                      _join_where(messages, wrong, "; "))}
+        return features, checks
+
+    def _labels(self, context, features, count):
+        """Multi-hot labels (ids in range only) and the label_out_of_range check."""
+        labels = context[schema.LABELS_KEY]
+        ids, rows = labels.flat_values, labels.value_rowids()
+        ok = (ids >= 0) & (ids < self.num_classes)
+        valid = tf.stack([tf.boolean_mask(rows, ok), tf.boolean_mask(ids, ok)], axis=1)
+        # scatter_nd adds repeats up: the minimum folds them
+        features[schema.LABELS_KEY] = tf.minimum(tf.scatter_nd(
+            valid, tf.ones([tf.shape(valid)[0]], tf.float32),
+            tf.stack([count, tf.constant(self.num_classes, tf.int64)])), 1.0)
+        outside = tf.RaggedTensor.from_value_rowids(
+            tf.boolean_mask(ids, ~ok), tf.boolean_mask(rows, ~ok), nrows=count)
+        shown = tf.strings.reduce_join(tf.strings.as_string(outside[:, :_SHOWN_LABELS]),
+                                       axis=1, separator=" ")
+        more = tf.where(outside.row_lengths() > _SHOWN_LABELS, " ...", "")
+        message = tf.strings.join([f"context key {schema.LABELS_KEY} has ids [", shown, more,
+                                   f"] outside [0, {self.num_classes})"])
+        return outside.row_lengths() > 0, message
+
+    def _title(self, context, features):
+        """The title ("" when bad) and the bad_title check: one valid UTF-8 value."""
+        key = self.title_key
+        values = context[key]
+        title = _first(values, "")
+        several, invalid = values.row_lengths() > 1, ~valid_utf8(title)
+        features[schema.TITLE_KEY] = tf.where(several | invalid, "", title)
+        message = _join_where([f"context key {key} holds more than one value",
+                               f"context key {key} is not valid UTF-8 text"],
+                              [several, invalid], "; ")
+        return several | invalid, message
+
+    def _category(self, context, features):
+        """The category id (0 when bad) and the bad_category check: one id in range."""
+        key, n = self.category_key, self.num_categories
+        values = context[key]
+        count = values.row_lengths()
+        value = _first(values, -1)
+        ok = (count == 1) & (value >= 0) & (value < n)
+        features[schema.CATEGORY_KEY] = tf.cast(tf.where(ok, value, 0), tf.int32)
+        message = tf.where(
+            count == 0, f"context key {key} is missing (data.num_categories is {n})",
+            tf.where(count > 1, f"context key {key} holds more than one value",
+                     tf.strings.join([f"context key {key} is ", tf.strings.as_string(value),
+                                      f", outside [0, {n})"])))
+        return ~ok, message
+
+
+def valid_utf8(text: tf.Tensor) -> tf.Tensor:
+    """True where `text` is valid UTF-8: a lossy transcode leaves valid text unchanged
+    (a strict transcode would fail the whole op instead of flagging the value)."""
+    return tf.equal(tf.strings.unicode_transcode(
+        text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD), text)
+
+
+def _check_frames(frames: tf.RaggedTensor, name: str, size: int, count: tf.Tensor):
+    """(one string per frame, bad [B], message [B]) of one frame feature list.
+
+    A frame is good when it holds exactly one value of `size` bytes; the message
+    names the first bad frame of the record and how many are bad.
+    """
+    per_frame = frames.values.row_lengths()
+    flat = frames.flat_values
+    # frames holding one value each (the rule) line up with the flat values
+    strings = tf.cond(tf.reduce_all(per_frame == 1), lambda: flat,
+                      lambda: _first(frames.values, ""))
+    lengths = tf.where(per_frame == 1, tf.cast(tf.strings.length(strings), tf.int64), -1)
+    rows = frames.value_rowids()
+    starts = frames.row_starts()
+    position = tf.range(tf.size(rows, out_type=tf.int64)) - tf.gather(starts, rows)
+    wrong = lengths != size
+    num_wrong = tf.math.unsorted_segment_sum(tf.cast(wrong, tf.int64), rows, count)
+    first = tf.math.unsorted_segment_min(tf.where(wrong, position, tf.int64.max), rows, count)
+    # rows without a bad frame point anywhere valid (their message is not used)
+    at = tf.minimum(starts + tf.minimum(first, frames.row_lengths()), tf.size(lengths, tf.int64))
+    length = tf.gather(tf.concat([lengths, [0]], 0), at)
+    values = tf.gather(tf.concat([per_frame, [0]], 0), at)
+    where = tf.strings.join([f"feature list {name}: frame ", tf.strings.as_string(first)])
+    message = tf.where(
+        length >= 0,
+        tf.strings.join([where, " has ", tf.strings.as_string(length),
+                         f" bytes, expected {size} (", tf.strings.as_string(num_wrong), " of ",
+                         tf.strings.as_string(frames.row_lengths()), " frames wrong)"]),
+        tf.strings.join([where, " holds ", tf.strings.as_string(values),
+                         " values, expected one"]))
+    return strings, num_wrong > 0, message
+
+
+def _join_frames(strings: tf.Tensor, frames: tf.RaggedTensor, num_frames: tf.Tensor):
+    """Per record, the bytes of its first `num_frames` frames concatenated: string [B].
+
+    `strings` holds one string per frame of `frames` [B, (frames), ...]. Joining
+    (not decoding) keeps a record one scalar until a batch is decoded at once.
+    """
+    per_record = tf.RaggedTensor.from_row_splits(strings, frames.row_splits, validate=False)
+
+    def first_frames():
+        starts = frames.row_starts()
+        used = tf.ragged.range(starts, starts + num_frames).flat_values
+        return tf.RaggedTensor.from_row_lengths(tf.gather(strings, used), num_frames,
+                                                validate=False)
+
+    # copying the strings is only needed when some record has frames to drop
+    kept = tf.cond(tf.reduce_all(num_frames == frames.row_lengths()),
+                   lambda: per_record, first_frames)
+    return tf.strings.reduce_join(kept, axis=1)
+
+
+def decode_frames(frame_bytes: tf.Tensor, steps: tf.Tensor, size: int) -> tf.Tensor:
+    """uint8 frames [B, steps, size] from per-record frame bytes string [B]
+    (`ParsedRecords.features`): shorter records are padded with zeros."""
+    steps = tf.cast(steps, tf.int32)
+    # decode_raw needs a positive length: a batch without frames decodes one, then none
+    flat = tf.io.decode_raw(frame_bytes, tf.uint8, fixed_length=tf.maximum(steps, 1) * size)
+    return tf.reshape(flat, [-1, tf.maximum(steps, 1), size])[:, :steps]
+
+
+def _ragged(dtype) -> tf.io.RaggedFeature:
+    return tf.io.RaggedFeature(dtype, row_splits_dtype=tf.int64)
+
+
+def _first(values: tf.RaggedTensor, default) -> tf.Tensor:
+    """The first value of each row of a [B, (n)] ragged tensor, `default` when empty."""
+    return values.to_tensor(default_value=default, shape=[None, 1])[:, 0]
+
+
+def _join_where(messages: Sequence, masks: Sequence[tf.Tensor], separator: str) -> tf.Tensor:
+    """Per row, the messages whose mask is true joined by `separator` ("" when none).
+
+    Args:
+        messages: scalars (Python strings) or string [B] tensors, one per mask.
+        masks: bool [B] each.
+    """
+    masks = tf.stack(masks, axis=1)
+    messages = tf.stack([tf.broadcast_to(m, tf.shape(masks)[:1]) for m in messages], axis=1)
+    return tf.strings.reduce_join(tf.ragged.boolean_mask(messages, masks), axis=1,
+                                  separator=separator)
