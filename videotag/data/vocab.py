@@ -30,6 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from videotag.data import schema
 from videotag.errors import ConfigError, DataError
 
 PAD_ID, OOV_ID = 0, 1
@@ -79,25 +80,24 @@ def select_vocabulary(counts: Dict[str, int], min_count: int = 2,
 
 
 def title_dataset(data_cfg, pattern: str) -> tf.data.Dataset:
-    """The titles of the records of `pattern` ("" when absent), in file order.
+    """The titles of the records of `pattern` in file order, as the model sees them:
+    "" when absent or bad (not one valid UTF-8 value), by the data's record parser.
 
-    Only the title is parsed (frames are not decoded), so a pass is fast.
+    Only the title is read (no frames), so a pass is fast.
     """
-    from videotag.data.shards import list_files
+    from videotag.data.parsing import RecordParser
+    from videotag.data.shards import list_files, read_shard
 
     files = list_files(pattern)
-    key = data_cfg.title_key
-    spec = {key: tf.io.VarLenFeature(tf.string)}
+    parser = RecordParser(data_cfg, features=[], title=True, targets=False)
 
-    def parse(record):
-        if data_cfg.record_type == "frame":
-            context, _ = tf.io.parse_single_sequence_example(record, context_features=spec)
-        else:
-            context = tf.io.parse_single_example(record, spec)
-        values = context[key].values
-        return tf.cond(tf.size(values) > 0, lambda: values[0], lambda: tf.constant(""))
+    def titles(records, filenames, indexes):
+        names = tf.strings.join([filenames, ": record ", tf.strings.as_string(indexes)])
+        return parser.parse(records, names).features[schema.TITLE_KEY]
 
-    return tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    records = tf.data.Dataset.from_tensor_slices(files).flat_map(
+        lambda filename: read_shard(filename, 0, skip_corrupt=False))
+    return records.batch(1024).map(titles, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 
 
 def build_vocabulary(data_cfg, pattern: str, mode: str = "auto", min_count: int = 2,
