@@ -47,9 +47,8 @@ def describe_parse_failure(text: str) -> Optional[str]:
     match = _UNPARSEABLE.search(text)
     if match is None:
         return None
-    if match.group("name"):
-        kind = "SequenceExample" if "SequenceExample" in text else "Example"
-        return f"{match.group('name')}: not a serialized {kind}"
+    if match.group("name"):  # only ParseSequenceExample names such a record
+        return f"{match.group('name')}: not a serialized SequenceExample"
     why = " ".join(match.group("why").split()).rstrip(". ")
     return f"{match.group('named')}: {why}"
 
