@@ -13,7 +13,8 @@ Modes:
   own, so mixed titles ("小猫 cat video") give characters and words.
 
 Bytes that are not valid UTF-8 are replaced by U+FFFD, a symbol, and so dropped
-(the record reader and the serving signatures reject such titles before).
+(the record parser, `videotag.data.parsing`, rejects such titles before: the
+pipeline and the served model refuse the record, the vocabulary pass reads "").
 
 Vocabulary file: UTF-8, one token per line, in id order; the token on line i (from
 0) has id i + 2. Id 0 is padding, id 1 out-of-vocabulary (OOV).
