@@ -3,10 +3,11 @@
 Records are read from the shards (`videotag.data.shards`), grouped in chunks,
 parsed and checked a chunk at a time by the one record parser
 (`videotag.data.parsing`), batched by video (by length buckets when
-`data.length_buckets` is set) and their frames decoded a batch at a time. A bad record stops the pipeline with an error
-that `videotag.data.tf_errors.translate_error` turns into a `DataError` naming the
-file, the record index, the video id and the key; with `data.on_bad_record=skip` it
-is dropped and counted by reason (`SkipCounter`). Frame features stay uint8 until the
+`data.length_buckets` is set), and their frames decoded a batch at a time. A bad
+record stops the pipeline with an error that
+`videotag.data.tf_errors.translate_error` turns into a `DataError` naming the file,
+the record index, the video id and the key; with `data.on_bad_record=skip` it is
+dropped and counted by reason (`SkipCounter`). Frame features stay uint8 until the
 model dequantizes them.
 """
 
@@ -25,8 +26,9 @@ from videotag.data.tf_errors import fail_on_bad_records
 if TYPE_CHECKING:
     from videotag.config import DataConfig
 
-# Records parsed at once: parsing a chunk costs about as much per call as parsing
-# one record, and the chunk is split into videos again before batching.
+# Records parsed at once: one parse op and one set of checks per chunk instead of
+# per record (16 to 64 measure alike); the chunk is split into videos again, each
+# frame feature one string of bytes, and decoded only once batched.
 PARSE_CHUNK = 64
 
 
