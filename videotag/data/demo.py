@@ -1,7 +1,7 @@
 """The built-in demo dataset: synthetic YT8M frame-level records that can be learned.
 
 `ensure_demo_data()` generates the dataset on first use and reuses it afterwards;
-`videotag train` (`tools/train.py`) trains on it when no data is given, so a new user
+`videotag train` trains on it when no data is given, so a new user
 sees a model learn within minutes on a laptop CPU. It goes to `default_root()`:
 `$VIDEOTAG_DEMO_DIR` when set; else `data/demo_generated` in a source checkout (git
 ignores it); else, for an installed package, the user cache
