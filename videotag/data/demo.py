@@ -1,11 +1,11 @@
 """The built-in demo dataset: synthetic YT8M frame-level records that can be learned.
 
 `ensure_demo_data()` generates the dataset on first use and reuses it afterwards;
-`videotag train` trains on it when no data is given, so a new user
-sees a model learn within minutes on a laptop CPU. It goes to `default_root()`:
-`$VIDEOTAG_DEMO_DIR` when set; else `data/demo_generated` in a source checkout (git
-ignores it); else, for an installed package, the user cache
-(`$XDG_CACHE_HOME/videotag/demo`, by default `~/.cache/videotag/demo`).
+`videotag train` trains on it when no data is given, so a new user sees a model learn
+within minutes on a laptop CPU. It goes to `default_root()`: `$VIDEOTAG_DEMO_DIR` when
+set; else `data/demo_generated` in a source checkout (git ignores it); else, for an
+installed package, the user cache (`$XDG_CACHE_HOME/videotag/demo`, by default
+`~/.cache/videotag/demo`).
 
 The dataset: ~40 everyday classes (`videotag/data/demo_vocabulary.csv`), 1-4 labels
 per video, frames of class-dependent rgb and audio content
@@ -75,8 +75,9 @@ def default_root() -> str:
 
     1. `$VIDEOTAG_DEMO_DIR`;
     2. `<checkout>/data/demo_generated` in a source checkout (`source_checkout()`);
-    3. `$XDG_CACHE_HOME/videotag/demo`, or `~/.cache/videotag/demo` when
-       `XDG_CACHE_HOME` is unset or not an absolute path (the XDG rule).
+    3. `user_cache_root()`: `$XDG_CACHE_HOME/videotag/demo`, or
+       `~/.cache/videotag/demo` when `XDG_CACHE_HOME` is unset or not an absolute
+       path (the XDG rule).
 
     Returns:
         An absolute path.
@@ -87,6 +88,12 @@ def default_root() -> str:
     checkout = source_checkout()
     if checkout is not None:
         return str(checkout / "data" / "demo_generated")
+    return user_cache_root()
+
+
+def user_cache_root() -> str:
+    """The demo data's folder in the user cache: `$XDG_CACHE_HOME/videotag/demo`, or
+    `~/.cache/videotag/demo` when `XDG_CACHE_HOME` is unset or not an absolute path."""
     cache = os.environ.get("XDG_CACHE_HOME", "")
     if not os.path.isabs(cache):
         cache = os.path.join(os.path.expanduser("~"), ".cache")
