@@ -287,10 +287,11 @@ def test_demo_data_brings_titles_and_categories(tmp_path, monkeypatch):
     from videotag.data import demo
     from videotag.data.sources import resolve_data
 
-    monkeypatch.setattr(demo, "DEFAULT_ROOT", str(tmp_path / "demo"))
+    monkeypatch.setenv(demo.DEMO_DIR_ENV, str(tmp_path / "demo"))
     cfg = videotag.config.load("multimodal_demo", ["model.head.tasks=[tags, category]"])
     assert cfg.data.num_categories == 0  # the demo data sets it
     cfg = resolve_data(cfg, verbose=False)
+    assert cfg.data.train_data_pattern == str(tmp_path / "demo" / "train*.tfrecord")
     assert cfg.data.num_categories == len(demo.CATEGORIES) == 8
     batch = next(iter(make_dataset(cfg.data, cfg.data.eval_data_pattern, 256, training=False)))
     titles = [t.decode("utf-8") for t in batch["title"].numpy()]

@@ -56,7 +56,7 @@ class Extractor:
                 if not cfg.pca.get(name):
                     raise ConfigError(
                         f"no PCA for '{name}' (extraction key 'pca.{name}'): fit one on your "
-                        "videos with tools/extract_features.py --fit_pca --pca_dir=DIR, or give "
+                        "videos with videotag extract --fit_pca --pca_dir=DIR, or give "
                         "the folder of mean.npy/eigenvecs.npy/eigenvals.npy files")
         if "random" in (cfg.backbone_weights, cfg.audio_weights):
             import keras
