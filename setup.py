@@ -24,8 +24,12 @@ setup(
         "pyyaml>=6.0",  # configs
         "matplotlib>=3.8",  # evaluation report plots (precision-recall curve, AP histogram)
         "av>=12",  # decoding raw videos (mp4, mkv, webm) for feature extraction
+        # TF Serving's messages for the warm-up file and models.config: generated protobuf
+        # modules only, whose own requirements TensorFlow already brings
+        "tensorflow-serving-api>=2.21,<2.22",
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout>=2.3"],
+        "tensorboard": ["tensorboard>=2.21"],  # `tensorboard --logdir <model_dir>/logs`
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "tensorboard>=2.21"],
     },
 )

@@ -47,10 +47,12 @@ class ConcatSEFusion(keras.layers.Layer):
         self.hidden_size = int(hidden_size)
         self.gating_reduction = int(gating_reduction)
         self.dropout = float(dropout)
-        self.drop = layers.Dropout(self.dropout)
-        self.dense = layers.Dense(self.hidden_size, use_bias=False, name="hidden")
-        self.bn = layers.BatchNormalization(name="hidden_bn")
-        self.gating = (SEContextGating(self.gating_reduction, name="context_gating")
+        self.drop = layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dense = layers.Dense(self.hidden_size, use_bias=False, name="hidden",
+                                  dtype=self.dtype_policy)
+        self.bn = layers.BatchNormalization(name="hidden_bn", dtype=self.dtype_policy)
+        self.gating = (SEContextGating(self.gating_reduction, name="context_gating",
+                                       dtype=self.dtype_policy)
                        if self.gating_reduction else None)
 
     def build(self, input_shape):
@@ -98,8 +100,9 @@ class GatedFusion(keras.layers.Layer):
         self.hidden_size = int(hidden_size)
         self.gating_reduction = int(gating_reduction)
         self.dropout = float(dropout)
-        self.drop = layers.Dropout(self.dropout)
-        self.gating = (SEContextGating(self.gating_reduction, name="context_gating")
+        self.drop = layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.gating = (SEContextGating(self.gating_reduction, name="context_gating",
+                                       dtype=self.dtype_policy)
                        if self.gating_reduction else None)
 
     def build(self, input_shape):
@@ -108,11 +111,13 @@ class GatedFusion(keras.layers.Layer):
             raise ConfigError("gated fusion needs at least two modality vectors")
         self.projections = []
         for i, shape in enumerate(input_shape):
-            dense = layers.Dense(self.hidden_size, activation="tanh", name=f"project_{i}")
+            dense = layers.Dense(self.hidden_size, activation="tanh", name=f"project_{i}",
+                                 dtype=self.dtype_policy)
             dense.build((None, int(shape[-1])))
             self.projections.append(dense)
         total = sum(int(s[-1]) for s in input_shape)
-        self.gate = layers.Dense(self.num_modalities * self.hidden_size, name="gate")
+        self.gate = layers.Dense(self.num_modalities * self.hidden_size, name="gate",
+                                 dtype=self.dtype_policy)
         self.gate.build((None, total))
         if self.gating is not None:
             self.gating.build((None, self.hidden_size))
@@ -159,10 +164,11 @@ class TextGuidedAttention(keras.layers.Layer):
     def __init__(self, units: int = 128, **kwargs):
         super().__init__(**kwargs)
         self.units = int(units)
-        self.value = layers.Dense(self.units, name="value")
-        self.key = layers.Dense(self.units, name="key")
-        self.query = layers.Dense(self.units, use_bias=False, name="query")
-        self.score = layers.Dense(1, use_bias=False, name="score")
+        self.value = layers.Dense(self.units, name="value", dtype=self.dtype_policy)
+        self.key = layers.Dense(self.units, name="key", dtype=self.dtype_policy)
+        self.query = layers.Dense(self.units, use_bias=False, name="query",
+                                  dtype=self.dtype_policy)
+        self.score = layers.Dense(1, use_bias=False, name="score", dtype=self.dtype_policy)
 
     def build(self, frames_shape, text_shape=None, mask_shape=None):
         dim = int(frames_shape[-1])

@@ -117,7 +117,8 @@ class TextCNN(keras.layers.Layer):
         if not self.windows or min(self.windows) < 1 or self.filters < 1:
             raise ConfigError(f"TextCNN needs window sizes >= 1 and filters >= 1, got "
                               f"windows {self.windows}, filters {self.filters}")
-        self.convs = [layers.Conv1D(self.filters, w, activation="relu", name=f"conv_{w}")
+        self.convs = [layers.Conv1D(self.filters, w, activation="relu", name=f"conv_{w}",
+                                    dtype=self.dtype_policy)
                       for w in self.windows]
 
     def build(self, embeddings_shape, mask_shape=None):
@@ -168,7 +169,8 @@ class BiLSTMEncoder(keras.layers.Layer):
         self.units = int(units)
         self.pooling = pooling
         self.rnn = layers.Bidirectional(
-            layers.LSTM(self.units, return_sequences=pooling == "mean"), name="bilstm")
+            layers.LSTM(self.units, return_sequences=pooling == "mean",
+                        dtype=self.dtype_policy), name="bilstm", dtype=self.dtype_policy)
 
     def build(self, embeddings_shape, mask_shape=None):
         self.rnn.build((None, None, int(embeddings_shape[-1])))
