@@ -77,5 +77,5 @@ def test_a_command_lists_its_own_flags_and_runs_like_its_tool_script():
     assert train_help.startswith("Train a registered model")
     assert _flag_names(train_help, "videotag.cli.train") == TRAIN_FLAGS
     assert _flag_names(predict_help, "videotag.cli.predict") == PREDICT_FLAGS
-    assert bad_code == 1 and "error: unknown model 'NOPE'" in bad_err
+    assert bad_code == 1 and "unknown model 'NOPE'" in bad_err and "error: " in bad_err
     assert "Traceback" not in bad_err

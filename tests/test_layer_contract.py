@@ -21,7 +21,7 @@ adding it to the package and an entry to CASES, and fails loudly without one):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import keras
 import numpy as np

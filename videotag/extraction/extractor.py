@@ -17,7 +17,6 @@ import numpy as np
 from videotag.data import schema
 from videotag.errors import ConfigError, DataError
 from videotag.extraction import audio as audio_lib
-from videotag.extraction import config as config_lib
 from videotag.extraction.config import ExtractionConfig
 from videotag.extraction.decode import DecodedVideo, decode_video
 from videotag.extraction.pca import Pca
@@ -47,7 +46,7 @@ class Extractor:
     """
 
     def __init__(self, cfg: ExtractionConfig, with_pca: bool = True, vggish=None):
-        config_lib.validate(cfg)
+        cfg.validate()
         self.cfg = cfg
         self.rgb = self.vggish = None
         self.dims: Dict[str, int] = {}
