@@ -10,7 +10,6 @@ never the [batch, classes] score matrix. The host accumulates the summaries with
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
@@ -28,6 +27,7 @@ from videotag.data.reader import (
 )
 from videotag.errors import DataError, ModelError
 from videotag.evaluation.metrics import CategoryEvaluator, StreamingEvaluator
+from videotag.progress import Progress
 
 TAGS = "tags"
 CATEGORY = "category"
@@ -206,7 +206,9 @@ def run_evaluation(
     num_videos = 0
     k_tensor = tf.constant(top_k, tf.int32)
     t_tensor = tf.constant(threshold, tf.float64)
-    start = last = time.time()
+    start = time.time()
+    progress = Progress("evaluated", every=10.0 if verbose else 0)
+    progress.start()
     try:
         for batch in ds:
             labels = batch[schema.LABELS_KEY]
@@ -232,10 +234,7 @@ def run_evaluation(
                 category.add_ranks(out["category_rank"])
                 seen["category"] = True
             num_videos += batch_videos
-            if verbose and time.time() - last > 10:
-                last = time.time()
-                rate = num_videos / (last - start)
-                print(f"  evaluated {num_videos} videos ({rate:.0f}/s)", file=sys.stderr)
+            progress.add(batch_videos)
     except tf.errors.OpError as exc:
         error = translate_error(exc, files)
         if error is None:
@@ -252,6 +251,7 @@ def run_evaluation(
     metrics["seconds"] = round(time.time() - start, 3)
     if skips is not None and skips.total():
         metrics["skipped_records"] = skips.counts()
+    progress.close()
     return Evaluation(
         metrics=metrics,
         tags=tags if seen["tags"] else None,

@@ -216,6 +216,7 @@ def write_predictions(predictions: Iterable, out: IO[str], fmt: str, threshold: 
                 entry["category"] = _entry(*row.category)
             out.write(json.dumps(entry, ensure_ascii=False) + "\n")
         progress.add()
+    progress.close()
     if fmt == "json":
         out.write("\n]\n")
     return progress.count
