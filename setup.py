@@ -18,7 +18,9 @@ setup(
     package_data={"videotag": ["configs/*.yaml", "data/*.csv"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",  # the CPU build is enough for the tests
-        "keras>=3.10,<4",
+        # tests/test_keras_hooks.py checks the one private Keras hook used (the
+        # optimizer's _all_reduce_sum_gradients); widen the range after it passes
+        "keras>=3.12,<3.16",
         "numpy>=1.26",
         "absl-py>=2.1",  # flags of the tools/ CLIs
         "pyyaml>=6.0",  # configs
