@@ -99,8 +99,9 @@ def test_masked_batch_norm_trains_exactly_like_keras(dtype):
     np.testing.assert_array_equal(a[mask], b[mask])
     for wa, wb in zip(after, ours.get_weights()):
         np.testing.assert_array_equal(wa, wb)
-    with pytest.raises(ValueError, match="does not support renorm"):
-        MaskedBatchNormalization(renorm=True)
+    if "renorm" in inspect.signature(keras.layers.BatchNormalization).parameters:
+        with pytest.raises(ValueError, match="does not support renorm"):
+            MaskedBatchNormalization(renorm=True)
 
 
 def test_masked_batch_norm_moments_without_replicas_are_the_valid_entries():

@@ -33,7 +33,7 @@ class MaskedBatchNormalization(keras.layers.BatchNormalization):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        if self.renorm:
+        if getattr(self, "renorm", False):  # Keras >= 3.13 has batch renormalization
             raise ValueError("MaskedBatchNormalization does not support renorm=True")
 
     def call(self, inputs, training=None, mask=None):
