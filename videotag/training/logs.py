@@ -24,7 +24,6 @@ LOG_DIR = "logs"
 _SCALAR = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
 
-
 LINE_TEMPLATE = "epoch {epoch} step {count}, loss {loss:.4f}, {rate:.0f} examples/s"
 BAR_TEMPLATE = ("epoch {epoch}/{epochs} {bar} step {count}/{total}, loss {loss:.4f}, "
                 "{rate:.0f} examples/s, {eta:.0f} s left")
