@@ -6,37 +6,61 @@ import pytest
 
 from tests.tiny_models import TINY_AGGREGATOR_PARAMS
 from videotag.errors import ConfigError
-from videotag.models.aggregators import (
-    aggregator_params,
-    build_aggregator,
-    list_aggregators,
-)
+from videotag.models.aggregators import AGGREGATORS, build_aggregator
 
 
 def test_every_video_model_registers_its_pooling():
     for name in ("ATTENTION_CLUSTER", "ATTENTION_LSTM", "DBOF", "LSTM", "NETFV", "NETRVLAD",
                  "NETVLAD", "NEXTVLAD", "SOFTDBOF", "TRN"):
-        assert name in list_aggregators()
-    missing = sorted(set(list_aggregators()) - set(TINY_AGGREGATOR_PARAMS))
+        assert name in AGGREGATORS.names()
+    missing = sorted(set(AGGREGATORS.names()) - set(TINY_AGGREGATOR_PARAMS))
     assert not missing, f"add small params for {missing} to tests/tiny_models.py"
 
 
 def test_bad_names_and_keys_list_the_valid_ones():
     with pytest.raises(ConfigError) as info:
-        build_aggregator("NETVLADZ", None, None, where="model.aggregators.rgb")
-    assert "model.aggregators.rgb" in str(info.value)
-    for name in list_aggregators():
+        build_aggregator({"type": "NETVLADZ"}, None, None, path="model.aggregators.rgb")
+    assert "config key 'model.aggregators.rgb.type' names an unknown aggregator 'NETVLADZ'" in str(
+        info.value)
+    for name in AGGREGATORS.names():
         assert name in str(info.value)
-    with pytest.raises(ConfigError, match="does not take.*valid: cluster_size, input_bn"):
-        aggregator_params("netvlad", {"clusters": 3})
-    with pytest.raises(ConfigError, match="pooling"):
+    with pytest.raises(ConfigError, match=r"unknown config key 'agg.clusters' \(valid keys of "
+                                          r"aggregator NETVLAD: cluster_size, input_bn\)"):
+        AGGREGATORS.read({"type": "netvlad", "clusters": 3}, "agg")
+    with pytest.raises(ConfigError, match="config key 'x.pooling' is 'median'; valid: max, "
+                                          "average"):
         _model("DBOF", {"pooling": "median"}, 0)
+
+
+@pytest.mark.parametrize("kind, params, message", [
+    ("ATTENTION_CLUSTER", {"num_clusters": 0}, "'x.num_clusters' must be positive"),
+    ("ATTENTION_LSTM", {"lstm_size": 0}, "'x.lstm_size' must be positive"),
+    ("DBOF", {"sample_frames": -1}, "'x.sample_frames' must not be negative"),
+    ("DBOF", {"cluster_size": 0}, "'x.cluster_size' must be positive"),
+    ("LSTM", {"num_layers": 0}, "'x.num_layers' must be positive"),
+    ("NETFV", {"cluster_size": -2}, "'x.cluster_size' must be positive"),
+    ("NEXTVLAD", {"groups": 0}, "'x.groups' must be positive"),
+    ("TRN", {"segments": 1}, "'x.segments' must be at least 2, got 1"),
+    ("TRN", {"bottleneck": 0}, "'x.bottleneck' must be positive"),
+])
+def test_each_aggregator_checks_its_parameters_naming_the_key(kind, params, message):
+    with pytest.raises(ConfigError, match=message):
+        AGGREGATORS.read({"type": kind, **params}, "x")
+
+
+def test_defaults_fill_the_parameters_not_given():
+    softdbof = AGGREGATORS.read({"type": "softdbof", "max_pool": True}, "x")
+    assert softdbof.type == "SOFTDBOF"
+    assert (softdbof.params.cluster_size, softdbof.params.input_bn,
+            softdbof.params.max_pool) == (4096, True, True)
+    assert AGGREGATORS.read(None, "x").type == "NEXTVLAD"  # the registry's default
+    assert AGGREGATORS.read("trn", "x").params.segments == 8
 
 
 def _model(kind, params, index):
     x = keras.Input((None, 8), name="x")
     mask = keras.Input((None,), dtype="bool", name="mask")
-    out = build_aggregator(kind, x, mask, params, name="feat", index=index)
+    out = build_aggregator({"type": kind, **params}, x, mask, name="feat", index=index, path="x")
     return keras.Model([x, mask], out)
 
 

@@ -1,5 +1,6 @@
-"""Raw videos -> records (videotag.extraction): decoding, log-mel, VGGish, backbones,
-PCA, inputs, and the extraction run on tiny videos made here with PyAV."""
+"""Raw videos -> records (videotag.extraction): decoding, backbones, PCA, inputs,
+and the extraction run on tiny videos made here with PyAV (audio features:
+test_audio.py)."""
 
 import json
 
@@ -118,74 +119,6 @@ def test_audio_longer_than_the_picture_is_not_truncation(tmp_path):
     path = write_video(tmp_path / "a.mkv", seconds=2.0, audio_seconds=5.0)
     video = decode_video(path, (8, 8))
     assert len(video.frames) == 2 and len(video.waveform) > 4.5 * 16000
-
-
-# ------------------------------------------------------------------ audio
-
-
-def test_mel_matrix_matches_tf_signal():
-    expected = tf.signal.linear_to_mel_weight_matrix(64, 257, 16000, 125.0, 7500.0).numpy()
-    np.testing.assert_allclose(audio_lib.mel_matrix(), expected, atol=1e-5)
-
-
-def test_log_mel_frames_and_a_tone_in_its_band():
-    assert audio_lib.log_mel_spectrogram(np.zeros(399)).shape == (0, 64)
-    t = np.arange(16000) / 16000
-    mel = audio_lib.log_mel_spectrogram(np.sin(2 * np.pi * 1000 * t))
-    assert mel.shape == (1 + (16000 - 400) // 160, 64)  # 98 frames of 25 ms every 10 ms
-    centres = np.linspace(audio_lib.hz_to_mel(125), audio_lib.hz_to_mel(7500), 66)[1:-1]
-    assert np.argmax(mel.mean(axis=0)) == np.argmin(np.abs(centres - audio_lib.hz_to_mel(1000)))
-    np.testing.assert_allclose(audio_lib.log_mel_spectrogram(np.zeros(1000)), np.log(0.01))
-
-
-def test_patches_start_at_frame_times_and_pad_with_silence():
-    wave = np.random.default_rng(0).uniform(-1, 1, 16000 * 2).astype(np.float32)  # 2 s
-    patches = audio_lib.patches_at(wave, np.array([0.0, 1.0, 2.0]))
-    assert patches.shape == (3, 96, 64)
-    mel = audio_lib.log_mel_spectrogram(wave)
-    np.testing.assert_allclose(patches[0], mel[:96], rtol=1e-5)
-    np.testing.assert_allclose(patches[1], mel[100:196], rtol=1e-5)
-    # the third patch lies after the track: silence, log(0 + 0.01)
-    np.testing.assert_allclose(patches[2, 5:], np.log(0.01), rtol=1e-5)
-
-
-def test_vggish_architecture():
-    model = audio_lib.build_vggish()
-    assert model.count_params() == 72_141_184  # VGGish's parameter count
-    assert model.get_layer("pool4").output.shape[1:] == (6, 4, 512)
-    assert model.output_shape == (None, 128)
-
-
-def _narrow_vggish(seed):
-    keras.utils.set_random_seed(seed)
-    return audio_lib.build_vggish(width=1 / 16)
-
-
-def test_vggish_weights_from_keras_file_and_released_checkpoint(tmp_path):
-    source = _narrow_vggish(1)
-    x = np.random.default_rng(0).normal(size=(2, 96, 64)).astype(np.float32)
-    expected = source(x).numpy()
-    path = str(tmp_path / "vggish.weights.h5")
-    source.save_weights(path)
-    model = _narrow_vggish(2)
-    audio_lib.load_vggish_weights(model, path)
-    np.testing.assert_allclose(model(x).numpy(), expected, rtol=1e-5)
-    # a TF checkpoint with the variable names of the released VGGish
-    names, tensors = [], []
-    for layer, scope in audio_lib.CHECKPOINT_SCOPES.items():
-        kernel, bias = source.get_layer(layer).get_weights()
-        names += [f"{scope}/weights", f"{scope}/biases"]
-        tensors += [kernel, bias]
-    prefix = str(tmp_path / "vggish_model.ckpt")
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=tensors)
-    model = _narrow_vggish(3)
-    audio_lib.load_vggish_weights(model, prefix)
-    np.testing.assert_allclose(model(x).numpy(), expected, rtol=1e-5)
-    with pytest.raises(ModelError, match=r"'vggish/conv1/weights' has shape \(3, 3, 1, 4\), the network expects \(3, 3, 1, 8\)"):
-        audio_lib.load_vggish_weights(audio_lib.build_vggish(width=1 / 8), prefix)
-    with pytest.raises(ModelError, match="not found"):
-        audio_lib.load_vggish_weights(model, str(tmp_path / "none.weights.h5"))
 
 
 # ------------------------------------------------------------------ rgb backbone

@@ -32,8 +32,9 @@ def _config(tmp_path, **overrides):
         "model.aggregators.rgb.cluster_size": 4, "model.aggregators.rgb.groups": 2,
         "model.aggregators.audio.cluster_size": 4, "model.aggregators.audio.groups": 2,
         "model.text.vocab_file": str(vocab), "model.text.embedding_dim": 8,
-        "model.text.max_length": 8, "model.text.encoder_params": "{filters: 4, windows: [2, 3]}",
-        "model.fusion_params.hidden_size": 16, "model.fusion_params.dropout": 0.0,
+        "model.text.max_length": 8,
+        "model.text.encoder": "{type: textcnn, filters: 4, windows: [2, 3]}",
+        "model.fusion.hidden_size": 16, "model.fusion.dropout": 0.0,
         "train.batch_size": 8, "eval.batch_size": 8, "train.learning_rate": 0.01,
     }
     base.update(overrides)
@@ -66,7 +67,7 @@ def _records(n=16, categories=False):
 
 @pytest.mark.parametrize("fusion", ["concat_se", "gated", "text_guided"])
 def test_fusions_shapes_and_padding_invariance(tmp_path, fusion):
-    cfg = _config(tmp_path, **{"model.fusion": fusion})
+    cfg = _config(tmp_path, **{"model.fusion.type": fusion})
     model = videotag.build_model(cfg)
     batch = _batch()
     out = model(batch, training=False)
@@ -129,10 +130,15 @@ def test_gated_fusion_mixes_projected_modalities():
 def test_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="data.use_title"):
         videotag.build_model(_config(tmp_path, **{"data.use_title": "false"}))
-    with pytest.raises(ConfigError, match="unknown fusion 'sum'.*concat_se, gated, text_guided"):
-        videotag.build_model(_config(tmp_path, **{"model.fusion": "sum"}))
-    with pytest.raises(ConfigError, match="fusion_params' gives 'heads'"):
-        videotag.build_model(_config(tmp_path, **{"model.fusion_params.heads": 2}))
+    with pytest.raises(ConfigError, match="'model.fusion.type' names an unknown fusion 'sum'.*"
+                                          "concat_se, gated, text_guided"):
+        videotag.build_model(_config(tmp_path, **{"model.fusion.type": "sum"}))
+    with pytest.raises(ConfigError, match=r"unknown config key 'model.fusion.heads' \(valid keys "
+                                          "of fusion concat_se: dropout, gating_reduction"):
+        videotag.build_model(_config(tmp_path, **{"model.fusion.heads": 2}))
+    with pytest.raises(ConfigError, match="'model.fusion.attention_units'.*valid keys of fusion "
+                                          "gated: dropout, gating_reduction, hidden_size"):
+        _config(tmp_path, **{"model.fusion": "{type: gated, attention_units: 8}"})
     with pytest.raises(ConfigError, match="unknown text encoder 'bert'.*bilstm, textcnn"):
         videotag.build_model(_config(tmp_path, **{"model.text.encoder": "bert"}))
     with pytest.raises(ConfigError, match="model.aggregators.rgb.*unknown aggregator 'VLADX'"):
@@ -145,8 +151,8 @@ def test_config_errors(tmp_path):
 
 @pytest.mark.parametrize("encoder", ["textcnn", "bilstm"])
 def test_fit_and_keras_round_trip(tmp_path, encoder):
-    params = "{filters: 4, windows: [2, 3]}" if encoder == "textcnn" else "{units: 4}"
-    cfg = _config(tmp_path, **{"model.text.encoder": encoder, "model.text.encoder_params": params,
+    params = "filters: 4, windows: [2, 3]" if encoder == "textcnn" else "units: 4"
+    cfg = _config(tmp_path, **{"model.text.encoder": f"{{type: {encoder}, {params}}}",
                                "model.head.type": "hmc", "model.head.hmc_hidden_size": 8})
     model = videotag.build_model(cfg)
     from videotag.training.trainer import compile_model
@@ -210,7 +216,7 @@ SERVE_SCRIPT = textwrap.dedent("""
 def test_saved_model_takes_raw_titles_in_a_fresh_process(tmp_path):
     from videotag.export import export_saved_model
 
-    cfg = _config(tmp_path, **{"model.fusion": "text_guided", "export.top_k": 6})
+    cfg = _config(tmp_path, **{"model.fusion.type": "text_guided", "export.top_k": 6})
     model = videotag.build_model(cfg)
     records = [frame_record(f"v{i}".encode(), (1,), rgb_size=RGB, audio_size=AUDIO,
                             frames=i + 1, seed=i, title=t)
@@ -287,10 +293,11 @@ def test_demo_data_brings_titles_and_categories(tmp_path, monkeypatch):
     from videotag.data import demo
     from videotag.data.sources import resolve_data
 
-    monkeypatch.setattr(demo, "DEFAULT_ROOT", str(tmp_path / "demo"))
+    monkeypatch.setenv(demo.DEMO_DIR_ENV, str(tmp_path / "demo"))
     cfg = videotag.config.load("multimodal_demo", ["model.head.tasks=[tags, category]"])
     assert cfg.data.num_categories == 0  # the demo data sets it
     cfg = resolve_data(cfg, verbose=False)
+    assert cfg.data.train_data_pattern == str(tmp_path / "demo" / "train*.tfrecord")
     assert cfg.data.num_categories == len(demo.CATEGORIES) == 8
     batch = next(iter(make_dataset(cfg.data, cfg.data.eval_data_pattern, 256, training=False)))
     titles = [t.decode("utf-8") for t in batch["title"].numpy()]
@@ -306,7 +313,7 @@ def test_fgm_cuts_multimodal_at_frames_and_title_embedding(tmp_path, fusion):
     perturbed, and the cut model computes exactly what the whole model does."""
     from videotag.training.adversarial import SplitModel, perturbation
 
-    model = videotag.build_model(_config(tmp_path, **{"model.fusion": fusion}))
+    model = videotag.build_model(_config(tmp_path, **{"model.fusion.type": fusion}))
     split = SplitModel(model)
     assert sorted(split.perturbable) == ["dequantize_audio", "dequantize_rgb", "title_embedding"]
     batch = _batch()

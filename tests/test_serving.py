@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format, unknown_fields
+from tensorflow_serving.apis import prediction_log_pb2
+from tensorflow_serving.config import model_server_config_pb2
 
 import videotag
 from tests.helpers import frame_record, tiny_config, write_file
-from tests.serving_protos import message_class
 from tests.title_model import build_title_model
 from videotag.errors import ModelError
 from videotag.export import export_saved_model
@@ -275,13 +276,12 @@ def test_saved_model_cli_names_dtypes_and_shapes(exports):
 
 def test_warmup_file_holds_valid_predict_requests(exports):
     _, paths, _ = exports
-    prediction_log = message_class("tensorflow.serving.PredictionLog")
     for name, path in paths.items():
         loaded = tf.saved_model.load(str(path))
         seen = []
         warmup = path / "assets.extra" / "tf_serving_warmup_requests"
         for raw in tf.data.TFRecordDataset(str(warmup)):
-            log = prediction_log.FromString(raw.numpy())
+            log = prediction_log_pb2.PredictionLog.FromString(raw.numpy())
             assert log.WhichOneof("log_type") == "predict_log"
             request = log.predict_log.request
             assert len(unknown_fields.UnknownFieldSet(request)) == 0
@@ -306,13 +306,13 @@ def test_warmup_file_holds_valid_predict_requests(exports):
 def test_models_config_lists_every_export_and_parses(exports, tmp_path):
     root, _, _ = exports
     config = (root / "exports" / "models.config").read_text()
-    parsed = text_format.Parse(config, message_class("tensorflow.serving.ModelServerConfig")())
+    parsed = text_format.Parse(config, model_server_config_pb2.ModelServerConfig())
     entries = [(c.name, c.base_path, c.model_platform) for c in parsed.model_config_list.config]
     assert entries == [("multi", "/models/multi", "tensorflow"),
                        ("titled", "/models/titled", "tensorflow")]
     odd = 'we"ird\\name'
     parsed = text_format.Parse(models_config_text([(odd, "/models/x")]),
-                               message_class("tensorflow.serving.ModelServerConfig")())
+                               model_server_config_pb2.ModelServerConfig())
     assert parsed.model_config_list.config[0].name == odd
     # a models.config written by hand is left alone
     cfg = tiny_config()

@@ -144,10 +144,19 @@ def test_textcnn_is_max_over_windows_starting_at_real_tokens():
 def test_unknown_encoder_or_parameter():
     from videotag.layers import build_text_encoder
 
-    with pytest.raises(ConfigError, match="unknown text encoder 'gru'.*valid: bilstm, textcnn"):
+    with pytest.raises(ConfigError, match="'model.text.encoder' names an unknown text encoder "
+                                          "'gru'.*valid: bilstm, textcnn"):
         build_text_encoder("gru")
-    with pytest.raises(ConfigError, match="'kernel'.*valid: filters, windows"):
-        build_text_encoder("textcnn", {"kernel": 3})
+    with pytest.raises(ConfigError, match="'model.text.encoder.kernel'.*valid keys of text "
+                                          "encoder textcnn: filters, windows"):
+        build_text_encoder({"type": "textcnn", "kernel": 3})
+    with pytest.raises(ConfigError, match="config key 'model.text.encoder.pooling' is 'max'; "
+                                          "valid: mean, final"):
+        videotag.config.load("multimodal_demo", ["model.text.encoder={type: bilstm, pooling: max}"])
+    with pytest.raises(ConfigError, match=r"'model.text.encoder.windows' is \[0, 2\]"):
+        videotag.config.load("multimodal_demo", ["model.text.encoder.windows=[0, 2]"])
+    with pytest.raises(ConfigError, match="'model.text.encoder.filters' expects int, got str"):
+        videotag.config.load("multimodal_demo", ["model.text.encoder.filters=many"])
     with pytest.raises(ConfigError, match="model.text.tokenizer"):
         videotag.config.load("multimodal_demo", ["model.text.tokenizer=bytes"])
 

@@ -93,3 +93,11 @@ def test_xla_step_gives_the_losses_of_the_plain_step_and_tensorboard_logs(shards
         for record in tf.data.TFRecordDataset(str(path)):
             for value in tf.compat.v1.Event.FromString(record.numpy()).summary.value:
                 assert value.metadata.plugin_data.plugin_name == "scalars"  # for TensorBoard
+    # TensorBoard itself (the `tensorboard` extra) shows them on its scalars dashboard
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(tmp_path / "mFalse" / "logs" / "train")).Reload()
+    assert set(board.PluginTagToContent("scalars")) == set(steps)
+    assert [event.step for event in board.Tensors("loss")] == [2, 4]
+    assert float(tf.make_ndarray(board.Tensors("learning_rate")[0].tensor_proto)) == \
+        pytest.approx(0.01)

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -335,3 +336,21 @@ def test_ensure_demo_data_interrupted_run_is_not_reused(tmp_path, monkeypatch):
                                  verbose=False)
     assert data.num_train == 300
     assert os.listdir(tmp_path) == ["demo"]  # the half-written folder is cleaned up
+
+
+def test_demo_data_goes_to_the_given_folder_else_the_checkout_else_the_user_cache(
+        tmp_path, monkeypatch):
+    checkout = Path(__file__).resolve().parent.parent
+    monkeypatch.delenv(demo.DEMO_DIR_ENV, raising=False)
+    assert demo.source_checkout() == checkout  # the tests run videotag from the checkout
+    assert demo.default_root() == str(checkout / "data" / "demo_generated")
+    monkeypatch.setenv(demo.DEMO_DIR_ENV, str(tmp_path / "mine"))
+    assert demo.default_root() == str(tmp_path / "mine")
+    # an installed package (tests/test_install.py runs one): the user cache
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert demo.user_cache_root() == str(tmp_path / "home" / ".cache" / "videotag" / "demo")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # ignored: XDG paths are absolute
+    assert demo.user_cache_root() == str(tmp_path / "home" / ".cache" / "videotag" / "demo")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert demo.user_cache_root() == str(tmp_path / "cache" / "videotag" / "demo")

@@ -36,8 +36,8 @@ TINY_OVERRIDES = {
         "model.aggregators": "{rgb: {type: NEXTVLAD, cluster_size: 4, groups: 2}, "
                              "audio: {type: NETVLAD, cluster_size: 4}}",
         "model.text.embedding_dim": 8, "model.text.max_length": 8,
-        "model.text.encoder_params": "{filters: 4, windows: [2, 3]}",
-        "model.fusion_params": "{hidden_size: 16, dropout: 0.0}",
+        "model.text.encoder": "{type: textcnn, filters: 4, windows: [2, 3]}",
+        "model.fusion": "{type: concat_se, hidden_size: 16, dropout: 0.0}",
     },
 }
 

@@ -1,53 +1,10 @@
 """Write the L2-normalised embedding of every video, for similar-video recall.
 
-    python tools/embed.py --saved_model=exports/nextvlad/1 \
-        --input_data_pattern='data/test*.tfrecord' --output=runs/emb/test
-    # -> runs/emb/test.npy (float32 [N, D]) and runs/emb/test.ids.txt
-    #    (--format=tfrecord: runs/emb/test.tfrecord, Examples with id and embedding)
+`python tools/embed.py` is `videotag embed`, with the same flags; the command
+lives in videotag/cli/embed.py.
 """
 
-import sys
-
-from absl import app, flags
-
-from videotag.cli import run
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Trained model directory.")
-flags.DEFINE_string("saved_model", None, "Exported SavedModel version folder.")
-flags.DEFINE_string("input_data_pattern", None, "Glob of records to embed.", required=True)
-flags.DEFINE_string("output", None, "Output prefix: <output>.npy + <output>.ids.txt and/or "
-                    "<output>.tfrecord.", required=True)
-flags.DEFINE_list("format", ["npy"], "npy and/or tfrecord (comma-separated).")
-flags.DEFINE_integer("batch_size", 256, "Videos per batch.")
-flags.DEFINE_enum("on_bad_record", None, ["error", "skip"],
-                  "Bad records (with --model_dir): stop or drop and count.")
-flags.DEFINE_float("progress_seconds", 10.0, "Seconds between progress lines (0: none).")
-
-
-def main(argv):
-    del argv
-    from videotag.errors import VideotagError
-    from videotag.retrieval import (
-        EMBEDDING_FORMATS,
-        embedding_batches,
-        write_embeddings,
-    )
-
-    if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
-        raise VideotagError("give exactly one of --model_dir and --saved_model")
-    unknown = [f for f in FLAGS.format if f not in EMBEDDING_FORMATS]
-    if unknown or not FLAGS.format:
-        raise VideotagError(f"--format takes {' and/or '.join(EMBEDDING_FORMATS)}, got {unknown}")
-    batches = embedding_batches(FLAGS.input_data_pattern, FLAGS.model_dir, FLAGS.saved_model,
-                                FLAGS.batch_size, FLAGS.on_bad_record)
-    count, dim = write_embeddings(batches, FLAGS.output, FLAGS.format,
-                                  progress_seconds=FLAGS.progress_seconds)
-    print(f"embedded {count} videos ({dim} dimensions) to {FLAGS.output}."
-          f"{{{','.join(['npy,ids.txt' if f == 'npy' else f for f in FLAGS.format])}}}",
-          file=sys.stderr)
-    return 0
-
+from videotag.cli.main import run_command
 
 if __name__ == "__main__":
-    app.run(run(main))
+    run_command("embed")

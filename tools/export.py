@@ -1,35 +1,10 @@
 """Export a trained model as a SavedModel for TF Serving.
 
-    python tools/export.py --model_dir=runs/nextvlad --export_dir=exports
-    # -> exports/nextvlad/1/  (signatures serving_default and predict_dense, warm-up
-    #    requests, config and model.keras in assets.extra/) and exports/models.config
+`python tools/export.py` is `videotag export`, with the same flags; the command
+lives in videotag/cli/export.py.
 """
 
-from absl import app, flags
-
-from videotag.cli import run
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Trained model directory.", required=True)
-flags.DEFINE_string("export_dir", "exports", "Base folder; the model goes to <export_dir>/<name>/<version>/.")
-flags.DEFINE_integer("version", None, "Integer version; default one above the highest present.")
-flags.DEFINE_string("name", None, "Serving model name; default the model name in lower case.")
-flags.DEFINE_integer("top_k", None, "Tags returned per video; default export.top_k.")
-flags.DEFINE_bool("keras", True, "Also save the Keras model as assets.extra/model.keras.")
-
-
-def main(argv):
-    del argv
-    from videotag.export import docker_command, export_saved_model
-    from videotag.training.trainer import load_trained
-
-    cfg, model = load_trained(FLAGS.model_dir)
-    path = export_saved_model(model, cfg, FLAGS.export_dir, FLAGS.version, FLAGS.name,
-                              top_k=FLAGS.top_k, save_keras=FLAGS.keras)
-    print(f"exported {cfg.model.name} to {path}")
-    print(f"serve it with: {docker_command(FLAGS.export_dir)}")
-    return 0
-
+from videotag.cli.main import run_command
 
 if __name__ == "__main__":
-    app.run(run(main))
+    run_command("export")

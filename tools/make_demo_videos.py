@@ -1,31 +1,10 @@
 """Write a small labelled video collection to try the raw-video pipeline on.
 
-    python tools/make_demo_videos.py --output_dir=demo_videos --num_videos=24
-
-Each video shows one of three colours and plays one of two tones, labelled with
-both; the folder gets the videos, `labels.txt` and `manifest.tsv`.
+`python tools/make_demo_videos.py` is `videotag make-demo-videos`, with the same flags; the command
+lives in videotag/cli/make_demo_videos.py.
 """
 
-import sys
-
-from absl import app, flags
-
-from videotag.cli import run
-
-FLAGS = flags.FLAGS
-flags.DEFINE_string("output_dir", "demo_videos", "Folder of the videos.")
-flags.DEFINE_integer("num_videos", 24, "Number of videos.")
-flags.DEFINE_integer("seed", 0, "Random seed.")
-
-
-def main(argv):
-    del argv
-    from videotag.extraction.synthetic import make_demo_videos
-
-    manifest = make_demo_videos(FLAGS.output_dir, FLAGS.num_videos, FLAGS.seed)
-    print(f"wrote {FLAGS.num_videos} videos, labels.txt and {manifest}", file=sys.stderr)
-    return 0
-
+from videotag.cli.main import run_command
 
 if __name__ == "__main__":
-    app.run(run(main))
+    run_command("make-demo-videos")

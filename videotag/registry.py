@@ -1,22 +1,18 @@
 """Model registry: `@register_model("NAME", ConfigClass)`, `build_model`, `list_models`.
 
 Adding a model is one file in `videotag/models/` that registers itself, one import
-line in `videotag/models/__init__.py` and one YAML in `configs/`.
+line in `videotag/models/__init__.py` and one YAML in `videotag/configs/`. Models
+are components (`videotag.config.components`) whose parameters are their
+`ModelConfig` subclass, the `model:` section of a config.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, NamedTuple, Type
+from typing import Callable, List, Type
 
-from videotag.errors import ConfigError
+from videotag.config.components import Registry
 
-
-class _Entry(NamedTuple):
-    builder: Callable
-    config_cls: Type
-
-
-_MODELS: Dict[str, _Entry] = {}
+MODELS = Registry("model", upper=True)
 
 
 def register_model(name: str, config_cls: Type) -> Callable:
@@ -25,42 +21,33 @@ def register_model(name: str, config_cls: Type) -> Callable:
     Args:
         name: upper-case model name, e.g. "NEXTVLAD".
         config_cls: the model's `ModelConfig` subclass (its typed `model:` section).
+
+    Raises:
+        ValueError: `name` is registered twice.
     """
-    key = name.upper()
-
-    def wrap(builder: Callable) -> Callable:
-        if key in _MODELS:
-            raise ValueError(f"model {key} is registered twice")
-        _MODELS[key] = _Entry(builder, config_cls)
-        return builder
-
-    return wrap
-
-
-def _entry(name: str) -> _Entry:
-    _import_models()
-    key = str(name).upper()
-    if key not in _MODELS:
-        raise ConfigError(
-            f"unknown model '{name}' (valid models: {', '.join(list_models())})"
-        )
-    return _MODELS[key]
+    return MODELS.register(name, config_cls)
 
 
 def model_config_class(name: str) -> Type:
-    """The `ModelConfig` subclass of a registered model."""
-    return _entry(name).config_cls
+    """The `ModelConfig` subclass of a registered model.
+
+    Raises:
+        ConfigError: unknown model, listing the registered ones.
+    """
+    _import_models()
+    return MODELS.params_class(name, "model.name")
 
 
 def build_model(cfg):
     """Builds the Keras model that `cfg.model.name` names, from the whole config."""
-    return _entry(cfg.model.name).builder(cfg)
+    _import_models()
+    return MODELS.builder(cfg.model.name, "model.name")(cfg)
 
 
 def list_models() -> List[str]:
     """Names of all registered models, sorted."""
     _import_models()
-    return sorted(_MODELS)
+    return MODELS.names()
 
 
 def _import_models() -> None:

@@ -6,7 +6,24 @@ with a 25 ms periodic Hann window (400 samples), 10 ms hop (160 samples) and a
 (mel = 1127 ln(1 + f / 700)) from 125 to 7500 Hz; log(mel + 0.01). A patch is 0.96 s:
 96 frames x 64 bands. Here one patch starts at each sampled video frame's time,
 so audio frame i describes the same second as rgb frame i (YT8M: one audio frame
-per second); a track shorter than needed is padded with silence.
+per second; VGGish's own `vggish_input.waveform_to_examples` takes back-to-back
+patches); a track shorter than needed is padded with silence.
+
+It is computed with `tf.signal`, whose definitions are VGGish's (the reference,
+tensorflow/models research/audioset: `mel_features.py` and `vggish_params.py`; its
+YAMNet `features.py` computes the same front end with these `tf.signal` calls):
+
+- `tf.signal.stft`: frames of 400 samples every 160 without end padding (VGGish's
+  `frame`: incomplete frames at the end are dropped), a periodic Hann window by
+  default (VGGish's `periodic_hann`), each frame zero-padded at its end to the
+  512-point real FFT (VGGish's `np.fft.rfft(frames, 512)`).
+- `tf.signal.linear_to_mel_weight_matrix`: the HTK mel formula, num_bands + 2 band
+  edges evenly spaced in mel from 125 to 7500 Hz, triangles linear in mel, no weight
+  on the DC bin: VGGish's `spectrogram_to_mel_matrix` (computed in float64, as
+  VGGish does, then rounded to float32).
+- tf.signal has no log-mel step: the log offset is VGGish's 0.01 (`LOG_OFFSET`),
+  not the 1e-6 of the example in `tf.signal.mfccs_from_log_mel_spectrograms`'s
+  documentation.
 
 The network (`build_vggish`) is VGGish's: 3x3 convolutions 64, pool, 128, pool,
 256 x2, pool, 512 x2, pool (2x2, stride 2), then dense 4096, 4096 (ReLU) and the
@@ -15,7 +32,10 @@ linear 128-d embedding.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+import tensorflow as tf
 
 SAMPLE_RATE = 16000
 WINDOW = 400  # 25 ms
@@ -28,32 +48,19 @@ PATCH_FRAMES = 96  # 0.96 s
 EMBEDDING_SIZE = 128
 
 
-def hz_to_mel(hz):
-    """HTK mel scale: 1127 ln(1 + f / 700)."""
-    return 1127.0 * np.log1p(np.asarray(hz, np.float64) / 700.0)
+@functools.lru_cache(maxsize=None)
+def mel_matrix() -> np.ndarray:
+    """VGGish's triangular mel filters [257, 64] for a magnitude spectrogram.
 
-
-def mel_matrix(num_bands: int = NUM_BANDS, num_bins: int = FFT_LENGTH // 2 + 1,
-               sample_rate: int = SAMPLE_RATE, lower_hz: float = LOWER_HZ,
-               upper_hz: float = UPPER_HZ) -> np.ndarray:
-    """Triangular mel filters [num_bins, num_bands] for a magnitude spectrogram.
-
-    Band b rises linearly (in mel) from edge b to edge b+1 and falls to edge b+2,
-    the num_bands + 2 edges evenly spaced in mel from lower_hz to upper_hz. The DC
-    bin gets no weight.
+    Band b rises linearly (in HTK mel) from edge b to edge b+1 and falls to edge
+    b+2, the 66 edges evenly spaced in mel from 125 to 7500 Hz; the DC bin gets no
+    weight (`tf.signal.linear_to_mel_weight_matrix`).
     """
-    bin_mel = hz_to_mel(np.linspace(0.0, sample_rate / 2.0, num_bins))
-    edges = np.linspace(hz_to_mel(lower_hz), hz_to_mel(upper_hz), num_bands + 2)
-    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
-    rising = (bin_mel[:, None] - lower) / (centre - lower)
-    falling = (upper - bin_mel[:, None]) / (upper - centre)
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    weights[0, :] = 0.0
-    return weights.astype(np.float32)
-
-
-_MEL = mel_matrix()
-_HANN = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(WINDOW) / WINDOW)).astype(np.float32)
+    matrix = tf.signal.linear_to_mel_weight_matrix(
+        num_mel_bins=NUM_BANDS, num_spectrogram_bins=FFT_LENGTH // 2 + 1,
+        sample_rate=SAMPLE_RATE, lower_edge_hertz=LOWER_HZ, upper_edge_hertz=UPPER_HZ,
+        dtype=tf.float64)
+    return matrix.numpy().astype(np.float32)
 
 
 def log_mel_spectrogram(waveform: np.ndarray) -> np.ndarray:
@@ -61,14 +68,13 @@ def log_mel_spectrogram(waveform: np.ndarray) -> np.ndarray:
 
     num_frames = 1 + (samples - 400) // 160 (0 for fewer than 400 samples).
     """
-    waveform = np.asarray(waveform, np.float32)
-    count = 1 + (len(waveform) - WINDOW) // HOP if len(waveform) >= WINDOW else 0
-    if count == 0:
+    waveform = tf.convert_to_tensor(np.asarray(waveform, np.float32))
+    if waveform.shape[0] < WINDOW:
         return np.zeros([0, NUM_BANDS], np.float32)
-    frames = np.lib.stride_tricks.as_strided(
-        waveform, shape=(count, WINDOW), strides=(waveform.strides[0] * HOP, waveform.strides[0]))
-    spectrum = np.abs(np.fft.rfft(frames * _HANN, n=FFT_LENGTH)).astype(np.float32)
-    return np.log(spectrum @ _MEL + LOG_OFFSET).astype(np.float32)
+    # window_fn defaults to the periodic Hann window; pad_end=False drops incomplete frames
+    spectrum = tf.abs(tf.signal.stft(waveform, frame_length=WINDOW, frame_step=HOP,
+                                     fft_length=FFT_LENGTH))
+    return tf.math.log(tf.matmul(spectrum, mel_matrix()) + LOG_OFFSET).numpy()
 
 
 def patches_at(waveform: np.ndarray, times: np.ndarray) -> np.ndarray:

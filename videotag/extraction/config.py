@@ -8,13 +8,11 @@ settings (see `check_compatible`).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-import yaml
-
+from videotag.config import engine
 from videotag.errors import ConfigError
 
 CONFIG_FILE = "extraction.yaml"
@@ -95,11 +93,33 @@ class ExtractionConfig:
         return self.feature_sizes[self.feature_names.index(name)]
 
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain dict of the settings (YAML-serialisable)."""
+        return engine.to_dict(self)
 
     def save(self, path: str | Path) -> None:
         """Writes the settings as YAML (read back unchanged by `load`)."""
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+        engine.save_yaml(self, path)
+
+    def validate(self, path: str = "extraction") -> None:
+        """Checks values that types alone do not (raises ConfigError naming the key)."""
+        if len(self.feature_names) != len(self.feature_sizes) or not self.feature_names:
+            raise ConfigError(f"config keys '{path}.feature_names' and '{path}.feature_sizes' "
+                              "must be non-empty and of the same length")
+        unknown = set(self.feature_names) - {"rgb", "audio"}
+        if unknown or len(set(self.feature_names)) != len(self.feature_names):
+            raise ConfigError(f"config key '{path}.feature_names' is {self.feature_names}: "
+                              "each of 'rgb' and 'audio' at most once")
+        engine.check_choice(f"{path}.sampling", self.sampling, SAMPLINGS)
+        engine.check_choice(f"{path}.missing_audio", self.missing_audio, MISSING_AUDIO)
+        engine.check_positive(path, self, ("num_frames", "max_frames", "batch_size",
+                                           "videos_per_shard", "num_decoders", "prefetch", "fps"))
+        if any(s <= 0 for s in self.feature_sizes):
+            raise ConfigError(f"config key '{path}.feature_sizes' must hold positive sizes")
+        engine.check_positive(path, self, ("image_size",), strict=False)
+        unknown = set(self.pca) - set(self.feature_names)
+        if unknown:
+            raise ConfigError(f"config key '{path}.pca.{sorted(unknown)[0]}': not one of the "
+                              f"features {self.feature_names}")
 
 
 def load(path: Optional[str] = None, overrides: Sequence[str] = ()) -> ExtractionConfig:
@@ -108,51 +128,13 @@ def load(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Extractio
     Raises:
         ConfigError: unknown key, wrong type or invalid value, naming the key.
     """
-    from videotag.config import _build, _iter_overrides, _set_dotted
-
     raw: Dict[str, Any] = {}
     if path:
-        file = Path(path)
-        if not file.is_file():
+        if not Path(path).is_file():
             raise ConfigError(f"extraction config not found: {path}")
-        try:
-            raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
-    for key, value in _iter_overrides(list(overrides)):
-        _set_dotted(raw, key, value)
-    cfg = _build(ExtractionConfig, raw, "extraction")
-    validate(cfg)
-    return cfg
-
-
-def validate(cfg: ExtractionConfig) -> None:
-    """Checks values that types alone do not (raises ConfigError naming the key)."""
-    if len(cfg.feature_names) != len(cfg.feature_sizes) or not cfg.feature_names:
-        raise ConfigError("extraction keys 'feature_names' and 'feature_sizes' must be "
-                          "non-empty and of the same length")
-    unknown = set(cfg.feature_names) - {"rgb", "audio"}
-    if unknown or len(set(cfg.feature_names)) != len(cfg.feature_names):
-        raise ConfigError(f"extraction key 'feature_names' is {cfg.feature_names}: each of "
-                          "'rgb' and 'audio' at most once")
-    if cfg.sampling not in SAMPLINGS:
-        raise ConfigError(f"extraction key 'sampling' is '{cfg.sampling}'; valid: fps, uniform")
-    if cfg.missing_audio not in MISSING_AUDIO:
-        raise ConfigError(f"extraction key 'missing_audio' is '{cfg.missing_audio}'; "
-                          f"valid: {', '.join(MISSING_AUDIO)}")
-    for key in ("num_frames", "max_frames", "batch_size", "videos_per_shard",
-                "num_decoders", "prefetch"):
-        if getattr(cfg, key) <= 0:
-            raise ConfigError(f"extraction key '{key}' must be positive")
-    if cfg.fps <= 0 or any(s <= 0 for s in cfg.feature_sizes) or cfg.image_size < 0:
-        raise ConfigError("extraction keys 'fps' and 'feature_sizes' must be positive, "
-                          "'image_size' >= 0")
-    unknown = set(cfg.pca) - set(cfg.feature_names)
-    if unknown:
-        raise ConfigError(f"extraction key 'pca.{sorted(unknown)[0]}': not one of the "
-                          f"features {cfg.feature_names}")
+        raw = engine.read_yaml(path)
+    engine.apply_overrides(raw, list(overrides))
+    return engine.build(ExtractionConfig, raw, "extraction")
 
 
 def check_compatible(cfg: ExtractionConfig, folder: str | Path) -> None:

@@ -17,7 +17,6 @@ import numpy as np
 from videotag.data import schema
 from videotag.errors import ConfigError, DataError
 from videotag.extraction import audio as audio_lib
-from videotag.extraction import config as config_lib
 from videotag.extraction.config import ExtractionConfig
 from videotag.extraction.decode import DecodedVideo, decode_video
 from videotag.extraction.pca import Pca
@@ -47,7 +46,7 @@ class Extractor:
     """
 
     def __init__(self, cfg: ExtractionConfig, with_pca: bool = True, vggish=None):
-        config_lib.validate(cfg)
+        cfg.validate()
         self.cfg = cfg
         self.rgb = self.vggish = None
         self.dims: Dict[str, int] = {}
@@ -56,7 +55,7 @@ class Extractor:
                 if not cfg.pca.get(name):
                     raise ConfigError(
                         f"no PCA for '{name}' (extraction key 'pca.{name}'): fit one on your "
-                        "videos with tools/extract_features.py --fit_pca --pca_dir=DIR, or give "
+                        "videos with videotag extract --fit_pca --pca_dir=DIR, or give "
                         "the folder of mean.npy/eigenvecs.npy/eigenvals.npy files")
         if "random" in (cfg.backbone_weights, cfg.audio_weights):
             import keras

@@ -100,7 +100,7 @@ class Pca:
         else:
             if not (path / "mean.npy").is_file() or not (path / "eigenvecs.npy").is_file():
                 raise ConfigError(f"PCA folder {where} must hold mean.npy and eigenvecs.npy "
-                                  "(fit one with tools/extract_features.py --fit_pca)")
+                                  "(fit one with videotag extract --fit_pca)")
             mean = np.load(path / "mean.npy")
             vecs = np.load(path / "eigenvecs.npy")
             vals = np.load(path / "eigenvals.npy") if (path / "eigenvals.npy").is_file() else None

@@ -30,9 +30,9 @@ class SoftAssignment(keras.layers.Layer):
     def build(self, input_shape):
         feature_size = int(input_shape[-1])
         self.logits = layers.Dense(
-            self.cluster_size, use_bias=False, name="logits",
+            self.cluster_size, use_bias=False, name="logits", dtype=self.dtype_policy,
             kernel_initializer=keras.initializers.RandomNormal(stddev=1 / math.sqrt(feature_size)))
-        self.logits_bn = MaskedBatchNormalization(name="logits_bn")
+        self.logits_bn = MaskedBatchNormalization(name="logits_bn", dtype=self.dtype_policy)
         self.logits.build(input_shape)
         self.logits_bn.build((None, None, self.cluster_size))
 

@@ -26,7 +26,7 @@ class AttentionPooling(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        self.score = layers.Dense(1, name="score")
+        self.score = layers.Dense(1, name="score", dtype=self.dtype_policy)
         self.score.build(input_shape)
 
     def attention_weights(self, inputs, mask=None):
@@ -69,7 +69,7 @@ class AttentionClusters(keras.layers.Layer):
 
     def build(self, input_shape):
         c = self.num_clusters
-        self.score = layers.Dense(c, name="scores")
+        self.score = layers.Dense(c, name="scores", dtype=self.dtype_policy)
         self.score.build(input_shape)
         stddev = math.sqrt(1.0 / math.sqrt(c))
         self.alpha = self.add_weight(name="alpha", shape=(c,),

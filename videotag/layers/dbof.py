@@ -44,7 +44,8 @@ class SoftDBoF(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
-        self.assignment = SoftAssignment(self.cluster_size, name="assignment")
+        self.assignment = SoftAssignment(self.cluster_size, name="assignment",
+                                         dtype=self.dtype_policy)
         self.assignment.build(input_shape)
 
     def call(self, inputs, mask=None, training=None):
@@ -92,9 +93,9 @@ class DBoF(keras.layers.Layer):
     def build(self, input_shape):
         feature_size = int(input_shape[-1])
         self.project = layers.Dense(
-            self.cluster_size, use_bias=False, name="clusters",
+            self.cluster_size, use_bias=False, name="clusters", dtype=self.dtype_policy,
             kernel_initializer=keras.initializers.RandomNormal(stddev=1 / math.sqrt(feature_size)))
-        self.project_bn = MaskedBatchNormalization(name="clusters_bn")
+        self.project_bn = MaskedBatchNormalization(name="clusters_bn", dtype=self.dtype_policy)
         self.project.build(input_shape)
         self.project_bn.build((None, None, self.cluster_size))
 

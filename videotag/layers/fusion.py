@@ -16,11 +16,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, List, Sequence
 
 import keras
 from keras import layers, ops
 
+from videotag.config.components import Registry
 from videotag.errors import ConfigError
 from videotag.layers.gating import SEContextGating
 from videotag.layers.ops import masked_softmax
@@ -46,10 +48,12 @@ class ConcatSEFusion(keras.layers.Layer):
         self.hidden_size = int(hidden_size)
         self.gating_reduction = int(gating_reduction)
         self.dropout = float(dropout)
-        self.drop = layers.Dropout(self.dropout)
-        self.dense = layers.Dense(self.hidden_size, use_bias=False, name="hidden")
-        self.bn = layers.BatchNormalization(name="hidden_bn")
-        self.gating = (SEContextGating(self.gating_reduction, name="context_gating")
+        self.drop = layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dense = layers.Dense(self.hidden_size, use_bias=False, name="hidden",
+                                  dtype=self.dtype_policy)
+        self.bn = layers.BatchNormalization(name="hidden_bn", dtype=self.dtype_policy)
+        self.gating = (SEContextGating(self.gating_reduction, name="context_gating",
+                                       dtype=self.dtype_policy)
                        if self.gating_reduction else None)
 
     def build(self, input_shape):
@@ -97,8 +101,9 @@ class GatedFusion(keras.layers.Layer):
         self.hidden_size = int(hidden_size)
         self.gating_reduction = int(gating_reduction)
         self.dropout = float(dropout)
-        self.drop = layers.Dropout(self.dropout)
-        self.gating = (SEContextGating(self.gating_reduction, name="context_gating")
+        self.drop = layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.gating = (SEContextGating(self.gating_reduction, name="context_gating",
+                                       dtype=self.dtype_policy)
                        if self.gating_reduction else None)
 
     def build(self, input_shape):
@@ -107,11 +112,13 @@ class GatedFusion(keras.layers.Layer):
             raise ConfigError("gated fusion needs at least two modality vectors")
         self.projections = []
         for i, shape in enumerate(input_shape):
-            dense = layers.Dense(self.hidden_size, activation="tanh", name=f"project_{i}")
+            dense = layers.Dense(self.hidden_size, activation="tanh", name=f"project_{i}",
+                                 dtype=self.dtype_policy)
             dense.build((None, int(shape[-1])))
             self.projections.append(dense)
         total = sum(int(s[-1]) for s in input_shape)
-        self.gate = layers.Dense(self.num_modalities * self.hidden_size, name="gate")
+        self.gate = layers.Dense(self.num_modalities * self.hidden_size, name="gate",
+                                 dtype=self.dtype_policy)
         self.gate.build((None, total))
         if self.gating is not None:
             self.gating.build((None, self.hidden_size))
@@ -158,10 +165,11 @@ class TextGuidedAttention(keras.layers.Layer):
     def __init__(self, units: int = 128, **kwargs):
         super().__init__(**kwargs)
         self.units = int(units)
-        self.value = layers.Dense(self.units, name="value")
-        self.key = layers.Dense(self.units, name="key")
-        self.query = layers.Dense(self.units, use_bias=False, name="query")
-        self.score = layers.Dense(1, use_bias=False, name="score")
+        self.value = layers.Dense(self.units, name="value", dtype=self.dtype_policy)
+        self.key = layers.Dense(self.units, name="key", dtype=self.dtype_policy)
+        self.query = layers.Dense(self.units, use_bias=False, name="query",
+                                  dtype=self.dtype_policy)
+        self.score = layers.Dense(1, use_bias=False, name="score", dtype=self.dtype_policy)
 
     def build(self, frames_shape, text_shape=None, mask_shape=None):
         dim = int(frames_shape[-1])
@@ -185,54 +193,67 @@ class TextGuidedAttention(keras.layers.Layer):
         return {**super().get_config(), "units": self.units}
 
 
-# name -> default hyper-parameters
-FUSIONS: Dict[str, Dict[str, Any]] = {
-    "concat_se": {"hidden_size": 512, "gating_reduction": 8, "dropout": 0.5},
-    "gated": {"hidden_size": 512, "gating_reduction": 8, "dropout": 0.5},
-    "text_guided": {"attention_units": 128, "hidden_size": 512, "gating_reduction": 8,
-                    "dropout": 0.5},
-}
+@dataclass
+class FusionParams:
+    """Parameters of the `concat_se` and `gated` fusions.
+
+    Attributes:
+        hidden_size: H, units of the fused vector.
+        gating_reduction: r of the SE context gating (0: none).
+        dropout: rate on the inputs.
+    """
+
+    hidden_size: int = 512
+    gating_reduction: int = 8
+    dropout: float = 0.5
 
 
-def fusion_params(kind: str, params: Optional[Dict[str, Any]] = None,
-                  where: str = "model") -> Dict[str, Any]:
-    """The fusion's defaults updated with `params`, checked key by key."""
-    key = str(kind).lower()
-    if key not in FUSIONS:
-        raise ConfigError(f"config key '{where}.fusion' names an unknown fusion '{kind}' "
-                          f"(valid: {', '.join(sorted(FUSIONS))})")
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(FUSIONS[key]))
-    if unknown:
-        raise ConfigError(f"config key '{where}.fusion_params' gives '{unknown[0]}', which "
-                          f"fusion {key} does not take (valid: {', '.join(sorted(FUSIONS[key]))})")
-    return {**FUSIONS[key], **params}
+@dataclass
+class TextGuidedParams(FusionParams):
+    """Parameters of the `text_guided` fusion: those of `concat_se`, and
+    `attention_units`, the size of each `TextGuidedAttention`."""
+
+    attention_units: int = 128
 
 
-def build_fusion(kind: str, params: Optional[Dict[str, Any]], vectors: List, text,
-                 frames: Sequence, mask, frame_names: Sequence[str], where: str = "model"):
+FUSIONS = Registry("fusion", default="concat_se")
+
+
+@FUSIONS.register("concat_se", FusionParams)
+def _concat_se(params: FusionParams, vectors, text, frames, mask, frame_names):
+    return ConcatSEFusion(params.hidden_size, params.gating_reduction, params.dropout,
+                          name="fusion")(list(vectors) + [text])
+
+
+@FUSIONS.register("gated", FusionParams)
+def _gated(params: FusionParams, vectors, text, frames, mask, frame_names):
+    return GatedFusion(params.hidden_size, params.gating_reduction, params.dropout,
+                       name="fusion")(list(vectors) + [text])
+
+
+@FUSIONS.register("text_guided", TextGuidedParams)
+def _text_guided(params: TextGuidedParams, vectors, text, frames, mask, frame_names):
+    pooled = [TextGuidedAttention(params.attention_units, name=f"text_guided_{name}")(
+        x, text, mask) for name, x in zip(frame_names, frames)]
+    return _concat_se(params, list(vectors) + pooled, text, frames, mask, frame_names)
+
+
+def build_fusion(fusion: Any, vectors: List, text, frames: Sequence, mask,
+                 frame_names: Sequence[str], path: str = "model.fusion"):
     """Fuses the modality vectors and the title vector into one video vector [B, H].
 
     Args:
-        kind: "concat_se", "gated" or "text_guided".
-        params: its hyper-parameters (over the defaults of `FUSIONS`).
+        fusion: a `Component` of `FUSIONS`, or its config form: "concat_se",
+            "gated" or "text_guided", or a mapping of `type` and parameters
+            (`FusionParams`, `TextGuidedParams`).
         vectors: the aggregated frame features, one [B, D_m] per modality.
         text: the title vector [B, Dt].
         frames: the frames of each modality [B, T, size] (for "text_guided").
         mask: the frame mask [B, T].
         frame_names: the modalities' names (layer names).
+        path: the dotted config key of `fusion`, for messages.
 
     Raises:
         ConfigError: unknown fusion or parameter, listing the valid ones.
     """
-    p = fusion_params(kind, params, where)
-    key = str(kind).lower()
-    common = {k: p[k] for k in ("hidden_size", "gating_reduction", "dropout")}
-    if key == "gated":
-        return GatedFusion(**common, name="fusion")(list(vectors) + [text])
-    inputs = list(vectors)
-    if key == "text_guided":
-        for name, x in zip(frame_names, frames):
-            inputs.append(TextGuidedAttention(p["attention_units"], name=f"text_guided_{name}")(
-                x, text, mask))
-    return ConcatSEFusion(**common, name="fusion")(inputs + [text])
+    return FUSIONS.build(FUSIONS.read(fusion, path), vectors, text, frames, mask, frame_names)

@@ -23,9 +23,11 @@ class SEContextGating(keras.layers.Layer):
 
     def build(self, input_shape):
         units = int(input_shape[-1])
-        self.squeeze = layers.Dense(max(1, units // self.reduction), use_bias=False, name="squeeze")
-        self.squeeze_bn = layers.BatchNormalization(name="squeeze_bn")
-        self.excite = layers.Dense(units, activation="sigmoid", name="excite")
+        self.squeeze = layers.Dense(max(1, units // self.reduction), use_bias=False,
+                                    name="squeeze", dtype=self.dtype_policy)
+        self.squeeze_bn = layers.BatchNormalization(name="squeeze_bn", dtype=self.dtype_policy)
+        self.excite = layers.Dense(units, activation="sigmoid", name="excite",
+                                   dtype=self.dtype_policy)
         self.squeeze.build(input_shape)
         self.squeeze_bn.build((None, max(1, units // self.reduction)))
         self.excite.build((None, max(1, units // self.reduction)))
@@ -52,7 +54,7 @@ class ContextGating(keras.layers.Layer):
 
     def build(self, input_shape):
         units = int(input_shape[-1])
-        self.gate = layers.Dense(units, name="gate")
+        self.gate = layers.Dense(units, name="gate", dtype=self.dtype_policy)
         self.gate.build(input_shape)
 
     def call(self, inputs):

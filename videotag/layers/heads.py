@@ -1,4 +1,8 @@
-"""Classifier heads: logistic, mixture of experts (YT8M style), HMC (seed 000)."""
+"""Classifier heads: logistic, mixture of experts (YT8M style), HMC (seed 000).
+
+Every head returns float32 probabilities, under a mixed precision policy too: the
+logits are cast to float32 before the sigmoid or softmax.
+"""
 
 import keras
 from keras import layers, ops, regularizers
@@ -16,6 +20,7 @@ class LogisticHead(keras.layers.Layer):
             num_classes,
             kernel_regularizer=regularizers.L2(l2_penalty) if l2_penalty else None,
             name="logits",
+            dtype=self.dtype_policy,
         )
 
     def build(self, input_shape):
@@ -48,10 +53,12 @@ class MoeHead(keras.layers.Layer):
         self.l2_penalty = l2_penalty
         reg = regularizers.L2(l2_penalty) if l2_penalty else None
         self.gates = layers.Dense(
-            num_classes * (num_mixtures + 1), kernel_regularizer=reg, name="gates"
+            num_classes * (num_mixtures + 1), kernel_regularizer=reg, name="gates",
+            dtype=self.dtype_policy,
         )
         self.experts = layers.Dense(
-            num_classes * num_mixtures, kernel_regularizer=reg, name="experts"
+            num_classes * num_mixtures, kernel_regularizer=reg, name="experts",
+            dtype=self.dtype_policy,
         )
 
     def build(self, input_shape):
@@ -114,16 +121,18 @@ class HmcHead(keras.layers.Layer):
         reg = regularizers.L2(l2_penalty) if l2_penalty else None
         sizes = [hidden_size, hidden_size, max(1, hidden_size // 2)]
         self.levels = [layers.Dense(n, activation="relu", kernel_regularizer=reg,
-                                    name=f"global_{i + 1}") for i, n in enumerate(sizes)]
+                                    name=f"global_{i + 1}", dtype=self.dtype_policy)
+                       for i, n in enumerate(sizes)]
         self.global_logits = layers.Dense(num_classes, kernel_regularizer=reg,
-                                          name="global_logits")
+                                          name="global_logits", dtype=self.dtype_policy)
         # one local branch per entry of local_levels, in that order
         self.local_hidden = [layers.Dense(sizes[2], activation="relu", kernel_regularizer=reg,
-                                          name=f"local_{level}") for level in self.local_levels]
-        self.local_logits = [layers.Dense(num_classes, kernel_regularizer=reg,
-                                          name=f"local_{level}_logits")
+                                          name=f"local_{level}", dtype=self.dtype_policy)
                              for level in self.local_levels]
-        self.drop = layers.Dropout(self.dropout)
+        self.local_logits = [layers.Dense(num_classes, kernel_regularizer=reg,
+                                          name=f"local_{level}_logits", dtype=self.dtype_policy)
+                             for level in self.local_levels]
+        self.drop = layers.Dropout(self.dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape):
         width = int(input_shape[-1])
@@ -183,6 +192,7 @@ class CategoryHead(keras.layers.Layer):
             num_categories,
             kernel_regularizer=regularizers.L2(l2_penalty) if l2_penalty else None,
             name="logits",
+            dtype=self.dtype_policy,
         )
 
     def build(self, input_shape):

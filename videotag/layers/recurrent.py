@@ -29,7 +29,8 @@ class StackedLSTM(keras.layers.Layer):
         self.num_layers = num_layers
         self.supports_masking = True
         self.lstms = [
-            layers.LSTM(units, return_sequences=i < num_layers - 1, name=f"lstm_{i}")
+            layers.LSTM(units, return_sequences=i < num_layers - 1, name=f"lstm_{i}",
+                        dtype=self.dtype_policy)
             for i in range(num_layers)
         ]
 
@@ -72,8 +73,9 @@ class BiLSTM(keras.layers.Layer):
         self.units = units
         self.supports_masking = True
         self.lstm = layers.Bidirectional(
-            layers.LSTM(units, return_sequences=True, zero_output_for_mask=True, name="lstm"),
-            name="bidirectional")
+            layers.LSTM(units, return_sequences=True, zero_output_for_mask=True, name="lstm",
+                        dtype=self.dtype_policy),
+            name="bidirectional", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.lstm.build(tuple(input_shape))

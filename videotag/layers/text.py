@@ -8,12 +8,15 @@ padding never counts and an empty title (no tokens) gives a zero vector.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, List, Sequence
 
 import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from videotag.config import engine
+from videotag.config.components import Registry
 from videotag.data.vocab import MODES, NUM_RESERVED, OOV_ID, PAD_ID, split_tokens
 from videotag.errors import ConfigError
 
@@ -114,7 +117,8 @@ class TextCNN(keras.layers.Layer):
         if not self.windows or min(self.windows) < 1 or self.filters < 1:
             raise ConfigError(f"TextCNN needs window sizes >= 1 and filters >= 1, got "
                               f"windows {self.windows}, filters {self.filters}")
-        self.convs = [layers.Conv1D(self.filters, w, activation="relu", name=f"conv_{w}")
+        self.convs = [layers.Conv1D(self.filters, w, activation="relu", name=f"conv_{w}",
+                                    dtype=self.dtype_policy)
                       for w in self.windows]
 
     def build(self, embeddings_shape, mask_shape=None):
@@ -140,6 +144,9 @@ class TextCNN(keras.layers.Layer):
         return {**super().get_config(), "windows": list(self.windows), "filters": self.filters}
 
 
+BILSTM_POOLINGS = ("mean", "final")
+
+
 @keras.saving.register_keras_serializable(package="videotag")
 class BiLSTMEncoder(keras.layers.Layer):
     """Bidirectional LSTM over the real tokens, pooled to one vector.
@@ -157,12 +164,13 @@ class BiLSTMEncoder(keras.layers.Layer):
 
     def __init__(self, units: int = 64, pooling: str = "mean", **kwargs):
         super().__init__(**kwargs)
-        if pooling not in ("mean", "final"):
+        if pooling not in BILSTM_POOLINGS:
             raise ConfigError(f"BiLSTM pooling is '{pooling}'; valid: mean, final")
         self.units = int(units)
         self.pooling = pooling
         self.rnn = layers.Bidirectional(
-            layers.LSTM(self.units, return_sequences=pooling == "mean"), name="bilstm")
+            layers.LSTM(self.units, return_sequences=pooling == "mean",
+                        dtype=self.dtype_policy), name="bilstm", dtype=self.dtype_policy)
 
     def build(self, embeddings_shape, mask_shape=None):
         self.rnn.build((None, None, int(embeddings_shape[-1])))
@@ -184,29 +192,56 @@ class BiLSTMEncoder(keras.layers.Layer):
         return {**super().get_config(), "units": self.units, "pooling": self.pooling}
 
 
-# name -> (layer class, default hyper-parameters)
-TEXT_ENCODERS: Dict[str, tuple] = {
-    "textcnn": (TextCNN, {"windows": [2, 3, 4, 5], "filters": 64}),
-    "bilstm": (BiLSTMEncoder, {"units": 64, "pooling": "mean"}),
-}
+@dataclass
+class TextCNNParams:
+    """Parameters of the `textcnn` encoder (see `TextCNN`)."""
+
+    windows: List[int] = field(default_factory=lambda: [2, 3, 4, 5])
+    filters: int = 64
+
+    def validate(self, path: str) -> None:
+        """At least one window; windows and filters >= 1 (ConfigError naming the key)."""
+        if not self.windows or min(self.windows) < 1:
+            raise ConfigError(f"config key '{path}.windows' is {self.windows}; give one or "
+                              "more window sizes >= 1")
+        engine.check_positive(path, self, ("filters",))
 
 
-def build_text_encoder(kind: str, params: Optional[Dict[str, Any]] = None,
-                       name: str = "title_encoder",
-                       where: str = "model.text") -> keras.layers.Layer:
-    """The text encoder `kind` ("textcnn" or "bilstm") with `params` over its defaults.
+@dataclass
+class BiLSTMParams:
+    """Parameters of the `bilstm` encoder (see `BiLSTMEncoder`)."""
+
+    units: int = 64
+    pooling: str = "mean"
+
+    def validate(self, path: str) -> None:
+        """Known pooling, units >= 1 (raises ConfigError naming the key)."""
+        engine.check_choice(f"{path}.pooling", self.pooling, BILSTM_POOLINGS)
+        engine.check_positive(path, self, ("units",))
+
+
+TEXT_ENCODERS = Registry("text encoder", default="textcnn")
+TEXT_ENCODERS.register("textcnn", TextCNNParams)(
+    lambda params, name: TextCNN(params.windows, params.filters, name=name))
+TEXT_ENCODERS.register("bilstm", BiLSTMParams)(
+    lambda params, name: BiLSTMEncoder(params.units, params.pooling, name=name))
+
+
+def build_text_encoder(encoder: Any = "textcnn", name: str = "title_encoder",
+                       path: str = "model.text.encoder") -> keras.layers.Layer:
+    """The text encoder layer a config describes.
+
+    Args:
+        encoder: a `Component` of `TEXT_ENCODERS`, or its config form: "textcnn"
+            or "bilstm", or a mapping of `type` and parameters (`TextCNNParams`,
+            `BiLSTMParams`).
+        name: the layer's name.
+        path: the dotted config key of `encoder`, for messages.
+
+    Returns:
+        A layer `(embeddings [B, L, E], mask [B, L]) -> [B, D]`.
 
     Raises:
         ConfigError: unknown encoder or parameter, listing the valid ones.
     """
-    key = str(kind).lower()
-    if key not in TEXT_ENCODERS:
-        raise ConfigError(f"config key '{where}.encoder' names an unknown text encoder '{kind}' "
-                          f"(valid: {', '.join(sorted(TEXT_ENCODERS))})")
-    cls, defaults = TEXT_ENCODERS[key]
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise ConfigError(f"config key '{where}.encoder_params' gives '{unknown[0]}', which "
-                          f"text encoder {key} does not take (valid: {', '.join(sorted(defaults))})")
-    return cls(**{**defaults, **params}, name=name)
+    return TEXT_ENCODERS.build(TEXT_ENCODERS.read(encoder, path), name)

@@ -66,14 +66,16 @@ class TemporalRelation(keras.layers.Layer):
         size = int(input_shape[-1])
         self.project = None
         if self.frame_size:
-            self.project = layers.Dense(self.frame_size, name="project")
+            self.project = layers.Dense(self.frame_size, name="project", dtype=self.dtype_policy)
             self.project.build((None, None, size))
             size = self.frame_size
         self.g, self.h = [], []  # one per scale, in the order of self.scales
         for k in self.scales:
-            g = layers.Dense(self.bottleneck, activation="relu", name=f"g_{k}")
+            g = layers.Dense(self.bottleneck, activation="relu", name=f"g_{k}",
+                             dtype=self.dtype_policy)
             g.build((None, None, k * size))
-            h = layers.Dense(self.hidden_size, activation="relu", name=f"h_{k}")
+            h = layers.Dense(self.hidden_size, activation="relu", name=f"h_{k}",
+                             dtype=self.dtype_policy)
             h.build((None, self.bottleneck))
             self.g.append(g)
             self.h.append(h)

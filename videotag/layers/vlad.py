@@ -54,10 +54,13 @@ class NeXtVLAD(keras.layers.Layer):
             )
         self.group_size = expanded // self.groups
         k, g = self.cluster_size, self.groups
-        self.expand = layers.Dense(expanded, name="expand")
-        self.attention = layers.Dense(g, activation="sigmoid", name="group_attention")
-        self.assign = layers.Dense(g * k, use_bias=False, name="cluster_assign")
-        self.assign_bn = MaskedBatchNormalization(name="cluster_assign_bn")
+        self.expand = layers.Dense(expanded, name="expand", dtype=self.dtype_policy)
+        self.attention = layers.Dense(g, activation="sigmoid", name="group_attention",
+                                      dtype=self.dtype_policy)
+        self.assign = layers.Dense(g * k, use_bias=False, name="cluster_assign",
+                                   dtype=self.dtype_policy)
+        self.assign_bn = MaskedBatchNormalization(name="cluster_assign_bn",
+                                                  dtype=self.dtype_policy)
         self.expand.build(input_shape)
         self.attention.build((None, None, expanded))
         self.assign.build((None, None, expanded))
@@ -131,7 +134,8 @@ class NetVLAD(keras.layers.Layer):
 
     def build(self, input_shape):
         feature_size = int(input_shape[-1])
-        self.assignment = SoftAssignment(self.cluster_size, name="assignment")
+        self.assignment = SoftAssignment(self.cluster_size, name="assignment",
+                                         dtype=self.dtype_policy)
         self.assignment.build(input_shape)
         if self.residuals:
             self.centers = self.add_weight(
@@ -190,7 +194,8 @@ class NetFV(keras.layers.Layer):
 
     def build(self, input_shape):
         feature_size = int(input_shape[-1])
-        self.assignment = SoftAssignment(self.cluster_size, name="assignment")
+        self.assignment = SoftAssignment(self.cluster_size, name="assignment",
+                                         dtype=self.dtype_policy)
         self.assignment.build(input_shape)
         shape = (self.cluster_size, feature_size)
         self.centers = self.add_weight(name="centers", shape=shape,

@@ -8,10 +8,9 @@ from typing import List
 import keras
 from keras import layers
 
-from videotag.config import ModelConfig
-from videotag.errors import ConfigError
+from videotag.config import ModelConfig, engine
 from videotag.layers import AttentionClusters
-from videotag.models.aggregators import build_aggregator, register_aggregator
+from videotag.models.aggregators import AGGREGATORS
 from videotag.models.interface import frame_inputs, video_outputs
 from videotag.registry import register_model
 
@@ -33,12 +32,21 @@ class AttentionClusterConfig(ModelConfig):
     fc_sizes: List[int] = field(default_factory=lambda: [1024, 4096])
 
 
-@register_aggregator("ATTENTION_CLUSTER", {"num_clusters": 32})
-def attention_cluster_aggregator(x, mask, params, name, index):
+@dataclass
+class AttentionClusterParams:
+    """Parameters of the ATTENTION_CLUSTER aggregator: `num_clusters`, C."""
+
+    num_clusters: int = 32
+
+    def validate(self, path: str) -> None:
+        """C must be positive (raises ConfigError naming the key)."""
+        engine.check_positive(path, self, ("num_clusters",))
+
+
+@AGGREGATORS.register("ATTENTION_CLUSTER", AttentionClusterParams)
+def attention_cluster_aggregator(params: AttentionClusterParams, x, mask, name, index):
     """C shifted attention units: [B, T, D] -> [B, C*D]."""
-    if params["num_clusters"] <= 0:
-        raise ConfigError("ATTENTION_CLUSTER num_clusters must be positive")
-    return AttentionClusters(params["num_clusters"], name=f"{name}_clusters")(x, mask=mask)
+    return AttentionClusters(params.num_clusters, name=f"{name}_clusters")(x, mask=mask)
 
 
 @register_model("ATTENTION_CLUSTER", AttentionClusterConfig)
@@ -46,8 +54,8 @@ def build_attention_cluster(cfg) -> keras.Model:
     """Attention-cluster video classifier; outputs `tags` and `embedding` (last dense)."""
     m = cfg.model
     inputs, frames, mask = frame_inputs(cfg)
-    pooled = [build_aggregator("ATTENTION_CLUSTER", x, mask, {"num_clusters": m.num_clusters},
-                               name=name, index=i, where="model")
+    clusters = AGGREGATORS.from_attributes("ATTENTION_CLUSTER", m, "model")
+    pooled = [AGGREGATORS.build(clusters, x, mask, name, i)
               for i, (name, x) in enumerate(zip(cfg.data.feature_names, frames))]
     x = layers.Concatenate(name="concat")(pooled) if len(pooled) > 1 else pooled[0]
     if m.dropout:

@@ -8,10 +8,10 @@ from typing import List
 import keras
 from keras import layers
 
-from videotag.config import ModelConfig
+from videotag.config import ModelConfig, engine
 from videotag.errors import ConfigError
 from videotag.layers import AttentionPooling, BiLSTM
-from videotag.models.aggregators import build_aggregator, register_aggregator
+from videotag.models.aggregators import AGGREGATORS
 from videotag.models.interface import frame_inputs, video_outputs
 from videotag.registry import register_model
 
@@ -34,15 +34,26 @@ class AttentionLSTMConfig(ModelConfig):
     fc_sizes: List[int] = field(default_factory=lambda: [8192, 4096])
 
 
-@register_aggregator("ATTENTION_LSTM", {"embedding_size": 512, "lstm_size": 1024, "dropout": 0.5})
-def attention_lstm_aggregator(x, mask, params, name, index):
+@dataclass
+class AttentionLSTMParams:
+    """Parameters of the ATTENTION_LSTM aggregator (see `AttentionLSTMConfig`)."""
+
+    embedding_size: int = 512
+    lstm_size: int = 1024
+    dropout: float = 0.5
+
+    def validate(self, path: str) -> None:
+        """The sizes must be positive (raises ConfigError naming the key)."""
+        engine.check_positive(path, self, ("embedding_size", "lstm_size"))
+
+
+@AGGREGATORS.register("ATTENTION_LSTM", AttentionLSTMParams)
+def attention_lstm_aggregator(params: AttentionLSTMParams, x, mask, name, index):
     """Dense tanh, masked BiLSTM, dropout, attention pooling: [B, T, D] -> [B, 2*lstm]."""
-    if params["embedding_size"] <= 0 or params["lstm_size"] <= 0:
-        raise ConfigError("ATTENTION_LSTM embedding_size and lstm_size must be positive")
-    x = layers.Dense(params["embedding_size"], activation="tanh", name=f"{name}_embed")(x)
-    x = BiLSTM(params["lstm_size"], name=f"{name}_bilstm")(x, mask=mask)
-    if params["dropout"]:
-        x = layers.Dropout(params["dropout"], name=f"{name}_dropout")(x)
+    x = layers.Dense(params.embedding_size, activation="tanh", name=f"{name}_embed")(x)
+    x = BiLSTM(params.lstm_size, name=f"{name}_bilstm")(x, mask=mask)
+    if params.dropout:
+        x = layers.Dropout(params.dropout, name=f"{name}_dropout")(x)
     return AttentionPooling(name=f"{name}_attention")(x, mask=mask)
 
 
@@ -53,8 +64,8 @@ def build_attention_lstm(cfg) -> keras.Model:
     if not m.fc_sizes:
         raise ConfigError("config key 'model.fc_sizes' needs at least one size")
     inputs, frames, mask = frame_inputs(cfg)
-    params = {"embedding_size": m.embedding_size, "lstm_size": m.lstm_size, "dropout": m.dropout}
-    pooled = [build_aggregator("ATTENTION_LSTM", x, mask, params, name=name, index=i, where="model")
+    pooling = AGGREGATORS.from_attributes("ATTENTION_LSTM", m, "model")
+    pooled = [AGGREGATORS.build(pooling, x, mask, name, i)
               for i, (name, x) in enumerate(zip(cfg.data.feature_names, frames))]
     x = layers.Concatenate(name="concat")(pooled) if len(pooled) > 1 else pooled[0]
     for i, units in enumerate(m.fc_sizes):

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from videotag.config import ModelConfig
-from videotag.errors import ConfigError
+from videotag.config import ModelConfig, engine
 from videotag.layers import DBoF, SampleFrames
 from videotag.layers.dbof import POOLINGS
 from videotag.layers.normalization import MaskedBatchNormalization
-from videotag.models.aggregators import build_aggregator, register_aggregator
+from videotag.models.aggregators import AGGREGATORS
 from videotag.models.interface import frame_inputs, video_outputs
 from videotag.registry import register_model
 
@@ -42,21 +41,31 @@ class DBoFConfig(ModelConfig):
     input_bn: bool = True
 
 
-@register_aggregator("DBOF", {"cluster_size": 2048, "sample_frames": 30, "pooling": "max",
-                              "input_bn": True})
-def dbof_aggregator(x, mask, params, name, index):
+@dataclass
+class DBoFParams:
+    """Parameters of the DBOF aggregator (see `DBoFConfig`; later modalities use K/8)."""
+
+    cluster_size: int = 2048
+    sample_frames: int = 30
+    pooling: str = "max"
+    input_bn: bool = True
+
+    def validate(self, path: str) -> None:
+        """Known pooling, K > 0, S >= 0 (raises ConfigError naming the key)."""
+        engine.check_choice(f"{path}.pooling", self.pooling, POOLINGS)
+        engine.check_positive(path, self, ("cluster_size",))
+        engine.check_positive(path, self, ("sample_frames",), strict=False)
+
+
+@AGGREGATORS.register("DBOF", DBoFParams)
+def dbof_aggregator(params: DBoFParams, x, mask, name, index):
     """Frame sampling, input BN and DBoF: [B, T, D] -> [B, K_i] (K/8 after index 0)."""
-    if params["pooling"] not in POOLINGS:
-        raise ConfigError(
-            f"DBoF pooling is '{params['pooling']}' (valid: {', '.join(POOLINGS)})")
-    if params["sample_frames"] < 0 or params["cluster_size"] <= 0:
-        raise ConfigError("DBoF sample_frames must be >= 0 and cluster_size positive")
-    if params["sample_frames"]:
-        x, mask = SampleFrames(params["sample_frames"], name=f"{name}_sample")(x, mask)
-    if params["input_bn"]:
+    if params.sample_frames:
+        x, mask = SampleFrames(params.sample_frames, name=f"{name}_sample")(x, mask)
+    if params.input_bn:
         x = MaskedBatchNormalization(name=f"{name}_input_bn")(x, mask=mask)
-    k = params["cluster_size"] if index == 0 else max(1, params["cluster_size"] // 8)
-    return DBoF(k, pooling=params["pooling"], name=f"{name}_dbof")(x, mask=mask)
+    k = params.cluster_size if index == 0 else max(1, params.cluster_size // 8)
+    return DBoF(k, pooling=params.pooling, name=f"{name}_dbof")(x, mask=mask)
 
 
 @register_model("DBOF", DBoFConfig)
@@ -65,9 +74,7 @@ def build_dbof(cfg) -> keras.Model:
     m = cfg.model
     inputs, frames, mask = frame_inputs(cfg)
     x = layers.Concatenate(axis=-1, name="concat_frames")(frames) if len(frames) > 1 else frames[0]
-    params = {"cluster_size": m.cluster_size, "sample_frames": m.sample_frames,
-              "pooling": m.pooling, "input_bn": m.input_bn}
-    x = build_aggregator("DBOF", x, mask, params, name="frames", where="model")
+    x = AGGREGATORS.build(AGGREGATORS.from_attributes("DBOF", m, "model"), x, mask, "frames", 0)
     x = layers.Dense(m.hidden_size, use_bias=False, name="hidden")(x)
     x = layers.BatchNormalization(name="hidden_bn")(x)
     x = layers.Activation("relu6", name="hidden_relu6")(x)

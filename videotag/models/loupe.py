@@ -14,11 +14,10 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from videotag.config import ModelConfig
-from videotag.errors import ConfigError
+from videotag.config import ModelConfig, engine
 from videotag.layers import ContextGating
 from videotag.layers.normalization import MaskedBatchNormalization
-from videotag.models.aggregators import build_aggregator
+from videotag.models.aggregators import AGGREGATORS
 from videotag.models.interface import frame_inputs, video_outputs
 
 
@@ -42,33 +41,49 @@ class LoupeConfig(ModelConfig):
     dropout: float = 0.0
 
 
-def pooling_aggregator(layer_cls, suffix: str, divisor: int):
-    """An aggregator fn: optional masked input BN, then `layer_cls(K_i)` pooling,
-    where K_i is `cluster_size` for index 0 and `cluster_size // divisor` after."""
+@dataclass
+class LoupePoolingParams:
+    """Parameters of the LOUPE aggregators (NETVLAD, NETRVLAD; NETFV and SOFTDBOF
+    extend them).
 
-    def aggregate(x, mask, params, name, index):
-        k = int(params["cluster_size"])
-        if k <= 0:
-            raise ConfigError(f"{suffix} cluster_size must be positive, got {k}")
-        if index > 0:
-            k = max(1, k // divisor)
-        if params.get("input_bn", True):
+    Attributes:
+        cluster_size: K for the first modality (later ones use fewer).
+        input_bn: batch-normalise the frames (over valid frames) before pooling.
+    """
+
+    cluster_size: int = 64
+    input_bn: bool = True
+
+    def validate(self, path: str) -> None:
+        """K must be positive (raises ConfigError naming the key)."""
+        engine.check_positive(path, self, ("cluster_size",))
+
+
+def pooling_aggregator(layer_cls, suffix: str, divisor: int):
+    """An aggregator builder over `LoupePoolingParams` (or a subclass): optional
+    masked input BN, then `layer_cls(K_i)` pooling, where K_i is `cluster_size` for
+    index 0 and `cluster_size // divisor` after; the further parameters of a
+    subclass (soft-DBoF's `max_pool`) go to `layer_cls` too."""
+
+    def aggregate(params: LoupePoolingParams, x, mask, name, index):
+        k = params.cluster_size if index == 0 else max(1, params.cluster_size // divisor)
+        if params.input_bn:
             x = MaskedBatchNormalization(name=f"{name}_input_bn")(x, mask=mask)
-        extra = {"max_pool": bool(params["max_pool"])} if "max_pool" in params else {}
+        extra = {key: value for key, value in engine.to_dict(params).items()
+                 if key not in ("cluster_size", "input_bn")}
         return layer_cls(cluster_size=k, name=f"{name}_{suffix}", **extra)(x, mask=mask)
 
     return aggregate
 
 
-def build_loupe(cfg, kind: str, extra_params=None) -> keras.Model:
-    """A LOUPE model whose per-modality pooling is the aggregator `kind`."""
+def build_loupe(cfg, kind: str) -> keras.Model:
+    """A LOUPE model whose per-modality pooling is the aggregator `kind`, its
+    parameters read from the model's config fields of the same names."""
     m = cfg.model
     inputs, frames, mask = frame_inputs(cfg)
-    params = {"cluster_size": m.cluster_size, "input_bn": m.input_bn, **(extra_params or {})}
-    pooled = [
-        build_aggregator(kind, x, mask, params, name=name, index=i, where="model")
-        for i, (name, x) in enumerate(zip(cfg.data.feature_names, frames))
-    ]
+    pooling = AGGREGATORS.from_attributes(kind, m, "model")
+    pooled = [AGGREGATORS.build(pooling, x, mask, name, i)
+              for i, (name, x) in enumerate(zip(cfg.data.feature_names, frames))]
     x = layers.Concatenate(name="concat")(pooled) if len(pooled) > 1 else pooled[0]
     if m.dropout:
         x = layers.Dropout(m.dropout, name="dropout")(x)

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from videotag.config import ModelConfig
-from videotag.errors import ConfigError
+from videotag.config import ModelConfig, engine
 from videotag.layers import StackedLSTM
-from videotag.models.aggregators import build_aggregator, register_aggregator
+from videotag.models.aggregators import AGGREGATORS
 from videotag.models.interface import frame_inputs, video_outputs
 from videotag.registry import register_model
 
@@ -29,12 +28,22 @@ class LSTMConfig(ModelConfig):
     num_layers: int = 2
 
 
-@register_aggregator("LSTM", {"units": 1024, "num_layers": 2})
-def lstm_aggregator(x, mask, params, name, index):
+@dataclass
+class LSTMParams:
+    """Parameters of the LSTM aggregator: `units` per layer, `num_layers` stacked."""
+
+    units: int = 1024
+    num_layers: int = 2
+
+    def validate(self, path: str) -> None:
+        """Both must be positive (raises ConfigError naming the key)."""
+        engine.check_positive(path, self, ("units", "num_layers"))
+
+
+@AGGREGATORS.register("LSTM", LSTMParams)
+def lstm_aggregator(params: LSTMParams, x, mask, name, index):
     """Stacked masked LSTM, final output: [B, T, D] -> [B, units]."""
-    if params["units"] <= 0 or params["num_layers"] <= 0:
-        raise ConfigError("LSTM units and num_layers must be positive")
-    return StackedLSTM(params["units"], params["num_layers"], name=f"{name}_lstm")(x, mask=mask)
+    return StackedLSTM(params.units, params.num_layers, name=f"{name}_lstm")(x, mask=mask)
 
 
 @register_model("LSTM", LSTMConfig)
@@ -43,6 +52,6 @@ def build_lstm(cfg) -> keras.Model:
     m = cfg.model
     inputs, frames, mask = frame_inputs(cfg)
     x = layers.Concatenate(axis=-1, name="concat_frames")(frames) if len(frames) > 1 else frames[0]
-    x = build_aggregator("LSTM", x, mask, {"units": m.units, "num_layers": m.num_layers},
-                         name="frames", where="model")
+    lstm = AGGREGATORS.from_attributes("LSTM", m, "model")
+    x = AGGREGATORS.build(lstm, x, mask, "frames", 0)
     return keras.Model(inputs, video_outputs(cfg, x), name="lstm")

@@ -5,27 +5,28 @@ a text encoder over the title (TextCNN or BiLSTM, tokenised inside the model), a
 a fusion of the vectors (`concat_se`, `gated` or `text_guided`, see
 `videotag.layers.fusion`), then the configured head(s).
 
-The title path follows the model conventions of `videotag.models.interface`: input
-`title` (string [B]) -> `title_tokens` -> `title_mask` and `title_embedding` ->
-the encoder, which sees only the embeddings and the mask.
+The title path (`model.text`, see `videotag.models.title`) follows the model
+conventions of `videotag.models.interface`.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, Tuple
+from typing import Annotated, Any, Dict
 
 import keras
 from keras import layers
 
-from videotag.config import ModelConfig, TextConfig
+from videotag.config import ModelConfig
+from videotag.config.components import Component, merge_params
 from videotag.data import schema
-from videotag.data.vocab import load_vocabulary, load_word2vec
+from videotag.data.vocab import load_word2vec
 from videotag.errors import ConfigError
-from videotag.layers import TitleTokenizer, TokenMask, build_fusion, build_text_encoder
-from videotag.models.aggregators import aggregator_params, build_aggregator
+from videotag.layers import build_fusion, build_text_encoder
+from videotag.layers.fusion import FUSIONS
+from videotag.models.aggregators import AGGREGATORS
 from videotag.models.interface import frame_inputs, video_outputs
+from videotag.models.title import TextConfig, title_inputs
 from videotag.registry import register_model
 
 
@@ -34,62 +35,44 @@ class MultimodalConfig(ModelConfig):
     """MULTIMODAL hyper-parameters.
 
     Attributes:
-        aggregators: per frame feature (a name of `data.feature_names`), a mapping
-            with `type` (a registered aggregator: see
-            `videotag.models.aggregators.list_aggregators()`) and that aggregator's
-            hyper-parameters, e.g. `{rgb: {type: NEXTVLAD, cluster_size: 64}}`.
-            Features not named use NEXTVLAD with its defaults.
+        aggregators: per frame feature (a name of `data.feature_names`), its
+            aggregator: `type` (a name of `videotag.models.aggregators.AGGREGATORS`)
+            and that aggregator's parameters, e.g. `{rgb: {type: NEXTVLAD,
+            cluster_size: 64}}`. Features not named use NEXTVLAD with its defaults.
         text: tokenizer, vocabulary, embeddings and text encoder of the title.
-        fusion: "concat_se", "gated" or "text_guided".
-        fusion_params: the fusion's hyper-parameters (hidden_size, gating_reduction,
-            dropout; attention_units for text_guided).
+        fusion: `type` ("concat_se", "gated" or "text_guided", see
+            `videotag.layers.fusion.FUSIONS`) and its parameters (hidden_size,
+            gating_reduction, dropout; attention_units for text_guided).
     """
 
     name: str = "MULTIMODAL"
-    aggregators: Dict[str, Any] = field(default_factory=dict)
+    aggregators: Dict[str, Annotated[Component, AGGREGATORS]] = field(default_factory=dict)
     text: TextConfig = field(default_factory=TextConfig)
-    fusion: str = "concat_se"
-    fusion_params: Dict[str, Any] = field(default_factory=dict)
+    fusion: Annotated[Component, FUSIONS] = FUSIONS.field()
+
+    @classmethod
+    def upgrade_config(cls, raw: Dict[str, Any], path: str) -> Dict[str, Any]:
+        """Reads the form of videotag 0.1 (`fusion: gated` beside `fusion_params:
+        {...}`) as `fusion: {type: gated, ...}`, so older run configs still load."""
+        return merge_params(raw, "fusion", "fusion_params")
 
 
-def aggregator_specs(cfg) -> Dict[str, Tuple[str, Dict[str, Any]]]:
-    """(aggregator name, checked params) per frame feature, from `model.aggregators`."""
+def aggregator_specs(cfg) -> Dict[str, Component]:
+    """The aggregator of each frame feature, from `model.aggregators` (NEXTVLAD with
+    its defaults for a feature not named there).
+
+    Raises:
+        ConfigError: `model.aggregators` names a feature that is not one of
+            `data.feature_names`.
+    """
     names = list(cfg.data.feature_names)
     given = cfg.model.aggregators or {}
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise ConfigError(f"config key 'model.aggregators.{unknown[0]}' is not a frame feature "
                           f"(data.feature_names: {', '.join(names)})")
-    specs = {}
-    for name in names:
-        entry = given.get(name) or {}
-        if not isinstance(entry, dict):
-            raise ConfigError(f"config key 'model.aggregators.{name}' expects a mapping like "
-                              f"{{type: NEXTVLAD, cluster_size: 32}}, got {entry!r}")
-        params = dict(entry)
-        kind = str(params.pop("type", "NEXTVLAD"))
-        specs[name] = (kind, aggregator_params(kind, params, f"model.aggregators.{name}"))
-    return specs
-
-
-def title_inputs(cfg, text: TextConfig):
-    """The title input and its path up to the encoder's inputs.
-
-    Returns:
-        (title input string [B], token ids [B, L], mask bool [B, L],
-        embeddings [B, L, E]).
-    """
-    vocabulary = load_vocabulary(text.vocab_file) if text.vocab_file else []
-    if not vocabulary:
-        warnings.warn("model.text.vocab_file is empty: every title token is out of vocabulary "
-                      "(the trainer builds the vocabulary from the training titles)",
-                      stacklevel=3)
-    title = keras.Input((), dtype="string", name=schema.TITLE_KEY)
-    ids = TitleTokenizer(vocabulary, text.tokenizer, text.max_length, name="title_tokens")(title)
-    mask = TokenMask(name="title_mask")(ids)
-    embedding = layers.Embedding(len(vocabulary) + 2, text.embedding_dim,
-                                 trainable=text.train_embeddings, name="title_embedding")
-    return title, ids, mask, embedding(ids)
+    return {name: given.get(name) or AGGREGATORS.read(None, f"model.aggregators.{name}")
+            for name in names}
 
 
 @register_model("MULTIMODAL", MultimodalConfig)
@@ -103,20 +86,17 @@ def build_multimodal(cfg) -> keras.Model:
         raise ConfigError("MULTIMODAL needs frame-level records (data.record_type: frame)")
     specs = aggregator_specs(cfg)
     inputs, frames, mask = frame_inputs(cfg)
-    title, ids, title_mask, embeddings = title_inputs(cfg, m.text)
+    title, ids, title_mask, embeddings = title_inputs(m.text)
     inputs[schema.TITLE_KEY] = title
-    encoder = build_text_encoder(m.text.encoder, m.text.encoder_params)
+    encoder = build_text_encoder(m.text.encoder)
     # batch norm as at the end of the frame aggregators: the title enters the fusion
     # at the scale of the frame vectors (it is learned faster; empty titles stay finite)
     text_vector = layers.BatchNormalization(name="title_bn")(encoder(embeddings, title_mask))
 
     vectors = []
     for i, (name, x) in enumerate(zip(cfg.data.feature_names, frames)):
-        kind, params = specs[name]
-        vectors.append(build_aggregator(kind, x, mask, params, name=name, index=i,
-                                        where=f"model.aggregators.{name}"))
-    fused = build_fusion(m.fusion, m.fusion_params, vectors, text_vector, frames, mask,
-                         cfg.data.feature_names)
+        vectors.append(AGGREGATORS.build(specs[name], x, mask, name, i))
+    fused = build_fusion(m.fusion, vectors, text_vector, frames, mask, cfg.data.feature_names)
     model = keras.Model(inputs, video_outputs(cfg, fused), name="multimodal")
     if m.text.pretrained_embeddings:
         vocabulary = model.get_layer("title_tokens").vocabulary

@@ -4,8 +4,8 @@ arXiv 1706.06905)."""
 from dataclasses import dataclass
 
 from videotag.layers import NetFV
-from videotag.models.aggregators import register_aggregator
-from videotag.models.loupe import LoupeConfig, build_loupe, pooling_aggregator
+from videotag.models.aggregators import AGGREGATORS
+from videotag.models.loupe import LoupeConfig, LoupePoolingParams, build_loupe, pooling_aggregator
 from videotag.registry import register_model
 
 
@@ -17,7 +17,14 @@ class NetFVConfig(LoupeConfig):
     cluster_size: int = 128
 
 
-register_aggregator("NETFV", {"cluster_size": 32, "input_bn": True})(
+@dataclass
+class NetFVParams(LoupePoolingParams):
+    """Parameters of the NETFV aggregator (K=32 by default)."""
+
+    cluster_size: int = 32
+
+
+AGGREGATORS.register("NETFV", NetFVParams)(
     pooling_aggregator(NetFV, "netfv", divisor=2))
 
 

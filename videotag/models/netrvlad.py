@@ -4,8 +4,8 @@ arXiv 1706.06905)."""
 from dataclasses import dataclass
 
 from videotag.layers import NetRVLAD
-from videotag.models.aggregators import register_aggregator
-from videotag.models.loupe import LoupeConfig, build_loupe, pooling_aggregator
+from videotag.models.aggregators import AGGREGATORS
+from videotag.models.loupe import LoupeConfig, LoupePoolingParams, build_loupe, pooling_aggregator
 from videotag.registry import register_model
 
 
@@ -16,7 +16,7 @@ class NetRVLADConfig(LoupeConfig):
     name: str = "NETRVLAD"
 
 
-register_aggregator("NETRVLAD", {"cluster_size": 64, "input_bn": True})(
+AGGREGATORS.register("NETRVLAD", LoupePoolingParams)(
     pooling_aggregator(NetRVLAD, "netrvlad", divisor=2))
 
 

@@ -7,8 +7,8 @@ gated mixture-of-experts head).
 from dataclasses import dataclass
 
 from videotag.layers import NetVLAD
-from videotag.models.aggregators import register_aggregator
-from videotag.models.loupe import LoupeConfig, build_loupe, pooling_aggregator
+from videotag.models.aggregators import AGGREGATORS
+from videotag.models.loupe import LoupeConfig, LoupePoolingParams, build_loupe, pooling_aggregator
 from videotag.registry import register_model
 
 
@@ -19,7 +19,7 @@ class NetVLADConfig(LoupeConfig):
     name: str = "NETVLAD"
 
 
-register_aggregator("NETVLAD", {"cluster_size": 64, "input_bn": True})(
+AGGREGATORS.register("NETVLAD", LoupePoolingParams)(
     pooling_aggregator(NetVLAD, "netvlad", divisor=2))
 
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from videotag.config import ModelConfig
+from videotag.config import ModelConfig, engine
 from videotag.layers import NeXtVLAD, SEContextGating
-from videotag.models.aggregators import register_aggregator
+from videotag.models.aggregators import AGGREGATORS
 from videotag.models.interface import frame_inputs, video_outputs
 from videotag.registry import register_model
 
@@ -37,14 +37,34 @@ class NeXtVLADConfig(ModelConfig):
     dropout: float = 0.5
 
 
-@register_aggregator("NEXTVLAD", {"cluster_size": 64, "groups": 8, "expansion": 2})
-def nextvlad_aggregator(x, mask, params, name, index):
+@dataclass
+class NeXtVLADParams:
+    """Parameters of the NEXTVLAD aggregator (for the first modality; later ones use
+    half the clusters and groups).
+
+    Attributes:
+        cluster_size: K.
+        groups: G.
+        expansion: lambda.
+    """
+
+    cluster_size: int = 64
+    groups: int = 8
+    expansion: int = 2
+
+    def validate(self, path: str) -> None:
+        """Every parameter must be positive (raises ConfigError naming the key)."""
+        engine.check_positive(path, self, ("cluster_size", "groups", "expansion"))
+
+
+@AGGREGATORS.register("NEXTVLAD", NeXtVLADParams)
+def nextvlad_aggregator(params: NeXtVLADParams, x, mask, name, index):
     """NeXtVLAD pooling + batch norm: [B, T, D] -> [B, K_i * lambda * D / G_i]."""
     scale = 1 if index == 0 else 2  # later modalities: half the clusters and groups
     vlad = NeXtVLAD(
-        cluster_size=max(1, params["cluster_size"] // scale),
-        groups=max(1, params["groups"] // scale),
-        expansion=params["expansion"],
+        cluster_size=max(1, params.cluster_size // scale),
+        groups=max(1, params.groups // scale),
+        expansion=params.expansion,
         name=f"{name}_nextvlad",
     )(x, mask=mask)
     return layers.BatchNormalization(name=f"{name}_vlad_bn")(vlad)

@@ -4,8 +4,8 @@ arXiv 1706.06905)."""
 from dataclasses import dataclass
 
 from videotag.layers import SoftDBoF
-from videotag.models.aggregators import register_aggregator
-from videotag.models.loupe import LoupeConfig, build_loupe, pooling_aggregator
+from videotag.models.aggregators import AGGREGATORS
+from videotag.models.loupe import LoupeConfig, LoupePoolingParams, build_loupe, pooling_aggregator
 from videotag.registry import register_model
 
 
@@ -22,11 +22,23 @@ class SoftDBoFConfig(LoupeConfig):
     max_pool: bool = False
 
 
-register_aggregator("SOFTDBOF", {"cluster_size": 4096, "input_bn": True, "max_pool": False})(
+@dataclass
+class SoftDBoFParams(LoupePoolingParams):
+    """Parameters of the SOFTDBOF aggregator (K=4096, later modalities K/8).
+
+    Attributes:
+        max_pool: also append the max-pooled assignments to the summed ones.
+    """
+
+    cluster_size: int = 4096
+    max_pool: bool = False
+
+
+AGGREGATORS.register("SOFTDBOF", SoftDBoFParams)(
     pooling_aggregator(SoftDBoF, "softdbof", divisor=8))
 
 
 @register_model("SOFTDBOF", SoftDBoFConfig)
 def build_softdbof(cfg):
     """Gated soft-DBoF video classifier; outputs `tags` and `embedding`."""
-    return build_loupe(cfg, "SOFTDBOF", {"max_pool": cfg.model.max_pool})
+    return build_loupe(cfg, "SOFTDBOF")

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from videotag.config import ModelConfig
+from videotag.config import ModelConfig, engine
 from videotag.errors import ConfigError
 from videotag.layers import TemporalRelation
-from videotag.models.aggregators import build_aggregator, register_aggregator
+from videotag.models.aggregators import AGGREGATORS
 from videotag.models.interface import frame_inputs, video_outputs
 from videotag.registry import register_model
 
@@ -35,21 +35,32 @@ class TRNConfig(ModelConfig):
     hidden_size: int = 1024
 
 
-_DEFAULTS = {"segments": 8, "subsample": 3, "frame_size": 256, "bottleneck": 256,
-             "hidden_size": 1024}
+@dataclass
+class TRNParams:
+    """Parameters of the TRN aggregator (see `TRNConfig`)."""
+
+    segments: int = 8
+    subsample: int = 3
+    frame_size: int = 256
+    bottleneck: int = 256
+    hidden_size: int = 1024
+
+    def validate(self, path: str) -> None:
+        """At least 2 segments; positive sizes (raises ConfigError naming the key)."""
+        if self.segments < 2:
+            raise ConfigError(f"config key '{path}.segments' must be at least 2, "
+                              f"got {self.segments}")
+        engine.check_positive(path, self, ("subsample", "bottleneck", "hidden_size"))
+        engine.check_positive(path, self, ("frame_size",), strict=False)
 
 
-@register_aggregator("TRN", _DEFAULTS)
-def trn_aggregator(x, mask, params, name, index):
+@AGGREGATORS.register("TRN", TRNParams)
+def trn_aggregator(params: TRNParams, x, mask, name, index):
     """Multi-scale temporal relations: [B, T, D] -> [B, hidden_size]."""
-    if params["segments"] < 2:
-        raise ConfigError(f"TRN segments must be at least 2, got {params['segments']}")
-    if min(params["subsample"], params["bottleneck"], params["hidden_size"]) <= 0:
-        raise ConfigError("TRN subsample, bottleneck and hidden_size must be positive")
     return TemporalRelation(
-        segments=params["segments"], subsample=params["subsample"],
-        frame_size=params["frame_size"], bottleneck=params["bottleneck"],
-        hidden_size=params["hidden_size"], name=f"{name}_trn")(x, mask=mask)
+        segments=params.segments, subsample=params.subsample, frame_size=params.frame_size,
+        bottleneck=params.bottleneck, hidden_size=params.hidden_size,
+        name=f"{name}_trn")(x, mask=mask)
 
 
 @register_model("TRN", TRNConfig)
@@ -58,6 +69,5 @@ def build_trn(cfg) -> keras.Model:
     m = cfg.model
     inputs, frames, mask = frame_inputs(cfg)
     x = layers.Concatenate(axis=-1, name="concat_frames")(frames) if len(frames) > 1 else frames[0]
-    params = {k: getattr(m, k) for k in _DEFAULTS}
-    x = build_aggregator("TRN", x, mask, params, name="frames", where="model")
+    x = AGGREGATORS.build(AGGREGATORS.from_attributes("TRN", m, "model"), x, mask, "frames", 0)
     return keras.Model(inputs, video_outputs(cfg, x), name="trn")

@@ -177,7 +177,7 @@ def load_embeddings(prefix: str) -> Tuple[List[str], np.ndarray]:
     npy, ids_path = base.with_name(base.name + ".npy"), base.with_name(base.name + ".ids.txt")
     for path in (npy, ids_path):
         if not path.is_file():
-            raise DataError(f"embeddings file not found: {path} (write it with tools/embed.py)")
+            raise DataError(f"embeddings file not found: {path} (write it with videotag embed)")
     try:
         vectors = np.load(npy, mmap_mode="r")
     except ValueError as exc:

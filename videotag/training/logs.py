@@ -4,8 +4,9 @@ TensorBoard logs go to `<model_dir>/logs/train` (per `train.log_every_steps` ste
 `loss`, `clean_loss`, `adversarial_loss` with FGM, `learning_rate`,
 `examples_per_second`, `grad_norm`; per epoch: `epoch_loss` ...) and
 `<model_dir>/logs/validation` (per epoch: `gap`, `map`, `hit_at_1`, `perr`, ...).
-View them with `tensorboard --logdir <model_dir>/logs` (the `tensorboard` package;
-the logs are written with TensorFlow alone, which no longer depends on it).
+View them with `tensorboard --logdir <model_dir>/logs` (the `tensorboard` package,
+installed by the `tensorboard` extra; the logs are written with TensorFlow alone, which
+no longer depends on it).
 """
 
 from __future__ import annotations

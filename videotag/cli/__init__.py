@@ -1,4 +1,5 @@
-"""Shared plumbing of the command-line tools in tools/: error handling and flags."""
+"""The `videotag` command: one module per subcommand (`videotag.cli.train`, ...), the
+dispatcher (`videotag.cli.main`) and, here, the error handling they share."""
 
 from __future__ import annotations
 

@@ -1,0 +1,87 @@
+r"""Predict the top-k tags (and the category) of every video: CSV, JSON or JSON Lines.
+
+    videotag predict --model_dir=runs/nextvlad \
+        --input_data_pattern='data/test*.tfrecord' --output_file=pred.csv
+    videotag predict --saved_model=exports/nextvlad/1 \
+        --input_data_pattern='data/test*.tfrecord' --output_file=pred.jsonl --format=jsonl
+    # video files: extracted with the training records' settings, VideoTag JSON out
+    videotag predict --model_dir=runs/nextvlad --videos=my_videos/ \
+        --extraction_config=features/extraction.yaml
+
+The formats: Kaggle CSV, VideoTag JSON or JSON Lines. `python tools/predict.py` takes
+the same flags.
+"""
+
+import sys
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the flags of this command in absl's global FLAGS."""
+    flags.DEFINE_enum("on_bad_record", None, ["error", "skip"], "Bad records: stop (error) or "
+                      "drop and count (skip); default the run's config.")
+    flags.DEFINE_string("model_dir", None, "Trained model directory.")
+    flags.DEFINE_string("saved_model", None, "Exported SavedModel version folder.")
+    flags.DEFINE_string("input_data_pattern", None, "Glob of records to predict.")
+    flags.DEFINE_multi_string("videos", [], "Folder of videos, video file or manifest "
+                              "(repeatable): extract features, then predict.")
+    flags.DEFINE_string("extraction_config", None, "With --videos: the extraction.yaml of the "
+                        "model's training records.")
+    flags.DEFINE_string("features_dir", None, "With --videos: keep the extracted records here.")
+    flags.DEFINE_string("output_file", None, "Output file (default: standard output).")
+    flags.DEFINE_enum("format", None, ["csv", "json", "jsonl"],
+                      "Kaggle CSV, VideoTag JSON list or JSON Lines (with the category); "
+                      "default csv, json with --videos.")
+    flags.DEFINE_integer("top_k", 20, "Tags per video.")
+    flags.DEFINE_float("threshold", 0.0, "Leave out tags below this probability (after top_k).")
+    flags.DEFINE_integer("batch_size", 256, "Videos per batch.")
+    flags.DEFINE_float("progress_seconds", 10.0, "Seconds between progress lines (0: none).")
+
+
+def main(argv):
+    """Predicts and writes the rows. Returns 1 when a video could not be extracted."""
+    del argv
+    from videotag.errors import VideotagError
+    from videotag.inference import (
+        predict_from_model_dir,
+        predict_from_saved_model,
+        write_predictions_file,
+    )
+
+    if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
+        raise VideotagError("give exactly one of --model_dir and --saved_model")
+    if bool(FLAGS.input_data_pattern) == bool(FLAGS.videos):
+        raise VideotagError("give exactly one of --input_data_pattern and --videos")
+    if FLAGS.top_k <= 0:
+        raise VideotagError("--top_k must be positive")
+    fmt = FLAGS.format or ("json" if FLAGS.videos else "csv")
+    failed = 0
+    if FLAGS.videos:
+        rows, failed = _video_rows()
+    elif FLAGS.model_dir:
+        rows = predict_from_model_dir(FLAGS.model_dir, FLAGS.input_data_pattern, FLAGS.top_k,
+                                      FLAGS.batch_size, FLAGS.on_bad_record)
+    else:
+        rows = predict_from_saved_model(FLAGS.saved_model, FLAGS.input_data_pattern,
+                                        FLAGS.top_k, FLAGS.batch_size)
+    count = write_predictions_file(rows, FLAGS.output_file, fmt, FLAGS.threshold,
+                                   progress_seconds=FLAGS.progress_seconds)
+    print(f"predicted {count} videos" + (f" to {FLAGS.output_file}" if FLAGS.output_file else ""),
+          file=sys.stderr)
+    if failed:
+        print(f"error: {failed} video(s) could not be extracted (listed above)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _video_rows():
+    from videotag.extraction import load
+    from videotag.extraction.predict import predict_videos
+
+    inputs = [part for value in FLAGS.videos for part in value.split(",") if part]
+    rows, summary = predict_videos(inputs, load(FLAGS.extraction_config), FLAGS.model_dir,
+                                   FLAGS.saved_model, FLAGS.top_k, FLAGS.batch_size,
+                                   FLAGS.features_dir)
+    return rows, len(summary.failed)

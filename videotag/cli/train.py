@@ -1,0 +1,65 @@
+r"""Train a registered model (on the built-in demo data when no data is given).
+
+    videotag train --model_name=NEXTVLAD --config=nextvlad_demo     # demo data
+    videotag train --model_name=NEXTVLAD --model_dir=runs/nv \
+        --train_data_pattern='yt8m/train*.tfrecord' \
+        --eval_data_pattern='yt8m/validate*.tfrecord' --override train.epochs=10
+    videotag train --distribution=mirrored ...                    # every GPU of the machine
+    TF_CONFIG='{...}' videotag train --distribution=multi_worker \
+        --override train.steps_per_epoch=1000 ...                  # one process per worker
+
+Running the same command again resumes from the newest checkpoint in --model_dir.
+The demo data is generated on first use into $VIDEOTAG_DEMO_DIR when set, else
+data/demo_generated in a source checkout, else $XDG_CACHE_HOME/videotag/demo
+(~/.cache/videotag/demo). `python tools/train.py` takes the same flags.
+"""
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the flags of this command in absl's global FLAGS."""
+    flags.DEFINE_string("model_name", "NEXTVLAD",
+                        "Registered model name (see videotag.list_models()).")
+    flags.DEFINE_string("config", None, "YAML config file, or the name of a packaged config "
+                        "(e.g. nextvlad_demo); default the packaged <model_name>.yaml.")
+    flags.DEFINE_string("model_dir", None, "Output folder; default runs/<model_name>.")
+    flags.DEFINE_string("train_data_pattern", None, "Glob of training shards (default: demo "
+                        "data).")
+    flags.DEFINE_string("eval_data_pattern", None, "Glob of validation shards.")
+    flags.DEFINE_integer("epochs", None, "Overrides train.epochs.")
+    flags.DEFINE_integer("batch_size", None, "Overrides train.batch_size.")
+    flags.DEFINE_enum("distribution", None, ["none", "mirrored", "multi_worker"],
+                      "Overrides train.distribution.")
+    flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices "
+                         "(to try --distribution=mirrored on a machine without GPUs).")
+    flags.DEFINE_multi_string("override", [], "key=value config override (repeatable).")
+
+
+def main(argv):
+    """Trains; the summary line goes to stderr. Returns the exit status."""
+    del argv
+    from videotag import config as config_lib
+    from videotag.registry import model_config_class
+    from videotag.training import train
+    from videotag.training.distribution import split_host_cpu
+
+    if FLAGS.logical_cpus:
+        split_host_cpu(FLAGS.logical_cpus)  # before anything starts TensorFlow's devices
+    model_config_class(FLAGS.model_name)  # an unknown name fails here, listing the valid ones
+
+    overrides = list(FLAGS.override)
+    for key, value in (
+        ("data.train_data_pattern", FLAGS.train_data_pattern),
+        ("data.eval_data_pattern", FLAGS.eval_data_pattern),
+        ("train.epochs", FLAGS.epochs),
+        ("train.batch_size", FLAGS.batch_size),
+        ("train.distribution", FLAGS.distribution),
+    ):
+        if value is not None:
+            overrides.append(f"{key}={value}" if not isinstance(value, str) else f"{key}={value!r}")
+    cfg = config_lib.load(FLAGS.config or FLAGS.model_name, overrides, model_name=FLAGS.model_name)
+    train(cfg, FLAGS.model_dir or f"runs/{cfg.model.name.lower()}")
+    return 0

@@ -1,0 +1,265 @@
+"""The schema of a run's configuration: its sections as typed dataclasses.
+
+A config has five sections: `data`, `model`, `train`, `eval` and `export`. The
+`model` section's class depends on the model: each registered model declares its
+own dataclass (a subclass of `ModelConfig`, in `videotag/models/<name>.py`), so
+every key is typed and checked. Each section states the rules its types do not in
+a `validate(path)` method, which `videotag.config.engine.build` calls; rules that
+join sections are `Config.validate`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List
+
+from videotag.config import engine
+from videotag.config.head import HeadConfig
+from videotag.errors import ConfigError
+
+RECORD_TYPES = ("frame", "video")
+BAD_RECORD_POLICIES = ("error", "skip")
+DISTRIBUTIONS = ("none", "mirrored", "multi_worker")
+MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
+LR_SCHEDULES = ("exponential", "cosine")
+
+
+@dataclass
+class DataConfig:
+    """Where the records are and how to read them.
+
+    Attributes:
+        train_data_pattern: glob of training shards; empty means the demo data.
+        eval_data_pattern: glob of validation shards; empty means the demo data.
+        record_type: "frame" (SequenceExample) or "video" (Example, mean features).
+        id_key: context key of the video id ("id"; the 2017 release uses "video_id").
+        feature_names: frame feature lists, in model input order.
+        feature_sizes: bytes per frame of each feature (1024 rgb, 128 audio).
+        max_frames: frames used per video; longer videos are truncated.
+        num_classes: tag vocabulary size (3862 for YT8M 2018+; demo: from its labels).
+        label_file: class names (YT8M vocabulary.csv, or one name per line).
+        shuffle_buffer: records held for shuffling during training.
+        num_parallel_reads: shards read at once (interleave cycle length).
+        on_bad_record: "error" stops at the first bad record; "skip" drops and counts.
+        pad_to_max_frames: pad every batch to max_frames instead of its longest video.
+        length_buckets: frame-count boundaries, e.g. [32, 64, 128]: training and
+            evaluation batches then hold videos of similar length, so less time goes
+            into padding (empty: off). Metrics do not depend on the order of videos.
+        use_title: parse the context `title` (UTF-8 text) and feed it to the model
+            as the string input `title` (an absent title reads as ""; text that is
+            not valid UTF-8 makes the record bad).
+        title_key: context key of the title.
+        num_categories: size of the `category` target (0: no category). When set,
+            every record must hold one `category` id in [0, num_categories).
+        category_key: context key of the category id.
+        category_file: category names (one per line, or id,name), optional.
+    """
+
+    train_data_pattern: str = ""
+    eval_data_pattern: str = ""
+    record_type: str = "frame"
+    id_key: str = "id"
+    feature_names: List[str] = field(default_factory=lambda: ["rgb", "audio"])
+    feature_sizes: List[int] = field(default_factory=lambda: [1024, 128])
+    max_frames: int = 300
+    num_classes: int = 3862
+    label_file: str = ""
+    shuffle_buffer: int = 2048
+    num_parallel_reads: int = 4
+    on_bad_record: str = "error"
+    pad_to_max_frames: bool = False
+    length_buckets: List[int] = field(default_factory=list)
+    use_title: bool = False
+    title_key: str = "title"
+    num_categories: int = 0
+    category_key: str = "category"
+    category_file: str = ""
+
+    def validate(self, path: str = "data") -> None:
+        """Checks what the types do not (raises ConfigError naming the key)."""
+        if self.record_type not in RECORD_TYPES:
+            raise ConfigError(f"config key '{path}.record_type' must be 'frame' or 'video'")
+        if len(self.feature_names) != len(self.feature_sizes):
+            raise ConfigError(f"config keys '{path}.feature_names' and '{path}.feature_sizes' "
+                              "differ in length")
+        if self.on_bad_record not in BAD_RECORD_POLICIES:
+            raise ConfigError(f"config key '{path}.on_bad_record' must be 'error' or 'skip'")
+        engine.check_positive(path, self, ("max_frames", "num_classes"))
+        buckets = self.length_buckets
+        if buckets and (sorted(set(buckets)) != buckets or buckets[0] <= 0):
+            raise ConfigError(f"config key '{path}.length_buckets' must be increasing "
+                              "positive ints")
+        if self.num_categories < 0:
+            raise ConfigError(f"config key '{path}.num_categories' must be 0 (none) or positive")
+
+
+@dataclass
+class ModelConfig:
+    """Fields shared by every model.
+
+    Each model subclasses this beside its builder, in `videotag/models/<name>.py`,
+    with its hyper-parameters as typed fields (and may give it a `validate(path)`).
+    """
+
+    name: str = ""
+    head: HeadConfig = field(default_factory=HeadConfig)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, distribution, adversarial training and checkpoints.
+
+    Attributes:
+        batch_size: global batch size (all replicas of all workers together).
+        epochs: passes over the training data.
+        steps_per_epoch: 0 means one full pass over the training data (then the
+            data is read once per epoch); otherwise the data repeats and an epoch
+            is this many steps (required with `distribution: multi_worker`).
+        learning_rate: peak learning rate (Adam).
+        lr_schedule: "exponential" (x `lr_decay` every `lr_decay_examples`
+            examples, staircase; the NeXtVLAD schedule) or "cosine" (from the peak
+            down to `lr_final_ratio` x peak over `cosine_decay_examples`).
+        lr_decay: multiply the learning rate by this ...
+        lr_decay_examples: ... every this many training examples (0: constant).
+        cosine_decay_examples: length of the cosine decay in examples, counted
+            after the warm-up (0: the whole run, which needs `steps_per_epoch`).
+        lr_final_ratio: the cosine schedule ends at this fraction of the peak.
+        lr_warmup_examples: linear warm-up from 0 to the peak over this many
+            examples before either schedule (0: none).
+        clip_gradient_norm: clip gradients to this global norm (0: off); the norm
+            is that of the gradient of the whole global batch.
+        weight_decay: L2 penalty `weight_decay * sum(w ** 2)` on every trainable
+            matrix and tensor (kernels, embeddings, VLAD centres; not biases or
+            batch-norm scales), added to the model's own regularisation losses.
+        fgm_alpha: weight of the FGM adversarial loss (Goodfellow et al. 2015,
+            Miyato et al. 2017): the model trains on `clean + fgm_alpha *
+            adversarial` loss; 0 turns FGM off.
+        fgm_epsilon: L2 norm, per example and per perturbed tensor, of the
+            adversarial perturbation of the dequantized frames (rgb, audio) and
+            of the title word embeddings.
+        distribution: "none" (one device), "mirrored" (every GPU of this
+            machine, or every logical CPU device when there is no GPU) or
+            "multi_worker" (every worker of the cluster in the TF_CONFIG
+            environment variable).
+        sync_batch_norm: with several replicas, batch-norm statistics over the
+            global batch (the model then trains the same on 1 or N replicas);
+            false: per replica, which `jit_compile` with several replicas needs.
+        mixed_precision: "none" (float32), "mixed_bfloat16" or "mixed_float16"
+            (with dynamic loss scaling); weights and outputs stay float32.
+        jit_compile: compile the training step with XLA.
+        seed: seed of weights init and shuffling.
+        eval_before_training: also score the untrained model (a baseline figure).
+        checkpoint_every_steps: also checkpoint every this many steps (0: only at
+            the end of each epoch).
+        keep_checkpoints: checkpoints kept in model_dir/checkpoints.
+        tensorboard: write TensorBoard logs to model_dir/logs.
+        log_every_steps: steps between TensorBoard points of the training losses.
+    """
+
+    batch_size: int = 160
+    epochs: int = 5
+    steps_per_epoch: int = 0
+    learning_rate: float = 2e-4
+    lr_schedule: str = "exponential"
+    lr_decay: float = 0.8
+    lr_decay_examples: int = 2_000_000
+    cosine_decay_examples: int = 0
+    lr_final_ratio: float = 0.0
+    lr_warmup_examples: int = 0
+    clip_gradient_norm: float = 0.0
+    weight_decay: float = 0.0
+    fgm_alpha: float = 0.0
+    fgm_epsilon: float = 1.0
+    distribution: str = "none"
+    sync_batch_norm: bool = True
+    mixed_precision: str = "none"
+    jit_compile: bool = False
+    seed: int = 0
+    eval_before_training: bool = False
+    checkpoint_every_steps: int = 0
+    keep_checkpoints: int = 3
+    tensorboard: bool = True
+    log_every_steps: int = 20
+
+    def validate(self, path: str = "train") -> None:
+        """Checks what the types do not (raises ConfigError naming the key)."""
+        engine.check_positive(path, self, ("batch_size",))
+        engine.check_choice(f"{path}.distribution", self.distribution, DISTRIBUTIONS)
+        engine.check_choice(f"{path}.mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        engine.check_choice(f"{path}.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        engine.check_positive(path, self, ("epochs", "keep_checkpoints", "log_every_steps"))
+        engine.check_positive(path, self, ("steps_per_epoch", "lr_decay_examples",
+                                    "cosine_decay_examples", "lr_warmup_examples",
+                                    "checkpoint_every_steps", "clip_gradient_norm",
+                                    "weight_decay", "fgm_alpha", "fgm_epsilon"), strict=False)
+        if self.fgm_alpha > 0 and self.fgm_epsilon <= 0:
+            raise ConfigError(f"config key '{path}.fgm_epsilon' must be positive when "
+                              f"'{path}.fgm_alpha' turns FGM on")
+        if self.distribution == "multi_worker" and not self.steps_per_epoch:
+            raise ConfigError(
+                f"config key '{path}.steps_per_epoch' must be set with {path}.distribution="
+                "multi_worker: the workers read different shards and must take the same "
+                "number of steps per epoch"
+            )
+        if self.lr_schedule == "cosine" and not self.cosine_decay_examples \
+                and not self.steps_per_epoch:
+            raise ConfigError(
+                f"config key '{path}.cosine_decay_examples' must be set for lr_schedule=cosine "
+                f"when {path}.steps_per_epoch is 0 (the length of the run is then unknown)"
+            )
+        if not 0.0 <= self.lr_final_ratio <= 1.0:
+            raise ConfigError(f"config key '{path}.lr_final_ratio' must be in [0, 1]")
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation settings.
+
+    Attributes:
+        batch_size: videos per evaluation batch.
+        top_k: k of GAP@k, mAP and Hit@k (20 for YT8M).
+        threshold: score at or above which a tag counts as predicted, for
+            precision / recall / F1.
+    """
+
+    batch_size: int = 256
+    top_k: int = 20
+    threshold: float = 0.5
+
+
+@dataclass
+class ExportConfig:
+    """Serving settings: top_k classes returned per video."""
+
+    top_k: int = 20
+
+
+@dataclass
+class Config:
+    """The whole configuration of a run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def validate(self, path: str = "") -> None:
+        """Checks the rules that join sections (each section checks its own)."""
+        d = self.data
+        demo = not (d.train_data_pattern or d.eval_data_pattern)  # brings its categories
+        if "category" in self.model.head.tasks and d.num_categories <= 0 and not demo:
+            raise ConfigError(
+                "config key 'model.head.tasks' has 'category' but 'data.num_categories' is 0; "
+                "set it to the number of categories"
+            )
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain dict of the config (YAML-serialisable, the form `from_dict` reads)."""
+        return engine.to_dict(self)
+
+    def save(self, path) -> None:
+        """Writes the config as YAML; `load(path)` reads it back unchanged."""
+        engine.save_yaml(self, path)
+
+
