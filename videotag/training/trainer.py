@@ -35,7 +35,7 @@ from videotag.evaluation.evaluator import evaluate, format_metrics, predict_func
 from videotag.registry import build_model
 from videotag.training import distribution
 from videotag.training.checkpoints import CheckpointStore, RunState
-from videotag.training.logs import Progress, TensorBoardLogs, _ProgressLog  # noqa: F401
+from videotag.training.logs import EpochProgress, TensorBoardLogs
 from videotag.training.loop import EpochLoop, numbers, write_json
 from videotag.training.schedules import learning_rate_schedule  # noqa: F401  (public here)
 from videotag.training.step import TrainStep, make_optimizer
@@ -174,7 +174,8 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
             print(f"untrained model validation: "
                   f"{format_metrics(state.untrained_validation, cfg.eval.top_k)}", file=sys.stderr)
 
-    progress = Progress(verbose, cfg.train.batch_size, cfg.train.epochs)
+    progress = EpochProgress(verbose, cfg.train.batch_size, cfg.train.epochs,
+                             fgm=bool(cfg.train.fgm_alpha))
     run = EpochLoop(cfg, out / METRICS_FILE, model, optimizer, step, strategy, store, state,
                     boards, progress, skips, predict, evaluate_here, verbose)
     try:
