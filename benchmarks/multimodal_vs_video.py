@@ -40,7 +40,7 @@ RUNS = {
 
 def run(name: str, out_dir: Path, epochs: int | None) -> dict:
     from videotag import config as config_lib
-    from videotag.evaluation.category import category_accuracy
+    from videotag.evaluation.evaluator import category_head_accuracy
     from videotag.training import train
     from videotag.training.trainer import load_trained
 
@@ -57,7 +57,7 @@ def run(name: str, out_dir: Path, epochs: int | None) -> dict:
            "seconds": round(time.time() - start, 1)}
     if "category" in cfg.model.head.tasks:
         saved, model = load_trained(str(model_dir))
-        row.update(category_accuracy(model, saved))
+        row.update(category_head_accuracy(model, saved))
     print(json.dumps(row), file=sys.stderr, flush=True)
     return row
 

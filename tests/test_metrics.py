@@ -9,8 +9,8 @@ from videotag.evaluation import (
     CategoryEvaluator,
     StreamingEvaluator,
     average_precision_per_class,
-    category_accuracy,
     category_ranks,
+    category_top_k_accuracy,
     gap,
     hit_at_k,
     hit_at_one,
@@ -374,9 +374,9 @@ def test_category_top_k_accuracy():
     )
     categories = np.array([1, 1, 0, -1, 2])
     assert category_ranks(scores, categories).tolist() == [0, 1, 0, -1, 2]
-    assert category_accuracy(scores, categories, 1) == 0.5
-    assert category_accuracy(scores, categories, 2) == 0.75
-    assert category_accuracy(scores, categories, 5) == 1.0
+    assert category_top_k_accuracy(scores, categories, 1) == 0.5
+    assert category_top_k_accuracy(scores, categories, 2) == 0.75
+    assert category_top_k_accuracy(scores, categories, 5) == 1.0
     ev = CategoryEvaluator(3)
     ev.add(scores[:2], categories[:2])
     ev.add_ranks([0, -1, 2])  # the same videos as ranks computed elsewhere

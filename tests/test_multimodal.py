@@ -254,7 +254,7 @@ def test_saved_model_takes_raw_titles_in_a_fresh_process(tmp_path):
 
 
 def test_train_builds_the_vocabulary_and_reports_categories(tmp_path):
-    from videotag.evaluation.category import category_accuracy
+    from videotag.evaluation.evaluator import category_head_accuracy
     from videotag.training import train
     from videotag.training.trainer import load_trained
 
@@ -274,13 +274,13 @@ def test_train_builds_the_vocabulary_and_reports_categories(tmp_path):
     saved, model = load_trained(str(model_dir))
     assert saved.model.text.vocab_file == str(model_dir / "vocab.txt")
     assert model.get_layer("title_tokens").vocabulary[:2] == ["dog", "cat"]
-    result = category_accuracy(model, saved)
+    result = category_head_accuracy(model, saved)
     assert result["num_videos"] == 24
     assert 0.0 <= result["category_top1"] <= result["category_top5"] == 1.0  # 3 categories
 
 
 def test_category_top_k_accuracy_by_hand():
-    from videotag.evaluation.category import top_k_accuracy
+    from videotag.evaluation import category_top_k_accuracy as top_k_accuracy
 
     probs = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2], [0.2, 0.2, 0.6], [1 / 3, 1 / 3, 1 / 3]])
     targets = np.array([1, 1, 0, 2])

@@ -1,5 +1,6 @@
 """The trainer in-process: it learns, schedules, checkpoints, and handles bad records."""
 
+import itertools
 import json
 
 import keras
@@ -123,12 +124,14 @@ def test_paper_size_model_takes_a_training_step():
 
 
 def test_progress_log_prints_steps_and_rate(capsys):
-    from videotag.training.trainer import _ProgressLog
+    from videotag.training.logs import EpochProgress
 
-    log = _ProgressLog(batch_size=16, seconds=0.0)
-    log.on_epoch_begin(2)
-    log.on_train_batch_end(0, {"loss": 0.5})
-    log.on_train_batch_end(1, {"loss": 0.25})
+    clock = itertools.count(0.0, 30.0)  # 30 s per step: a line after each
+    log = EpochProgress(verbose=True, batch_size=16, epochs=5, mode="lines",
+                        clock=lambda: next(clock))
+    log.epoch_begin(2, None)
+    log.step(1, {"loss": 0.5})
+    log.step(2, {"loss": 0.25})
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("epoch 3 step 1, loss 0.5000, ") and err[0].endswith(" examples/s")
     assert err[1].startswith("epoch 3 step 2, loss 0.2500, ")

@@ -101,3 +101,28 @@ def test_xla_step_gives_the_losses_of_the_plain_step_and_tensorboard_logs(shards
     assert [event.step for event in board.Tensors("loss")] == [2, 4]
     assert float(tf.make_ndarray(board.Tensors("learning_rate")[0].tensor_proto)) == \
         pytest.approx(0.01)
+
+
+def test_frozen_layers_keep_their_weights_bit_for_bit(shards, tmp_path):
+    import videotag
+    from videotag.data.sources import resolve_data
+
+    cfg = _cfg(shards, **{"train.freeze": ["nextvlad_*", "context_gating"], "train.epochs": 2})
+    keras.utils.set_random_seed(cfg.train.seed)  # what the trainer does before building
+    initial = videotag.build_model(resolve_data(cfg, verbose=False))
+    train(cfg, str(tmp_path / "m"), verbose=False)
+    _, trained = load_trained(str(tmp_path / "m"))
+    frozen = ["nextvlad_rgb", "nextvlad_audio", "context_gating"]
+    for name in frozen:  # every weight, batch-norm moving statistics included
+        for before, after in zip(initial.get_layer(name).weights,
+                                 trained.get_layer(name).weights, strict=True):
+            np.testing.assert_array_equal(before.numpy(), after.numpy(), err_msg=before.path)
+    for name in ("hidden", "tags"):  # the rest trains
+        assert any(not np.array_equal(b.numpy(), a.numpy()) for b, a in zip(
+            initial.get_layer(name).weights, trained.get_layer(name).weights))
+
+
+def test_a_freeze_pattern_that_matches_nothing_is_an_error(shards, tmp_path):
+    with pytest.raises(ConfigError, match=r"config key 'train.freeze' has the pattern 'nope\*', "
+                                          r"which matches no layer of nextvlad \(its layers: "):
+        train(_cfg(shards, **{"train.freeze": ["nope*"]}), str(tmp_path / "m"), verbose=False)

@@ -154,6 +154,11 @@ class TrainConfig:
         keep_checkpoints: checkpoints kept in model_dir/checkpoints.
         tensorboard: write TensorBoard logs to model_dir/logs.
         log_every_steps: steps between TensorBoard points of the training losses.
+        freeze: layers kept fixed during training, as shell-style patterns over
+            layer paths (`fnmatch`: `title_*`, `nextvlad_rgb`, `context_gating/*`);
+            a layer whose path matches is frozen with everything inside it (its
+            weights are not trained, its batch norms use their moving statistics).
+            A pattern that matches no layer is an error.
     """
 
     batch_size: int = 160
@@ -180,6 +185,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     tensorboard: bool = True
     log_every_steps: int = 20
+    freeze: List[str] = field(default_factory=list)
 
     def validate(self, path: str = "train") -> None:
         """Checks what the types do not (raises ConfigError naming the key)."""

@@ -1,67 +1,78 @@
-"""Accuracy of the `category` head (multi-class): top-1 and top-5."""
+"""The streamed top-k accuracy of a multi-class category head, `CategoryEvaluator`
+(the category's counterpart of `videotag.evaluation.streaming.StreamingEvaluator`)."""
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
-import tensorflow as tf
 
-from videotag.data import schema
-from videotag.data import data_errors, input_signature, list_files, make_dataset, model_inputs
+from videotag.evaluation.summary import category_ranks
 
-
-def top_k_accuracy(probabilities: np.ndarray, targets: np.ndarray, k: int = 1) -> float:
-    """Share of rows whose target is among their k highest probabilities.
-
-    Ties are broken against the target (a target tied with the k-th score counts
-    only if it is ranked within k by a stable sort on -score), so a constant
-    prediction does not score 1.
-
-    Args:
-        probabilities: [N, C] scores.
-        targets: [N] int class ids.
-        k: how many top classes count.
-    """
-    probabilities = np.asarray(probabilities, np.float64)
-    targets = np.asarray(targets, np.int64)
-    if len(targets) == 0:
-        return float("nan")
-    target_score = probabilities[np.arange(len(targets)), targets]
-    higher = (probabilities > target_score[:, None]).sum(1)
-    ties_before = ((probabilities == target_score[:, None])
-                   & (np.arange(probabilities.shape[1])[None] < targets[:, None])).sum(1)
-    rank = higher + ties_before  # 0 for the top class
-    return float(np.mean(rank < k))
+__all__ = ["CategoryEvaluator"]
 
 
-def category_accuracy(model, cfg, pattern: Optional[str] = None,
-                      batch_size: Optional[int] = None) -> Dict[str, float]:
-    """Top-1 and top-5 accuracy of the model's `category` output on `pattern`.
+class CategoryEvaluator:
+    """Top-1 / top-5 accuracy of a multi-class (softmax) category head, streamed.
+
+    Keeps one counter per rank: memory O(num_categories). Videos without a
+    category (id -1) are counted apart and left out of the accuracy.
 
     Args:
-        model: a videotag model with a `category` output.
-        cfg: its config (`data.num_categories` set, so records carry `category`).
-        pattern: records; default `cfg.data.eval_data_pattern`.
-        batch_size: default `cfg.eval.batch_size`.
-
-    Returns:
-        {"category_top1", "category_top5", "num_videos"}.
+        num_categories: number of categories (columns of the category scores).
     """
-    pattern = pattern or cfg.data.eval_data_pattern
-    files = list_files(pattern)
-    ds = make_dataset(cfg.data, pattern, batch_size or cfg.eval.batch_size, training=False)
 
-    @tf.function(input_signature=[input_signature(cfg.data)])
-    def predict(inputs):
-        return model(inputs, training=False)["category"]
+    def __init__(self, num_categories: int):
+        if int(num_categories) != num_categories or num_categories < 1:
+            raise ValueError(f"num_categories must be a positive integer, got {num_categories!r}")
+        self.num_categories = int(num_categories)
+        self.reset()
 
-    probs, targets = [], []
-    with data_errors(files):
-        for batch in ds:
-            probs.append(predict(model_inputs(cfg.data, batch)).numpy())
-            targets.append(batch[schema.CATEGORY_KEY].numpy())
-    probs, targets = np.concatenate(probs), np.concatenate(targets)
-    return {"category_top1": top_k_accuracy(probs, targets, 1),
-            "category_top5": top_k_accuracy(probs, targets, min(5, probs.shape[1])),
-            "num_videos": int(len(targets))}
+    def reset(self) -> None:
+        """Forgets every video added so far."""
+        self._rank_counts = np.zeros(self.num_categories, dtype=np.int64)
+        self._without_category = 0
+
+    @property
+    def num_videos(self) -> int:
+        """Videos with a category added so far."""
+        return int(self._rank_counts.sum())
+
+    def add(self, scores, categories) -> None:
+        """Adds [batch, num_categories] scores and [batch] int ids (-1: none).
+
+        Raises:
+            ValueError: shapes, NaN scores, or an id >= num_categories.
+        """
+        scores = np.asarray(scores)
+        if scores.ndim != 2 or scores.shape[1] != self.num_categories:
+            raise ValueError(
+                f"category scores have shape {scores.shape}, expected [batch, "
+                f"{self.num_categories}]"
+            )
+        self.add_ranks(category_ranks(scores, categories))
+
+    def add_ranks(self, ranks) -> None:
+        """Adds [batch] ranks of the true categories (0 = top; -1: no category)."""
+        ranks = np.asarray(ranks).astype(np.int64).ravel()
+        if ranks.size and (ranks.min() < -1 or ranks.max() >= self.num_categories):
+            raise ValueError(f"category ranks must lie in [-1, {self.num_categories})")
+        self._without_category += int(np.count_nonzero(ranks < 0))
+        self._rank_counts += np.bincount(ranks[ranks >= 0], minlength=self.num_categories)
+
+    def accuracy(self, k: int = 1) -> float:
+        """Fraction of videos whose category is among their k top-scoring ones."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        total = self.num_videos
+        return float(self._rank_counts[:k].sum() / total) if total else 0.0
+
+    def result(self) -> Dict[str, float]:
+        """`category_top1`, `category_top5`, `num_category_videos` and
+        `num_videos_without_category`."""
+        return {
+            "category_top1": self.accuracy(1),
+            "category_top5": self.accuracy(5),
+            "num_category_videos": self.num_videos,
+            "num_videos_without_category": self._without_category,
+        }

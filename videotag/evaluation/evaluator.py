@@ -10,7 +10,6 @@ never the [batch, classes] score matrix. The host accumulates the summaries with
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
@@ -27,7 +26,9 @@ from videotag.data import (
     schema,
 )
 from videotag.errors import DataError, ModelError
-from videotag.evaluation.metrics import CategoryEvaluator, StreamingEvaluator
+from videotag.evaluation.category import CategoryEvaluator
+from videotag.evaluation.streaming import StreamingEvaluator
+from videotag.progress import Progress
 
 TAGS = "tags"
 CATEGORY = "category"
@@ -206,7 +207,9 @@ def run_evaluation(
     num_videos = 0
     k_tensor = tf.constant(top_k, tf.int32)
     t_tensor = tf.constant(threshold, tf.float64)
-    start = last = time.time()
+    start = time.time()
+    progress = Progress("evaluated", every=10.0 if verbose else 0)
+    progress.start()
     with data_errors(files):
         for batch in ds:
             labels = batch[schema.LABELS_KEY]
@@ -232,10 +235,7 @@ def run_evaluation(
                 category.add_ranks(out["category_rank"])
                 seen["category"] = True
             num_videos += batch_videos
-            if verbose and time.time() - last > 10:
-                last = time.time()
-                rate = num_videos / (last - start)
-                print(f"  evaluated {num_videos} videos ({rate:.0f}/s)", file=sys.stderr)
+            progress.add(batch_videos)
     if num_videos == 0:  # no batch ran: report zeros for the tags if the model has them
         seen["tags"] = TAGS in getattr(model, "output_names", [TAGS])
     metrics: Dict[str, Any] = {}
@@ -247,6 +247,7 @@ def run_evaluation(
     metrics["seconds"] = round(time.time() - start, 3)
     if skips is not None and skips.total():
         metrics["skipped_records"] = skips.counts()
+    progress.close()
     return Evaluation(
         metrics=metrics,
         tags=tags if seen["tags"] else None,
@@ -274,6 +275,33 @@ def evaluate(
 ) -> Dict[str, Any]:
     """The metrics dict of `run_evaluation` (GAP@k, mAP, Hit@1, PERR, P/R/F1, ...)."""
     return run_evaluation(model, cfg, pattern, batch_size, verbose, predict).metrics
+
+
+def category_head_accuracy(model, cfg, pattern: Optional[str] = None,
+                           batch_size: Optional[int] = None) -> Dict[str, Any]:
+    """Top-1 and top-5 accuracy of the model's `category` output on `pattern`.
+
+    Args:
+        model: a videotag model with a `category` output.
+        cfg: its config (`data.num_categories` set, so records carry `category`).
+        pattern: records; default `cfg.data.eval_data_pattern`.
+        batch_size: default `cfg.eval.batch_size`.
+
+    Returns:
+        {"category_top1", "category_top5", "num_videos"} (videos with a category).
+
+    Raises:
+        ModelError: the model has no `category` output, or `data.num_categories` is 0.
+        DataError: bad or unreadable records.
+    """
+    metrics = run_evaluation(model, cfg, pattern, batch_size, verbose=False).metrics
+    if "category_top1" not in metrics:
+        raise ModelError(
+            f"model '{model.name}' has no '{CATEGORY}' output to score, or "
+            f"data.num_categories is 0 (it is {getattr(cfg.data, 'num_categories', 0)})")
+    return {"category_top1": metrics["category_top1"],
+            "category_top5": metrics["category_top5"],
+            "num_videos": metrics["num_category_videos"]}
 
 
 def format_metrics(result: Dict[str, Any], top_k: int = 20) -> str:

@@ -35,10 +35,13 @@ from videotag.extraction.config import ExtractionConfig
 from videotag.extraction.extractor import Extractor
 from videotag.extraction.inputs import VideoItem, list_videos
 from videotag.extraction.pca import Pca, PcaFitter
+from videotag.progress import Progress
 
 SHARD_PREFIX = "part"
 _SHARD_FILE = re.compile(SHARD_PREFIX + r"-(\d+)\.(ids|tfrecord)")
 SUMMARY_FILE = "summary.json"
+EXTRACTION_TEMPLATE = (
+    "{label} {bar} {count}/{total} videos, {failed} failed, {rate:.2f} videos/s, {eta:.0f} s left")
 
 
 @dataclass
@@ -119,41 +122,14 @@ def failure_message(item: VideoItem, exc: BaseException) -> str:
     return f"{item.path}: {type(exc).__name__}: {exc}"
 
 
-class Progress:
-    """A one-line progress bar on a terminal; a line every 10 s otherwise."""
-
-    def __init__(self, total: int, label: str = "extracting", enabled: bool = True,
-                 stream=None):
-        self.total, self.label, self.enabled = total, label, enabled
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start = self.last = time.time()
-
-    def update(self, done: int, failed: int, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.time()
-        if not (self.tty or force or now - self.last >= 10):
-            return
-        self.last = now
-        rate = done / (now - self.start) if now > self.start else 0.0
-        left = (self.total - done) / rate if rate else 0.0
-        width = 24
-        filled = int(width * done / self.total) if self.total else width
-        line = (f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
-                f"videos, {failed} failed, {rate:.2f} videos/s, {left:.0f} s left")
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
-        self.stream.flush()
-
-    def message(self, text: str) -> None:
-        """Prints a line without breaking the bar."""
-        self.stream.write(("\r\033[K" if self.tty and self.enabled else "") + text + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+def extraction_progress(total: int, label: str = "extracting", enabled: bool = True,
+                        stream=None) -> Progress:
+    """The progress of an extraction run over `total` videos: a bar on a terminal, a
+    line every 10 s otherwise; `update(done, failed=...)` after each video."""
+    progress = Progress(label, total=total, every=10.0, mode="auto" if enabled else "silent",
+                        stream=stream, template=EXTRACTION_TEMPLATE, failed=0)
+    progress.start()
+    return progress
 
 
 class ShardedOutput:
@@ -248,7 +224,7 @@ def extract(cfg: ExtractionConfig, inputs: Sequence[str], output_dir: str,
     summary = Summary(ignored=ignored)
     todo = [item for item in items if item.video_id not in output.done]
     summary.skipped = len(items) - len(todo)
-    bar = Progress(len(todo), enabled=progress)
+    bar = extraction_progress(len(todo), enabled=progress)
     from videotag.data.writer import frame_example
 
     try:
@@ -288,7 +264,7 @@ def _through_networks(items, extractor, network, cfg, summary: Summary, bar):
             summary.frames += len(result.video.frames)
             if result.no_audio:
                 summary.no_audio.append(item.path)
-        bar.update(summary.extracted + len(summary.failed), len(summary.failed))
+        bar.update(summary.extracted + len(summary.failed), failed=len(summary.failed))
 
 
 def fit_pca(cfg: ExtractionConfig, inputs: Sequence[str], pca_dir: str,
@@ -309,7 +285,7 @@ def fit_pca(cfg: ExtractionConfig, inputs: Sequence[str], pca_dir: str,
     extractor = extractor or Extractor(cfg, with_pca=False)
     fitters = {name: PcaFitter(dim) for name, dim in extractor.dims.items()}
     summary = Summary(ignored=ignored)
-    bar = Progress(len(items), label="fitting PCA", enabled=progress)
+    bar = extraction_progress(len(items), label="fitting PCA", enabled=progress)
     try:
         for _, embedded in _through_networks(items, extractor, extractor.embed, cfg, summary,
                                              bar):

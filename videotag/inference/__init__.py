@@ -1,17 +1,15 @@
-"""Inference: predictions from a model directory or a SavedModel, written as CSV,
-JSON or JSON Lines."""
+"""Inference: predictions from a model directory or a SavedModel (`predict`), written
+as CSV, JSON or JSON Lines (`writers`)."""
 
 from videotag.inference.predict import (
-    FORMATS,
     Prediction,
     load_saved_model,
     model_dir_batches,
     predict_from_model_dir,
     predict_from_saved_model,
     saved_model_batches,
-    write_predictions,
-    write_predictions_file,
 )
+from videotag.inference.writers import FORMATS, write_predictions, write_predictions_file
 
 __all__ = [
     "FORMATS",

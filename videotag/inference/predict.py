@@ -1,21 +1,21 @@
-"""Predictions from a model directory or a SavedModel, streamed to CSV, JSON or JSON Lines.
+"""Predictions from a model directory or a SavedModel (`videotag.inference.writers`
+writes them as CSV, JSON or JSON Lines).
 
 Both sources give batches shaped like the `serving_default` outputs (NumPy arrays:
 `video_id`, `class_indexes`, `predictions`, `class_names`, `category_*`,
 `embedding`), and from them `Prediction` rows: the video id, its top-k tags as
 `(class_id, class_name, probability)` and, when the model has a category head, its
 category as `(category_id, category_name, probability)`. Memory stays flat: one batch
-is held at a time and each row is written as soon as it is predicted.
+is held at a time: batches and rows are generated as the writer asks for them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import sys
 from pathlib import Path
-from typing import IO, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -31,10 +31,7 @@ from videotag.data import (
 )
 from videotag.data.tf_errors import describe_parse_failure
 from videotag.errors import DataError, ModelError
-from videotag.files import open_output
-from videotag.progress import Progress
 
-FORMATS = ("csv", "json", "jsonl")
 Batch = Dict[str, np.ndarray]
 
 
@@ -52,7 +49,6 @@ class Prediction(NamedTuple):
     video_id: str
     tags: Optional[List[Tuple[int, str, float]]]
     category: Optional[Tuple[int, str, float]] = None
-
 
 
 def _text(value) -> str:
@@ -155,75 +151,3 @@ def predict_from_saved_model(path: str, pattern: str, top_k: int = 20,
                              batch_size: int = 256) -> Iterator[Prediction]:
     """Predictions of an exported SavedModel's `serving_default` on raw records."""
     return rows(saved_model_batches(path, pattern, batch_size), top_k)
-
-
-def _tags_or_category(row: Prediction) -> List[Tuple[int, str, float]]:
-    """The (id, name, probability) list the CSV and VideoTag JSON hold: the tags, or
-    the category for a model without tags."""
-    if row.tags is not None:
-        return row.tags
-    return [row.category] if row.category is not None else []
-
-
-def _entry(cid: int, name: str, prob: float, keys=("id", "name", "probability")) -> dict:
-    return dict(zip(keys, (cid, name, round(prob, 6))))
-
-
-def write_predictions(predictions: Iterable, out: IO[str], fmt: str, threshold: float = 0.0,
-                      verbose: bool = True, progress_seconds: float = 10.0) -> int:
-    """Writes predictions in one of three formats; returns the number of videos.
-
-    - `csv`, the Kaggle YT8M submission: header `VideoId,LabelConfidencePairs`, then
-      `id,class score class score ...`.
-    - `json`, the VideoTag list (seed 002): `[[id, {"class_name", "probability",
-      "class_id"}, ...], ...]`.
-    - `jsonl`, one object per line: `{"id", "tags": [{"id", "name", "probability"},
-      ...], "category": {"id", "name", "probability"}}` (`tags` and `category` only
-      when the model has that head).
-
-    The CSV and JSON carry the tags (for a model without tags: its category). Tags
-    with probability below `threshold` are left out, after the top-k cut; the
-    category is always kept. Rows may be `Prediction`s or (id, tags) pairs.
-    """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown prediction format '{fmt}' (valid: {', '.join(FORMATS)})")
-    progress = Progress("predicted", progress_seconds if verbose else 0)
-    if fmt == "csv":
-        out.write("VideoId,LabelConfidencePairs\n")
-    elif fmt == "json":
-        out.write("[")
-    for row in predictions:
-        row = Prediction(*row)
-        if row.tags is not None:
-            row = row._replace(tags=[t for t in row.tags if t[2] >= threshold])
-        if fmt == "csv":
-            pairs = " ".join(f"{cid} {prob:.6f}" for cid, _, prob in _tags_or_category(row))
-            out.write(f"{row.video_id},{pairs}\n")
-        elif fmt == "json":
-            entry = [row.video_id] + [
-                {"class_name": name, "probability": round(prob, 6), "class_id": cid}
-                for cid, name, prob in _tags_or_category(row)]
-            out.write(("\n" if progress.count == 0 else ",\n") + json.dumps(entry, ensure_ascii=False))
-        else:
-            entry = {"id": row.video_id}
-            if row.tags is not None:
-                entry["tags"] = [_entry(*t) for t in row.tags]
-            if row.category is not None:
-                entry["category"] = _entry(*row.category)
-            out.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        progress.add()
-    if fmt == "json":
-        out.write("\n]\n")
-    return progress.count
-
-
-def write_predictions_file(predictions: Iterable, output_file: Optional[str], fmt: str,
-                           threshold: float = 0.0, verbose: bool = True,
-                           progress_seconds: float = 10.0) -> int:
-    """`write_predictions` to a file (standard output when None).
-
-    The file is written under a temporary name and renamed when complete: a failed
-    run never leaves a partial file.
-    """
-    with open_output(output_file) as out:
-        return write_predictions(predictions, out, fmt, threshold, verbose, progress_seconds)

@@ -1,11 +1,7 @@
 """Keras layers of videotag, one concept per file."""
 
 from videotag.layers.assignment import SoftAssignment
-from videotag.layers.attention import (
-    AttentionClusters,
-    AttentionPooling,
-    masked_softmax,
-)
+from videotag.layers.attention import AttentionClusters, AttentionPooling
 from videotag.layers.dbof import DBoF, SoftDBoF
 from videotag.layers.frames import Dequantize, FrameMask
 from videotag.layers.fusion import (
@@ -23,6 +19,7 @@ from videotag.layers.heads import (
     build_head,
 )
 from videotag.layers.normalization import MaskedBatchNormalization
+from videotag.layers.ops import masked_softmax
 from videotag.layers.recurrent import BiLSTM, StackedLSTM
 from videotag.layers.sampling import SampleFrames
 from videotag.layers.text import (

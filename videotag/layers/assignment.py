@@ -49,8 +49,3 @@ class SoftAssignment(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "cluster_size": self.cluster_size}
 
-
-def l2_normalize(x, axis=-1):
-    """`x / max(||x||_2, 1e-6)` along `axis` (zero vectors stay zero)."""
-    norm = ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), 1e-12))
-    return x / norm

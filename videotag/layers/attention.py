@@ -1,4 +1,4 @@
-"""Attention over frames: masked softmax, attention pooling (the Attention-LSTM of
+"""Attention over frames: attention pooling (the Attention-LSTM of
 PaddleVideo) and attention clusters (Long et al., CVPR 2018, arXiv 1711.09550)."""
 
 import math
@@ -6,28 +6,7 @@ import math
 import keras
 from keras import layers, ops
 
-from videotag.layers.assignment import l2_normalize
-
-
-def masked_softmax(scores, mask=None, axis=1):
-    """Softmax over `axis` restricted to the valid entries; exactly 0 on padding.
-
-    Args:
-        scores: float [B, T, ...].
-        mask: optional bool [B, T]; True for valid frames.
-    Returns:
-        float32 weights of the shape of `scores`, summing to 1 over the valid frames
-        (all zero for a video without valid frames).
-    """
-    scores = ops.cast(scores, "float32")
-    if mask is None:
-        return ops.softmax(scores, axis=axis)
-    valid = ops.cast(mask, "bool")
-    while len(valid.shape) < len(scores.shape):
-        valid = ops.expand_dims(valid, -1)
-    valid = ops.broadcast_to(valid, ops.shape(scores))
-    weights = ops.softmax(ops.where(valid, scores, -1e9), axis=axis)
-    return ops.where(valid, weights, 0.0)
+from videotag.layers.ops import l2_normalize, masked_softmax
 
 
 @keras.saving.register_keras_serializable(package="videotag")

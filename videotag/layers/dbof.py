@@ -10,8 +10,9 @@ import math
 import keras
 from keras import layers, ops
 
-from videotag.layers.assignment import SoftAssignment, l2_normalize
+from videotag.layers.assignment import SoftAssignment
 from videotag.layers.normalization import MaskedBatchNormalization
+from videotag.layers.ops import l2_normalize
 
 POOLINGS = ("max", "average")
 

@@ -25,6 +25,7 @@ from keras import layers, ops
 from videotag.config.components import Registry
 from videotag.errors import ConfigError
 from videotag.layers.gating import SEContextGating
+from videotag.layers.ops import masked_softmax
 
 
 @keras.saving.register_keras_serializable(package="videotag")
@@ -180,7 +181,7 @@ class TextGuidedAttention(keras.layers.Layer):
     def call(self, frames, text, mask, return_attention=False):
         keys = self.key(frames) + ops.expand_dims(self.query(text), 1)  # [B, T, U]
         scores = ops.squeeze(self.score(ops.tanh(keys)), -1)  # [B, T]
-        weights = masked_softmax(ops.cast(scores, "float32"), mask)
+        weights = masked_softmax(scores, mask)
         values = self.value(frames)
         pooled = ops.sum(ops.expand_dims(ops.cast(weights, values.dtype), -1) * values, axis=1)
         return (pooled, weights) if return_attention else pooled
@@ -190,15 +191,6 @@ class TextGuidedAttention(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
-
-
-def masked_softmax(scores, mask):
-    """Softmax over axis 1 restricted to `mask`; rows without a valid entry give zeros."""
-    valid = ops.cast(mask, scores.dtype)
-    scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
-    scores = scores - ops.max(scores, axis=1, keepdims=True)
-    weights = ops.exp(scores) * valid
-    return weights / ops.maximum(ops.sum(weights, axis=1, keepdims=True), 1e-9)
 
 
 @dataclass

@@ -10,8 +10,9 @@ import math
 import keras
 from keras import layers, ops
 
-from videotag.layers.assignment import SoftAssignment, l2_normalize
+from videotag.layers.assignment import SoftAssignment
 from videotag.layers.normalization import MaskedBatchNormalization
+from videotag.layers.ops import l2_normalize
 
 
 @keras.saving.register_keras_serializable(package="videotag")
@@ -86,7 +87,7 @@ class NeXtVLAD(keras.layers.Layer):
         vlad = ops.matmul(ops.transpose(weights, (0, 2, 1)), groups)  # [B, K, d]
         mass = ops.expand_dims(ops.sum(weights, axis=1), -1)  # [B, K, 1]
         vlad = vlad - mass * ops.transpose(self.centers)[None]
-        vlad = _l2_normalize(vlad, axis=-1)  # intra-normalisation, per cluster
+        vlad = l2_normalize(vlad, axis=-1)  # intra-normalisation, per cluster
         return ops.reshape(vlad, (batch, k * d))
 
     def compute_mask(self, inputs, mask=None):
@@ -103,11 +104,6 @@ class NeXtVLAD(keras.layers.Layer):
             "groups": self.groups,
             "expansion": self.expansion,
         }
-
-
-def _l2_normalize(x, axis):
-    norm = ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=axis, keepdims=True), 1e-12))
-    return x / norm
 
 
 def _residual_init(feature_size):

@@ -136,6 +136,7 @@ def write_embeddings(batches: Iterable[Tuple[Sequence[str], np.ndarray]], prefix
                 for vid, vector in zip(ids, vectors):
                     records.write(_example(vid, vector))
             progress.add(len(ids))
+        progress.close()
         if progress.count == 0:
             raise DataError("no records to embed")
     except BaseException:

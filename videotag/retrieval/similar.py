@@ -137,6 +137,7 @@ def similar_videos(ids: Sequence[str], vectors, query_ids: Optional[Sequence[str
         for row, neighbours, values in zip(rows, index, scores):
             yield ids[row], [(ids[j], float(s)) for j, s in zip(neighbours, values)]
         progress.add(len(rows))
+    progress.close()
 
 
 def _contiguous(rows: np.ndarray) -> bool:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Callable
+from typing import Callable, List
 
 import tensorflow as tf
 
@@ -99,12 +99,37 @@ def barrier(strategy: tf.distribute.Strategy) -> None:
 
 def set_sync_batch_norm(model, synchronized: bool) -> None:
     """Turns synchronised batch-norm statistics (over all replicas) on or off in
-    every batch-norm layer of `model`, nested layers included."""
+    every batch-norm layer of `model`, nested layers included (Keras's public
+    `synchronized` attribute)."""
     import keras
 
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in nested_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.synchronized = synchronized
+
+
+def nested_layers(model) -> List:
+    """Every layer inside `model` (not the model itself), at any depth, once each.
+
+    Walks the layers' attributes (a layer, or a list, tuple or dict of layers),
+    starting from `model.layers`: plain Python, so no private Keras API is needed
+    and the layers that custom layers hold as attributes are found too.
+    """
+    import keras
+
+    found, seen = [], {id(model)}
+    pending = list(model.layers)
+    while pending:
+        layer = pending.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        found.append(layer)
+        for value in vars(layer).values():
+            items = value.values() if isinstance(value, dict) else (
+                value if isinstance(value, (list, tuple)) else [value])
+            pending.extend(v for v in items if isinstance(v, keras.layers.Layer))
+    return found
 
 
 def distributed_batches(strategy: tf.distribute.Strategy, global_batch: int,

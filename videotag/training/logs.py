@@ -1,4 +1,4 @@
-"""What a training run shows: progress bar or lines, and TensorBoard logs.
+"""What a training run shows: the progress of its epochs, and TensorBoard logs.
 
 TensorBoard logs go to `<model_dir>/logs/train` (per `train.log_every_steps` steps:
 `loss`, `clean_loss`, `adversarial_loss` with FGM, `learning_rate`,
@@ -11,85 +11,74 @@ no longer depends on it).
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import IO, Callable, Dict, Optional
 
-import keras
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
+
+from videotag.progress import Progress
 
 LOG_DIR = "logs"
 # what TensorBoard's scalar dashboard looks for in a summary
 _SCALAR = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
 
-
-class _ProgressLog:
-    """A progress line every `seconds` when no progress bar is drawn (logs, nohup)."""
-
-    def __init__(self, batch_size: int, seconds: float = 30.0):
-        self.batch_size = batch_size
-        self.seconds = seconds
-
-    def on_epoch_begin(self, epoch, logs=None, done=0):
-        """`done`: steps of the epoch already taken (by the run that was resumed)."""
-        self.epoch, self.steps, self.done = epoch + 1, done, done
-        self.start = self.last = time.time()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        now = time.time()
-        if now - self.last >= self.seconds:
-            self.last = now
-            rate = (self.steps - self.done) * self.batch_size / (now - self.start)
-            loss = (logs or {}).get("loss")
-            loss_text = f", loss {float(loss):.4f}" if loss is not None else ""
-            print(f"epoch {self.epoch} step {self.steps}{loss_text}, {rate:.0f} examples/s",
-                  file=sys.stderr, flush=True)
+LINE_TEMPLATE = "epoch {epoch} step {count}, loss {loss:.4f}, {rate:.0f} examples/s"
+BAR_TEMPLATE = ("epoch {epoch}/{epochs} {bar} step {count}/{total}, loss {loss:.4f}, "
+                "{rate:.0f} examples/s, {eta:.0f} s left")
+FGM_VALUES = ", clean {clean:.4f}, adversarial {adversarial:.4f}"
 
 
-class Progress:
-    """A Keras progress bar on a terminal, else a line every 30 s; nothing when quiet.
+class EpochProgress:
+    """The progress of a training run's epochs (`videotag.progress.Progress`): a bar
+    on a terminal, else a line every `seconds`; nothing when not `verbose`.
+
+    A line reads `epoch 3 step 120, loss 0.5012, 1234 examples/s`; when the epoch's
+    steps are known (`train.steps_per_epoch`, or the previous epoch's count), the
+    step count, its fill and the time left are shown with the total. With FGM the
+    clean and adversarial losses follow the loss.
 
     Args:
         verbose: show anything at all.
         batch_size: the global batch (for examples/s).
-        epochs: the run's epochs (for the bar's title).
+        epochs: the run's epochs.
+        fgm: the steps report `clean` and `adversarial` losses too.
+        seconds: seconds between lines (when no bar is drawn).
+        mode, stream, clock: as for `videotag.progress.Progress`.
     """
 
-    def __init__(self, verbose: bool, batch_size: int, epochs: int):
-        self.verbose = verbose
-        self.tty = sys.stdout.isatty()
-        self.epochs = epochs
-        self.lines = _ProgressLog(batch_size)
-        self.bar: Optional[keras.utils.Progbar] = None
+    def __init__(self, verbose: bool, batch_size: int, epochs: int, fgm: bool = False,
+                 seconds: float = 30.0, mode: str = "auto", stream: Optional[IO[str]] = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.verbose, self.batch_size, self.epochs, self.fgm = verbose, batch_size, epochs, fgm
+        self.seconds, self.mode, self.stream, self.clock = seconds, mode, stream, clock
+        self.current: Optional[Progress] = None
 
     def epoch_begin(self, epoch: int, steps: Optional[int], done: int = 0) -> None:
-        """Epoch `epoch` (from 0) of `steps` steps (None: unknown), `done` already."""
-        if not self.verbose:
-            return
-        if self.tty:
-            print(f"Epoch {epoch + 1}/{self.epochs}")
-            self.bar = keras.utils.Progbar(steps, stateful_metrics=["examples/s"])
-            if done:
-                self.bar.update(done)
-        else:
-            self.lines.on_epoch_begin(epoch, done=done)
+        """Epoch `epoch` (from 0) of `steps` steps (None: unknown), `done` already
+        taken (by the run that was resumed: not in the rate)."""
+        template = LINE_TEMPLATE if steps is None else BAR_TEMPLATE
+        if self.fgm:
+            template = template.replace("{loss:.4f}", "{loss:.4f}" + FGM_VALUES)
+        self.current = Progress(
+            "epoch", unit="steps", total=steps, every=self.seconds,
+            mode=self.mode if self.verbose else "silent", stream=self.stream,
+            clock=self.clock, template=template, done=done, scale=self.batch_size,
+            epoch=epoch + 1, epochs=self.epochs)
+        self.current.start()
 
     def step(self, step_in_epoch: int, values: Dict[str, float]) -> None:
-        if not self.verbose:
-            return
-        if self.bar is not None:
-            self.bar.update(step_in_epoch, values=list(values.items()))
-        else:
-            self.lines.on_train_batch_end(step_in_epoch, values)
+        """After the epoch's step `step_in_epoch` (from 1), with its `values`
+        (`loss`, and with FGM `clean` and `adversarial`)."""
+        self.current.update(step_in_epoch, **values)
 
-    def epoch_end(self, step_in_epoch: int) -> None:
-        if self.bar is not None:
-            self.bar.update(step_in_epoch, finalize=True)
-            self.bar = None
+    def epoch_end(self) -> None:
+        """Ends the epoch's bar."""
+        if self.current is not None:
+            self.current.close()
+            self.current = None
 
 
 class TensorBoardLogs:

@@ -92,7 +92,7 @@ class EpochLoop:
                 window_start, window_steps = now, 0
             if t.checkpoint_every_steps and state.global_step % t.checkpoint_every_steps == 0:
                 self._save()
-        self.progress.epoch_end(state.step_in_epoch)
+        self.progress.epoch_end()
 
     def _log_step(self, values: Dict[str, float], rate: float) -> None:
         t = self.cfg.train

@@ -29,6 +29,12 @@ class ReducedGradientsAdam(keras.optimizers.Adam):
     clipping them replica by replica; the train step sums first (so that clipping
     and the overflow check see the global gradient), and this optimizer does not
     sum again.
+
+    This overrides a private Keras method, `_all_reduce_sum_gradients`: Keras 3 has
+    no public way to apply gradients already summed over replicas (`apply()` in a
+    replica context always sums them; the loss-scale optimizer refuses a
+    cross-replica context). tests/test_keras_hooks.py fails, naming the hook, when
+    a Keras release changes it; setup.py allows the Keras releases it passed with.
     """
 
     def _all_reduce_sum_gradients(self, grads_and_vars):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from videotag.config import Config
@@ -35,9 +36,10 @@ from videotag.evaluation.evaluator import evaluate, format_metrics, predict_func
 from videotag.registry import build_model
 from videotag.training import distribution
 from videotag.training.checkpoints import CheckpointStore, RunState
-from videotag.training.logs import Progress, TensorBoardLogs, _ProgressLog  # noqa: F401
+from videotag.training.logs import EpochProgress, TensorBoardLogs
 from videotag.training.loop import EpochLoop, numbers, write_json
 from videotag.training.schedules import learning_rate_schedule  # noqa: F401  (public here)
+from videotag.training.freeze import freeze_layers
 from videotag.training.step import TrainStep, make_optimizer
 
 CONFIG_FILE = "config.yaml"
@@ -82,7 +84,8 @@ def _dtype_policy(mixed_precision: str):
 def build_for_training(cfg: Config, strategy: tf.distribute.Strategy):
     """(model, optimizer) built in the strategy's scope: the model under the
     configured precision policy, batch norm synchronised over several replicas (per
-    `train.sync_batch_norm`), Adam built on the trainable weights.
+    `train.sync_batch_norm`), the layers of `train.freeze` frozen, Adam built on the
+    trainable weights.
 
     Raises:
         ConfigError: XLA with several replicas and synchronised batch norm.
@@ -98,6 +101,7 @@ def build_for_training(cfg: Config, strategy: tf.distribute.Strategy):
         with _dtype_policy(cfg.train.mixed_precision):
             model = build_model(cfg)
         distribution.set_sync_batch_norm(model, replicas > 1 and cfg.train.sync_batch_norm)
+        freeze_layers(model, cfg.train.freeze)
         optimizer = make_optimizer(cfg)
         optimizer.build(model.trainable_variables)
     return model, optimizer
@@ -149,6 +153,10 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
         list_files(cfg.data.eval_data_pattern)  # fail early on an empty glob
     replicas = strategy.num_replicas_in_sync
     model, optimizer = build_for_training(cfg, strategy)
+    if verbose and cfg.train.freeze:
+        trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+        print(f"training {trainable:,} of {model.count_params():,} parameters (train.freeze: "
+              f"{', '.join(cfg.train.freeze)})", file=sys.stderr)
     state = RunState()
     if latest is not None:
         state = store.restore(latest, model, optimizer)
@@ -174,7 +182,8 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
             print(f"untrained model validation: "
                   f"{format_metrics(state.untrained_validation, cfg.eval.top_k)}", file=sys.stderr)
 
-    progress = Progress(verbose, cfg.train.batch_size, cfg.train.epochs)
+    progress = EpochProgress(verbose, cfg.train.batch_size, cfg.train.epochs,
+                             fgm=bool(cfg.train.fgm_alpha))
     run = EpochLoop(cfg, out / METRICS_FILE, model, optimizer, step, strategy, store, state,
                     boards, progress, skips, predict, evaluate_here, verbose)
     try:

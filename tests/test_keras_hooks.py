@@ -1,0 +1,133 @@
+"""What videotag needs from Keras beyond its public API, checked so that a Keras
+release that changes it fails here, naming the hook.
+
+One private hook remains: `ReducedGradientsAdam` (videotag/training/step.py)
+overrides the TensorFlow optimizer's `_all_reduce_sum_gradients`, because Keras 3
+offers no public way to apply gradients already summed over replicas (its
+`apply()` sums them again). The batch norm of masked frames and the walk over
+nested layers use public APIs only; they are checked against Keras here.
+"""
+
+import importlib
+import inspect
+import pkgutil
+
+import keras
+import numpy as np
+import pytest
+
+import videotag
+from tests.tiny_models import ZOO, check_registered, tiny_model_config
+from videotag.layers import MaskedBatchNormalization
+from videotag.training.distribution import nested_layers, set_sync_batch_norm
+from videotag.training.step import ReducedGradientsAdam
+
+# (class of videotag, private Keras method it overrides): every such override
+ALLOWED_PRIVATE_OVERRIDES = {("ReducedGradientsAdam", "_all_reduce_sum_gradients")}
+
+
+def test_the_optimizer_hook_all_reduce_sum_gradients_is_still_there():
+    hook = "_all_reduce_sum_gradients"
+    where = f"Keras {keras.__version__}: the private hook Optimizer.{hook}"
+    owners = [c for c in keras.optimizers.Adam.__mro__ if hook in vars(c)]
+    assert owners, (f"{where} is gone; videotag.training.step.ReducedGradientsAdam overrides "
+                    "it to keep Keras from summing the already summed gradients again")
+    owner = owners[0]
+    params = list(inspect.signature(vars(owner)[hook]).parameters)
+    assert params == ["self", "grads_and_vars"], (
+        f"{where} ({owner.__module__}.{owner.__name__}) takes {params} now, "
+        "not (self, grads_and_vars)")
+    callers = [c for c in keras.optimizers.Adam.__mro__ if "_backend_update_step" in vars(c)]
+    assert callers and f"self.{hook}(" in inspect.getsource(vars(callers[0])["_backend_update_step"]), (
+        f"{where} is no longer what the TensorFlow optimizer's update step calls to sum "
+        "the gradients over replicas: check videotag.training.step.ReducedGradientsAdam")
+    # ours is the one Adam's update step now finds, and it sums nothing
+    assert [c for c in ReducedGradientsAdam.__mro__ if hook in vars(c)][0] is ReducedGradientsAdam
+    pairs = [("g", "v")]
+    assert ReducedGradientsAdam(0.1)._all_reduce_sum_gradients(iter(pairs)) == pairs
+
+
+def _videotag_classes():
+    for package in (videotag.layers, videotag.models, videotag.training):
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            module = importlib.import_module(info.name)
+            for _, cls in inspect.getmembers(module, inspect.isclass):
+                if cls.__module__ == module.__name__:
+                    yield cls
+
+
+def test_no_other_private_keras_method_is_overridden():
+    overrides = set()
+    for cls in _videotag_classes():
+        keras_bases = [b for b in cls.__mro__[1:] if b.__module__.split(".")[0] == "keras"]
+        for name in vars(cls):
+            if name.startswith("_") and not name.startswith("__"):
+                if any(name in vars(b) for b in keras_bases):
+                    overrides.add((cls.__name__, name))
+    assert overrides == ALLOWED_PRIVATE_OVERRIDES, (
+        f"private Keras methods overridden: {sorted(overrides - ALLOWED_PRIVATE_OVERRIDES)} "
+        "(use the public API, or add the hook to this test with a check of its own)")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_float16"])
+def test_masked_batch_norm_trains_exactly_like_keras(dtype):
+    """Per replica, MaskedBatchNormalization's own moments are Keras's, to the bit."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, (4, 7, 5)).astype("float32")
+    mask = np.arange(7)[None] < np.array([7, 3, 1, 5])[:, None]
+    ours = MaskedBatchNormalization(momentum=0.9, dtype=dtype)
+    theirs = keras.layers.BatchNormalization(momentum=0.9, dtype=dtype)
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in theirs.get_weights()]
+    weights[3] = np.abs(weights[3])  # a variance
+    for layer in (ours, theirs):
+        layer.set_weights(weights)
+    for training, m in [(True, mask), (True, None), (False, mask), (False, None)]:
+        a = np.asarray(ours(x, training=training, mask=m))
+        b = np.asarray(theirs(x, training=training, mask=m))
+        np.testing.assert_array_equal(a, b, err_msg=f"training={training}, mask={m is not None}")
+        for wa, wb in zip(ours.get_weights(), theirs.get_weights()):
+            np.testing.assert_array_equal(wa, wb)
+    # padding does not count: garbage there changes neither outputs nor statistics
+    noisy = np.where(mask[..., None], x, 1e4).astype("float32")
+    before = ours.get_weights()
+    a = np.asarray(ours(x, training=True, mask=mask))
+    after = ours.get_weights()
+    ours.set_weights(before)
+    b = np.asarray(ours(noisy, training=True, mask=mask))
+    np.testing.assert_array_equal(a[mask], b[mask])
+    for wa, wb in zip(after, ours.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    if "renorm" in inspect.signature(keras.layers.BatchNormalization).parameters:
+        with pytest.raises(ValueError, match="does not support renorm"):
+            MaskedBatchNormalization(renorm=True)
+
+
+def test_masked_batch_norm_moments_without_replicas_are_the_valid_entries():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 6, 4)).astype("float32")
+    mask = np.arange(6)[None] < np.array([6, 2, 4])[:, None]
+    layer = MaskedBatchNormalization(synchronized=True)  # no replica context: per call
+    layer.build(x.shape)
+    mean, variance = (np.asarray(v) for v in layer.masked_moments(x, mask))
+    valid = x[mask]
+    np.testing.assert_allclose(mean, valid.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(variance, valid.var(0), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_sync_batch_norm_reaches_every_batch_norm_of_the_model(name):
+    check_registered(name)
+    model = videotag.build_model(tiny_model_config(name))
+    layers = nested_layers(model)
+    assert len({id(layer) for layer in layers}) == len(layers)
+    assert all(layer is not model for layer in layers)
+    norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
+    # every moving mean of the model belongs to one of the batch norms found
+    moving = {id(w) for w in model.weights if w.path.endswith("moving_mean")}
+    assert {id(layer.moving_mean) for layer in norms} == moving
+    set_sync_batch_norm(model, True)
+    assert all(layer.synchronized for layer in norms)
+    set_sync_batch_norm(model, False)
+    assert not any(layer.synchronized for layer in norms)
