@@ -16,7 +16,7 @@ from tests.helpers import (
     tiny_config,
     write_file,
 )
-from videotag.data.reader import make_dataset, model_inputs
+from videotag.data import make_dataset, model_inputs
 from videotag.errors import ModelError
 from videotag.evaluation import StreamingEvaluator, category_ranks, summarize_batch
 from videotag.evaluation.evaluator import (

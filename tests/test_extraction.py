@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from videotag.config import DataConfig
 from videotag.data import schema
-from videotag.data.reader import make_dataset
+from videotag.data import make_dataset
 from videotag.errors import ConfigError, DataError, ModelError
 from videotag.extraction import (
     ExtractionConfig,

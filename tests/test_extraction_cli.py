@@ -88,13 +88,15 @@ def test_predict_videos_prints_videotag_json(extracted, tmp_path):
             assert a.shape == b.shape and np.abs(a.astype(int) - b).max() <= 1
     records = [_record(tmp_path / "features" / "part-00000.tfrecord", n).SerializeToString()
                for n in ("a", "b", "c")]
-    from videotag.data.reader import RecordParser
+    from videotag.data import RecordParser, decode_frames
 
-    parser = RecordParser(cfg.data)
-    for entry, record in zip(result, records):
-        features, _, _ = parser.parse(tf.constant(record), tf.constant("x"), tf.constant(0))
-        inputs = {k: features[k][None] for k in ("rgb", "audio")}
-        inputs["num_frames"] = features["num_frames"][None]
+    parsed = RecordParser(cfg.data).parse(tf.constant(records), tf.constant(["x"] * 3))
+    assert parsed.errors.numpy().tolist() == [b""] * 3
+    for i, entry in enumerate(result):
+        inputs = {"num_frames": parsed.features["num_frames"][i:i + 1]}
+        for name, size in zip(cfg.data.feature_names, cfg.data.feature_sizes):
+            inputs[name] = decode_frames(parsed.features[name][i:i + 1],
+                                         inputs["num_frames"][0], size)
         probs = model(inputs, training=False)["tags"].numpy()[0]
         tags = entry[1:]
         assert [t["class_id"] for t in tags] == np.argsort(-probs)[:3].tolist()

@@ -94,8 +94,8 @@ def test_a_rejected_record_is_named_by_shard_and_index(trained, tmp_path):
     shard = write_file(tmp_path / "bad.tfrecord", records)
     with pytest.raises(DataError) as info:
         list(predict_from_saved_model(str(exported), shard, batch_size=4))
-    assert str(info.value) == (f"{shard}: record 6 (id short): feature list rgb: frame 0 has "
-                               "1000 bytes, expected 1024")
+    assert str(info.value) == (f"{shard}: record 6 (id short): feature list rgb: frame 0 "
+                               "has 1000 bytes, expected 1024 (3 of 3 frames wrong)")
     shard = write_file(tmp_path / "garbage.tfrecord", records[:5] + [b"not a record"])
     with pytest.raises(DataError, match=r"garbage.tfrecord: record 5: not a serialized SequenceExample"):
         list(predict_from_saved_model(str(exported), shard, batch_size=4))

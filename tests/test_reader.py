@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tests.helpers import frame_record, tiny_config, write_file
 from videotag.data import make_dataset, schema, translate_error
-from videotag.data.reader import SkipCounter
+from videotag.data import SkipCounter
 from videotag.errors import DataError
 
 
@@ -74,11 +74,11 @@ def test_empty_glob_is_a_clear_error(tmp_path):
 
 
 BAD_CASES = [
-    ("wrong id key", dict(id_key="video_id"), "context key 'id' is missing.*video_id", "missing_id"),
-    ("no id", dict(video_id=None), "context key 'id' is missing", "missing_id"),
+    ("wrong id key", dict(id_key="video_id"), "context key id is missing.*video_id", "missing_id"),
+    ("no id", dict(video_id=None), "context key id is missing", "missing_id"),
     ("label out of range", dict(labels=(2, 10)), r"labels.*\[10\] outside \[0, 10\)", "label_out_of_range"),
     ("negative label", dict(labels=(-1,)), r"labels.*\[-1\] outside", "label_out_of_range"),
-    ("short frame", dict(rgb=np.zeros((2, 1000), np.uint8)), "'rgb' has frames of \\[1000 1000\\] bytes, expected 1024", "bad_frame_bytes"),
+    ("short frame", dict(rgb=np.zeros((2, 1000), np.uint8)), r"feature list rgb: frame 0 has 1000 bytes, expected 1024 \(2 of 2 frames wrong\)", "bad_frame_bytes"),
     ("no frames", dict(frames=0), "no frames", "no_frames"),
 ]
 
@@ -163,7 +163,7 @@ def test_video_level_records(tmp_path):
     bad = write_file(tmp_path / "w.tfrecord", [_video_record(b"c", (1,), rgb[:100], audio)])
     with pytest.raises(tf.errors.InvalidArgumentError) as info:
         _read_all(cfg, bad)
-    assert "w.tfrecord: record 0 (id 'c'): feature 'mean_rgb' has 100 values, expected 1024" in str(
+    assert "w.tfrecord: record 0 (id c): feature mean_rgb has 100 values, expected 1024" in str(
         translate_error(info.value))
 
 

@@ -3,6 +3,7 @@ against the Keras model, for a tags + category model and a category-only model t
 reads titles; malformed requests; saved_model_cli; warm-up file; models.config;
 the .keras file beside the SavedModel."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -21,6 +22,8 @@ from tensorflow_serving.config import model_server_config_pb2
 import videotag
 from tests.helpers import frame_record, tiny_config, write_file
 from tests.title_model import build_title_model
+from videotag.data import make_dataset, translate_error
+from videotag.data.tf_errors import describe_parse_failure
 from videotag.errors import ModelError
 from videotag.export import export_saved_model
 from videotag.export.tf_serving import models_config_text, parse_predict_log
@@ -136,9 +139,14 @@ SERVE_SCRIPT = textwrap.dedent("""
 BAD_RECORDS = [  # (record at index 1 of a request, expected error text)
     (b"garbage", "Invalid protocol message input, example id: record 1"),
     (frame_record(b"bad", rgb_size=1000, title="t"),
-     "record 1 (id bad): feature list rgb: frame 0 has 1000 bytes, expected 1024"),
+     "record 1 (id bad): feature list rgb: frame 0 has 1000 bytes, expected 1024 "
+     "(3 of 3 frames wrong)"),
     (frame_record(None, title="t"), "record 1 (no id): context key id is missing"),
     (frame_record(b"empty", frames=0, title="t"), "record 1 (id empty): the video has no frames"),
+    (frame_record(b"old", id_key="video_id", title="t"),
+     "record 1 (no id): context key id is missing (the record has video_id: set data.id_key)"),
+    (frame_record(b"mute", audio=np.zeros((0, 128), np.uint8), title="t"),
+     "record 1 (id mute): feature list audio has no frames"),
 ]
 BAD_TITLES = [
     (frame_record(b"latin1", title=b"caf\xe9"),
@@ -235,6 +243,26 @@ def test_malformed_requests_fail_alone(served, name):
     for (line, next_request_ok), text in zip(bad, expected):
         assert text in line, (text, line)
         assert next_request_ok  # the following valid request is served, same answers
+
+
+@pytest.mark.parametrize("name", ["multi", "titled"])
+def test_the_pipeline_and_the_served_model_say_the_same(exports, served, name, tmp_path):
+    """Every bad record is described alike by the tf.data pipeline (what training,
+    evaluation and prediction read) and by the served model, in a fresh process."""
+    cfg = exports[2][name][1]
+    read = dataclasses.replace(cfg.data, num_categories=0)  # served records carry none
+    first = frame_record(VIDEOS[0][0], rgb=VIDEOS[0][1], audio=VIDEOS[0][2], title=VIDEOS[0][3])
+    kinds = BAD_RECORDS + (BAD_TITLES if name == "titled" else [])
+    for (record, _), (line, _) in zip(kinds, served[name]["bad"]):
+        path = write_file(tmp_path / "shard.tfrecord", [first, record])
+        with pytest.raises(tf.errors.InvalidArgumentError) as info:
+            list(make_dataset(read, path, 4, training=False))
+        text = str(translate_error(info.value))
+        from_pipeline = text.removeprefix(f"bad record: {path}: ").removesuffix(
+            " (set data.on_bad_record=skip to drop and count such records)")
+        from_serving = describe_parse_failure(line) or (
+            line.split("malformed record(s): ", 1)[1].rsplit("]", 1)[0])
+        assert from_pipeline.startswith("record 1") and from_pipeline == from_serving, text
 
 
 def _signature_block(text, name):

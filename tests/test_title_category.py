@@ -8,7 +8,7 @@ import tensorflow as tf
 import videotag
 from tests.helpers import frame_record, random_batch, tiny_config, write_file
 from videotag.data import make_dataset, translate_error
-from videotag.data.reader import SkipCounter, for_keras
+from videotag.data import SkipCounter, for_keras
 from videotag.errors import ConfigError
 from videotag.evaluation.evaluator import evaluate
 from videotag.training.trainer import compile_model
@@ -39,11 +39,11 @@ def test_titles_not_parsed_unless_asked(tmp_path):
 
 
 @pytest.mark.parametrize("record, reason, text", [
-    (dict(title=b"ok \xff\xfe bad"), "bad_title", "context key 'title' is not valid UTF-8"),
-    (dict(category=None), "bad_category", "context key 'category' is missing"),
-    (dict(category=7), "bad_category", "context key 'category' is 7, outside [0, 5)"),
-    (dict(category=-1), "bad_category", "context key 'category' is -1, outside [0, 5)"),
-    (dict(category=(1, 2)), "bad_category", "not a single value"),
+    (dict(title=b"ok \xff\xfe bad"), "bad_title", "context key title is not valid UTF-8"),
+    (dict(category=None), "bad_category", "context key category is missing"),
+    (dict(category=7), "bad_category", "context key category is 7, outside [0, 5)"),
+    (dict(category=-1), "bad_category", "context key category is -1, outside [0, 5)"),
+    (dict(category=(1, 2)), "bad_category", "context key category holds more than one value"),
 ])
 def test_bad_title_or_category(tmp_path, record, reason, text):
     cfg = tiny_config(**{"data.use_title": True, "data.num_categories": 5})
@@ -57,7 +57,7 @@ def test_bad_title_or_category(tmp_path, record, reason, text):
         _read(cfg, path)
     error = translate_error(info.value)
     assert error is not None
-    assert "a.tfrecord: record 1 (id 'bad')" in str(error) and text in str(error)
+    assert "a.tfrecord: record 1 (id bad)" in str(error) and text in str(error)
 
     skip_cfg = tiny_config(**{"data.use_title": True, "data.num_categories": 5,
                               "data.on_bad_record": "skip"})

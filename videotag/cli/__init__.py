@@ -19,18 +19,13 @@ def run(main: Callable[[List[str]], int]) -> Callable[[List[str]], None]:
         logging.set_verbosity(logging.WARNING)
         tf.get_logger().setLevel("WARNING")
 
-        from videotag.data.reader import translate_error
+        from videotag.data.tf_errors import data_errors
 
         try:
-            code = main(argv)
+            with data_errors():
+                code = main(argv)
         except VideotagError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            sys.exit(1)
-        except tf.errors.OpError as exc:
-            error = translate_error(exc)
-            if error is None:
-                raise
-            print(f"error: {error}", file=sys.stderr)
             sys.exit(1)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -13,7 +13,8 @@ Modes:
   own, so mixed titles ("小猫 cat video") give characters and words.
 
 Bytes that are not valid UTF-8 are replaced by U+FFFD, a symbol, and so dropped
-(the record reader and the serving signatures reject such titles before).
+(the record parser, `videotag.data.parsing`, rejects such titles before: the
+pipeline and the served model refuse the record, the vocabulary pass reads "").
 
 Vocabulary file: UTF-8, one token per line, in id order; the token on line i (from
 0) has id i + 2. Id 0 is padding, id 1 out-of-vocabulary (OOV).
@@ -30,6 +31,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from videotag.data import schema
 from videotag.errors import ConfigError, DataError
 
 PAD_ID, OOV_ID = 0, 1
@@ -79,25 +81,24 @@ def select_vocabulary(counts: Dict[str, int], min_count: int = 2,
 
 
 def title_dataset(data_cfg, pattern: str) -> tf.data.Dataset:
-    """The titles of the records of `pattern` ("" when absent), in file order.
+    """The titles of the records of `pattern` in file order, as the model sees them:
+    "" when absent or bad (not one valid UTF-8 value), by the data's record parser.
 
-    Only the title is parsed (frames are not decoded), so a pass is fast.
+    Only the title is read (no frames), so a pass is fast.
     """
-    from videotag.data.reader import list_files
+    from videotag.data.parsing import RecordParser
+    from videotag.data.shards import list_files, read_shard
 
     files = list_files(pattern)
-    key = data_cfg.title_key
-    spec = {key: tf.io.VarLenFeature(tf.string)}
+    parser = RecordParser(data_cfg, features=[], title=True, targets=False)
 
-    def parse(record):
-        if data_cfg.record_type == "frame":
-            context, _ = tf.io.parse_single_sequence_example(record, context_features=spec)
-        else:
-            context = tf.io.parse_single_example(record, spec)
-        values = context[key].values
-        return tf.cond(tf.size(values) > 0, lambda: values[0], lambda: tf.constant(""))
+    def titles(records, filenames, indexes):
+        names = tf.strings.join([filenames, ": record ", tf.strings.as_string(indexes)])
+        return parser.parse(records, names).features[schema.TITLE_KEY]
 
-    return tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    records = tf.data.Dataset.from_tensor_slices(files).flat_map(
+        lambda filename: read_shard(filename, 0, skip_corrupt=False))
+    return records.batch(1024).map(titles, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 
 
 def build_vocabulary(data_cfg, pattern: str, mode: str = "auto", min_count: int = 2,
@@ -112,22 +113,19 @@ def build_vocabulary(data_cfg, pattern: str, mode: str = "auto", min_count: int 
     Raises:
         DataError: unreadable records (naming the file).
     """
-    from videotag.data.reader import list_files, translate_error
+    from videotag.data.shards import list_files
+    from videotag.data.tf_errors import data_errors
 
+    files = list_files(pattern)
     titles = title_dataset(data_cfg, pattern)
     counts: collections.Counter = collections.Counter()
     num = empty = 0
-    try:
+    with data_errors(files):
         for batch in titles.batch(1024):
             tokens = split_tokens(batch, mode)
             num += int(batch.shape[0])
             empty += int(tf.reduce_sum(tf.cast(tokens.row_lengths() == 0, tf.int32)))
             counts.update(t.decode("utf-8") for t in tokens.flat_values.numpy().tolist())
-    except tf.errors.OpError as exc:
-        error = translate_error(exc, list_files(pattern))
-        if error is None:
-            raise
-        raise error from None
     tokens = select_vocabulary(counts, min_count, max_size)
     stats = {
         "titles": num,

@@ -16,14 +16,14 @@ from typing import Any, Dict, Optional
 
 import tensorflow as tf
 
-from videotag.data import schema
-from videotag.data.reader import (
+from videotag.data import (
     SkipCounter,
+    data_errors,
     input_signature,
     list_files,
     make_dataset,
     model_inputs,
-    translate_error,
+    schema,
 )
 from videotag.errors import DataError, ModelError
 from videotag.evaluation.category import CategoryEvaluator
@@ -210,7 +210,7 @@ def run_evaluation(
     start = time.time()
     progress = Progress("evaluated", every=10.0 if verbose else 0)
     progress.start()
-    try:
+    with data_errors(files):
         for batch in ds:
             labels = batch[schema.LABELS_KEY]
             batch_videos = int(labels.shape[0])
@@ -236,11 +236,6 @@ def run_evaluation(
                 seen["category"] = True
             num_videos += batch_videos
             progress.add(batch_videos)
-    except tf.errors.OpError as exc:
-        error = translate_error(exc, files)
-        if error is None:
-            raise
-        raise error from None
     if num_videos == 0:  # no batch ran: report zeros for the tags if the model has them
         seen["tags"] = TAGS in getattr(model, "output_names", [TAGS])
     metrics: Dict[str, Any] = {}

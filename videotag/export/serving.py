@@ -1,8 +1,10 @@
 """The serving graph: record parsing, validation and outputs, in TensorFlow ops only.
 
 Everything here is traced into the SavedModel, so TF Serving runs it without videotag
-(no Python, no custom ops: ParseSequenceExampleV2, DecodeRaw, UnicodeTranscode, TopKV2,
-Assert and the model's own ops).
+(no Python, no custom ops: the record parser's ParseSequenceExampleV2, DecodeRaw,
+UnicodeTranscode, ragged and segment ops, then TopKV2, Assert and the model's own
+ops). Records are parsed and checked by the same parser as the tf.data pipeline's
+(`videotag.data.parsing`), with the same messages.
 
 Signatures (every tensor batch-first, B = videos of the request):
 
@@ -32,6 +34,7 @@ from typing import Dict, List, Optional, Sequence
 import tensorflow as tf
 
 from videotag.data import schema
+from videotag.data.parsing import RecordParser, decode_frames, valid_utf8
 from videotag.errors import ModelError
 
 EXAMPLES_INPUT = "example_bytes"
@@ -98,6 +101,9 @@ class ServingModule(tf.Module):
         if "embedding" not in outputs or not (self.has_tags or self.has_category):
             raise ModelError("the model must output 'embedding' and 'tags' and/or 'category'")
         self.input_names = inputs
+        # served records carry no targets: labels and category are not read
+        self._parser = RecordParser(data, features=[n for n, _ in self._features],
+                                    title=self.has_title, targets=False)
         if self.has_tags:
             if class_names is None or len(class_names) != data.num_classes:
                 raise ModelError(f"export needs {data.num_classes} class names")
@@ -163,7 +169,7 @@ class ServingModule(tf.Module):
                 tf.strings.as_string(tf.gather(num_frames, rows))]), separator=", ")])
         checks = [tf.debugging.Assert(tf.reduce_all(ok), [message], summarize=1)]
         if self.has_title:
-            title_ok = _valid_utf8(inputs[schema.TITLE_KEY])
+            title_ok = valid_utf8(inputs[schema.TITLE_KEY])
             bad_rows = tf.boolean_mask(tf.range(tf.size(title_ok)), ~title_ok)[:_MAX_REPORTED]
             checks.append(tf.debugging.Assert(tf.reduce_all(title_ok), [tf.strings.join([
                 "bad request: title is not valid UTF-8 text in rows ",
@@ -185,101 +191,38 @@ class ServingModule(tf.Module):
     # --- parsing --------------------------------------------------------------------
 
     def parse_records(self, example_bytes: tf.Tensor):
-        """Parses and checks serialized SequenceExamples [B].
+        """Parses and checks serialized SequenceExamples [B] with the data's one
+        record parser (`videotag.data.parsing.RecordParser`).
 
         Returns:
             (model inputs by name, video ids string [B]).
 
         Raises (when run):
-            InvalidArgumentError: a record cannot be parsed (its index is named by the
-            parser: "example id: record i"), or is malformed: no id, no frames, a frame
-            of the wrong byte length, a title that is not one UTF-8 string.
+            InvalidArgumentError: a record cannot be parsed (named by the parse op:
+            "example id: record i"), or is malformed (no id, no frames, a frame of
+            the wrong byte length, a title that is not one UTF-8 string):
+            "bad request: N malformed record(s): record i (id '...'): <problem>",
+            the same problem text as the tf.data pipeline's.
         """
-        data = self._data
         count = tf.shape(example_bytes)[0]
         names = tf.strings.join(["record ", tf.strings.as_string(tf.range(count))])
-        context_spec = {data.id_key: tf.io.VarLenFeature(tf.string)}
-        if self.has_title:
-            context_spec[data.title_key] = tf.io.VarLenFeature(tf.string)
-        context, lists, lengths = tf.io.parse_sequence_example(
-            example_bytes,
-            context_features=context_spec,
-            sequence_features={
-                name: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
-                for name, _ in self._features
-            },
-            example_names=names,
-        )
-        problems = []  # (bad [B], message [B]) pairs
-
-        video_id, id_count = _first_value(context[data.id_key], count)
-        problems.append((tf.not_equal(id_count, 1), tf.where(
-            id_count == 0, f"context key {data.id_key} is missing",
-            f"context key {data.id_key} holds more than one value")))
-
-        num_frames = tf.reduce_min(
-            tf.stack([tf.cast(lengths[n], tf.int32) for n, _ in self._features]), axis=0)
-        problems.append((num_frames < 1, tf.fill([count], "the video has no frames")))
-
+        features, _, errors = self._parser.parse(example_bytes, names)
+        with tf.control_dependencies([_assert_good(errors)]):
+            num_frames = tf.identity(features[schema.NUM_FRAMES_KEY])
+        inputs = {schema.NUM_FRAMES_KEY: num_frames}
+        steps = tf.reduce_max(tf.concat([num_frames, [0]], 0))
         for name, size in self._features:
-            # one padding column: argmax needs a non-empty axis when no record has frames
-            byte_lengths = tf.pad(tf.strings.length(lists[name]), [[0, 0], [0, 1]])
-            present = tf.sequence_mask(lengths[name], tf.shape(byte_lengths)[1])
-            wrong = present & tf.not_equal(byte_lengths, size)
-            first = tf.math.argmax(tf.cast(wrong, tf.int32), axis=1, output_type=tf.int32)
-            problems.append((tf.reduce_any(wrong, axis=1), tf.strings.join([
-                f"feature list {name}: frame ", tf.strings.as_string(first), " has ",
-                tf.strings.as_string(tf.gather(byte_lengths, first, batch_dims=1)),
-                f" bytes, expected {size}"])))
-
-        inputs = {}
+            inputs[name] = decode_frames(features[name], steps, size)
         if self.has_title:
-            title, title_count = _first_value(context[data.title_key], count)
-            title_ok = _valid_utf8(title)
-            problems.append((title_count > 1, tf.fill(
-                [count], f"context key {data.title_key} holds more than one value")))
-            problems.append((~title_ok, tf.fill(
-                [count], f"context key {data.title_key} is not valid UTF-8 text")))
-            inputs[schema.TITLE_KEY] = title
-
-        check = _assert_good(problems, video_id)
-        with tf.control_dependencies([check]):
-            num_frames = tf.minimum(num_frames, self._data.max_frames)
-            steps = tf.reduce_max(tf.concat([num_frames, [0]], 0))
-        inputs[schema.NUM_FRAMES_KEY] = num_frames
-        for name, size in self._features:
-            inputs[name] = tf.io.decode_raw(lists[name][:, :steps], tf.uint8, fixed_length=size)
-        return inputs, video_id
+            inputs[schema.TITLE_KEY] = features[schema.TITLE_KEY]
+        return inputs, features[schema.VIDEO_ID_KEY]
 
 
-def _first_value(sparse: tf.SparseTensor, count: tf.Tensor):
-    """(first value of each row or "", number of values of each row) of a [B, ?] sparse."""
-    dense = tf.sparse.to_dense(sparse, default_value="")
-    first = tf.pad(dense, [[0, 0], [0, 1]])[:, 0]
-    rows = tf.cast(sparse.indices[:, 0], tf.int32)
-    return first, tf.math.bincount(rows, minlength=count, maxlength=count, dtype=tf.int32)
-
-
-def _valid_utf8(text: tf.Tensor) -> tf.Tensor:
-    """True where `text` is valid UTF-8: a lossy transcode leaves valid text unchanged."""
-    return tf.equal(tf.strings.unicode_transcode(
-        text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD), text)
-
-
-def _assert_good(problems, video_id):
-    """An Assert that fails, naming the first bad records and their problems."""
-    bad = tf.stack([p[0] for p in problems], axis=1)  # [B, P]
-    messages = tf.stack([p[1] for p in problems], axis=1)
-    details = tf.strings.reduce_join(tf.where(bad, messages + "; ", ""), axis=1)
-    details = tf.strings.regex_replace(details, "; $", "")
-    any_bad = tf.reduce_any(bad, axis=1)
-    index = tf.boolean_mask(tf.range(tf.size(any_bad)), any_bad)
-    ids = tf.boolean_mask(video_id, any_bad)
-    ids = tf.where(tf.equal(ids, ""), "no id", tf.strings.join(["id ", ids]))
-    described = tf.strings.join([
-        "record ", tf.strings.as_string(index), " (", ids, "): ",
-        tf.boolean_mask(details, any_bad)])
-    total = tf.size(index)
+def _assert_good(errors: tf.Tensor):
+    """An Assert that fails naming the first bad records (parser messages, "" when
+    good) and their problems."""
+    described = tf.boolean_mask(errors, tf.not_equal(errors, ""))
+    total = tf.size(described)
     message = tf.strings.join([
         "bad request: ", tf.strings.as_string(total), " malformed record(s): ",
         tf.strings.reduce_join(described[:_MAX_REPORTED], separator=" | "),

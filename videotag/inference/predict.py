@@ -20,15 +20,16 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from videotag.data import schema
-from videotag.data.reader import (
+from videotag.data import (
     SkipCounter,
+    data_errors,
     input_signature,
     list_files,
     make_dataset,
     model_inputs,
-    translate_error,
+    schema,
 )
+from videotag.data.tf_errors import describe_parse_failure
 from videotag.errors import DataError, ModelError
 
 Batch = Dict[str, np.ndarray]
@@ -74,16 +75,11 @@ def model_dir_batches(model_dir: str, pattern: str, top_k: int = 20,
     read = dataclasses.replace(cfg.data, num_categories=0)
     ds = make_dataset(read, pattern, batch_size or cfg.eval.batch_size, training=False,
                       skip_counter=skips, bucket=False)
-    try:
+    with data_errors(files):
         for batch in ds:
             out = {k: v.numpy() for k, v in step(model_inputs(cfg.data, batch)).items()}
             out["video_id"] = batch[schema.VIDEO_ID_KEY].numpy()
             yield out
-    except tf.errors.OpError as exc:
-        error = translate_error(exc, files)
-        if error is None:
-            raise
-        raise error from None
     if skips is not None and skips.total():
         print(f"prediction input: {skips.summary()}", file=sys.stderr)
 
@@ -117,12 +113,12 @@ def saved_model_batches(path: str, pattern: str, batch_size: int = 256) -> Itera
 
 def _rejection(message: str, first: int) -> str:
     """The serving graph's complaint, with record indexes counted from the shard start."""
-    lines = [l for l in message.splitlines() if "bad request:" in l or "example id:" in l]
-    text = lines[0].strip() if lines else message.splitlines()[0]
-    text = re.sub(r"^.*?assertion failed: \[(.*)\]$", r"\1", text)
-    text = re.sub(r"^bad request: \d+ malformed record\(s\): ", "", text)
-    text = re.sub(r"^Invalid protocol message input, example id: (record \d+)",
-                  r"\1: not a serialized SequenceExample", text)
+    text = describe_parse_failure(message)
+    if text is None:
+        lines = [line for line in message.splitlines() if "bad request:" in line]
+        text = lines[0].strip() if lines else message.splitlines()[0]
+        text = re.sub(r"^.*?assertion failed: \[(.*)\]$", r"\1", text)
+        text = re.sub(r"^bad request: \d+ malformed record\(s\): ", "", text)
     return re.sub(r"record (\d+)", lambda m: f"record {first + int(m.group(1))}", text)
 
 

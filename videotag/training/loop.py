@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Dict
 
-from videotag.data.reader import for_keras, make_dataset
+from videotag.data import for_keras, make_dataset
 from videotag.errors import TrainingError
 from videotag.evaluation.evaluator import evaluate, format_metrics
 from videotag.training import distribution

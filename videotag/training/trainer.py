@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from videotag.config import Config
-from videotag.data.reader import SkipCounter, list_files, translate_error
+from videotag.data import SkipCounter, data_errors, list_files
 from videotag.data.sources import resolve_data
 from videotag.data.vocab import prepare_vocabulary
 from videotag.errors import ConfigError, ModelError
@@ -187,12 +187,8 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     run = EpochLoop(cfg, out / METRICS_FILE, model, optimizer, step, strategy, store, state,
                     boards, progress, skips, predict, evaluate_here, verbose)
     try:
-        run.epochs()
-    except tf.errors.OpError as exc:
-        error = translate_error(exc, files)
-        if error is None:
-            raise
-        raise error from None
+        with data_errors(files):
+            run.epochs()
     finally:
         boards.close()
 

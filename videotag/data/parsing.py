@@ -1,0 +1,391 @@
+"""The one parser of YT8M records, for the tf.data pipeline and the served model.
+
+`RecordParser.parse` takes a batch of serialized records and returns their
+features, one flag per problem and one message per bad record. It is written in
+TensorFlow ops only (ParseSequenceExampleV2 / ParseExampleV2, DecodeRaw,
+UnicodeTranscode, ragged and segment ops), so once traced into a SavedModel it runs
+without videotag. The input pipeline (`videotag.data.pipeline`) and every serving
+signature (`videotag.export.serving`) use it: a record is judged and described the
+same way in training, evaluation, prediction and serving.
+
+The rules, one reason of `PARSE_REASONS` each:
+
+- `missing_id`: the id key (`data.id_key`) holds exactly one value; when it is
+  absent but the record has `id` or `video_id`, the message says to set
+  `data.id_key`.
+- `no_frames`: every frame feature list has at least one frame (frame-level).
+- `bad_frame_bytes`: every frame holds one value of the feature's size in bytes
+  (frame-level); a video-level feature holds exactly its size in floats.
+- `label_out_of_range`: every label id is in [0, data.num_classes).
+- `bad_title`: the title, when read, is at most one value of valid UTF-8 text.
+- `bad_category`: the category, when read, is one value in [0, data.num_categories).
+
+Frame features stay uint8 codes: a record's frames travel as one string of bytes
+(one scalar per record through tf.data) until `decode_frames` turns a batch of them
+into uint8 [B, T, size]. rgb and audio may differ in length: the shorter counts, and
+at most `data.max_frames` frames are kept.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+import tensorflow as tf
+
+from videotag.data import schema
+
+if TYPE_CHECKING:
+    from videotag.config import DataConfig
+
+PARSE_REASONS = ("missing_id", "no_frames", "bad_frame_bytes", "label_out_of_range",
+                 "bad_title", "bad_category")
+# Context keys that hold the video id in the YT8M releases (2017: video_id).
+ID_KEYS = ("id", "video_id")
+# At most this many out-of-range label ids are quoted per record.
+_SHOWN_LABELS = 5
+
+
+class ParsedRecords(NamedTuple):
+    """What `RecordParser.parse` returns for a batch of B records.
+
+    Attributes:
+        features: by name. Frame-level: each frame feature string [B], the bytes
+            of the record's first `num_frames` frames concatenated (uint8 codes;
+            `decode_frames` turns a batch of them into uint8 [B, T, size]), and
+            `num_frames` int32 [B]; video-level: each feature float32 [B, size].
+            Always `video_id` string [B] (the first value of the id key, "" when
+            absent); with targets `labels` float32 multi-hot [B, num_classes]
+            (out-of-range ids left out) and, when categories are read, `category`
+            int32 [B] (0 when bad); when titles are read `title` string [B] (""
+            when absent or bad).
+        bad: bool [B, len(PARSE_REASONS)], the problems of each record.
+        errors: string [B]: "" for a good record, else "<name> (id <id>): " (or
+            "<name> (no id): ") followed by its problems joined by "; ". Names are
+            not quoted: a served request's error (an Assert) would escape quotes.
+    """
+
+    features: Dict[str, object]
+    bad: tf.Tensor
+    errors: tf.Tensor
+
+
+class RecordParser:
+    """Parses and checks batches of serialized YT8M records.
+
+    Args:
+        cfg: the data config (record type, keys, features, classes, max frames).
+        features: the features to read; default all of `cfg.feature_names` (none:
+            the frames are neither read nor checked).
+        title: read the title; default `cfg.use_title`.
+        targets: read `labels` and, with `cfg.num_categories`, `category` (served
+            models read neither).
+    """
+
+    def __init__(self, cfg: "DataConfig", features: Optional[Sequence[str]] = None,
+                 title: Optional[bool] = None, targets: bool = True):
+        sizes = dict(zip(cfg.feature_names, cfg.feature_sizes))
+        names = list(cfg.feature_names) if features is None else list(features)
+        unknown = [n for n in names if n not in sizes]
+        if unknown:
+            raise ValueError(f"feature '{unknown[0]}' is not in data.feature_names")
+        self.features: List[Tuple[str, int]] = [(n, sizes[n]) for n in names]
+        self.frame_level = cfg.record_type == "frame"
+        self.max_frames = cfg.max_frames
+        self.id_key = cfg.id_key
+        self.other_id_keys = [k for k in ID_KEYS if k != cfg.id_key]
+        read_title = cfg.use_title if title is None else title
+        self.title_key = cfg.title_key if read_title else None
+        self.num_classes = cfg.num_classes if targets else 0
+        self.num_categories = (cfg.num_categories or 0) if targets else 0
+        self.category_key = cfg.category_key
+
+    def parse(self, serialized: tf.Tensor, names: tf.Tensor) -> ParsedRecords:
+        """Parses serialized records string [B], named by `names` string [B].
+
+        The names start each record's error message and name it in TensorFlow's own
+        error when a record is not a protocol message at all (which fails the op).
+        """
+        count = tf.shape(serialized, out_type=tf.int64)[0]
+        features, checks = self._check(serialized, names, count)
+        bad = _flags(checks, count)
+        # messages are written only for a batch that has a bad record
+        errors = tf.cond(tf.reduce_any(bad),
+                         lambda: _describe(checks, features[schema.VIDEO_ID_KEY], names, bad),
+                         lambda: tf.fill([count], ""))
+        return ParsedRecords(features, bad, errors)
+
+    def _check(self, serialized, names, count):
+        """(features, {reason: (bad [B], a function writing the messages [B])})."""
+        spec = {k: _ragged(tf.string) for k in [self.id_key, *self.other_id_keys]}
+        if self.num_classes:
+            spec[schema.LABELS_KEY] = _ragged(tf.int64)
+        if self.title_key:
+            spec[self.title_key] = _ragged(tf.string)
+        if self.num_categories:
+            spec[self.category_key] = _ragged(tf.int64)
+        if self.frame_level:
+            context, lists, _ = tf.io.parse_sequence_example(
+                serialized, context_features=spec,
+                sequence_features={n: _ragged(tf.string) for n, _ in self.features},
+                example_names=names)
+            features, checks = self._frames(lists, count)
+        else:
+            spec.update({n: _ragged(tf.float32) for n, _ in self.features})
+            context = tf.io.parse_example(serialized, spec, example_names=names)
+            features, checks = self._means(context)
+        ids = context[self.id_key]
+        features[schema.VIDEO_ID_KEY] = _first(ids, "")
+        checks["missing_id"] = self._id(context, ids.row_lengths())
+        if self.num_classes:
+            checks["label_out_of_range"] = self._labels(context, features, count)
+        if self.title_key:
+            checks["bad_title"] = self._title(context, features)
+        if self.num_categories:
+            checks["bad_category"] = self._category(context, features)
+        return features, checks
+
+    # --- one rule each: (bad [B], a function writing the messages [B]) ----------------
+
+    def _id(self, context, count):
+        key = self.id_key
+
+        def message():
+            present = [context[k].row_lengths() > 0 for k in self.other_id_keys]
+            found = _join_where(list(self.other_id_keys), present, " and ")
+            missing = tf.where(
+                found != "",
+                tf.strings.join([f"context key {key} is missing (the record has ", found,
+                                 ": set data.id_key)"]),
+                f"context key {key} is missing")
+            return tf.where(count == 0, missing, f"context key {key} holds more than one value")
+
+        return count != 1, message
+
+    def _frames(self, lists, count):
+        """Frame bytes per feature, num_frames, and the no_frames/bad_frame_bytes checks."""
+        if not self.features:  # a pass over titles alone
+            return {}, {}
+        lengths, wrong, wrong_messages = {}, [], []
+        for name, size in self.features:
+            frames = lists[name]  # [B, (frames), (values)]
+            frame_bad, message = _check_frames(frames, name, size, count)
+            lengths[name] = frames.row_lengths()
+            wrong.append(frame_bad)
+            wrong_messages.append(message)
+        num_frames = tf.reduce_min(tf.stack(list(lengths.values()), axis=1), axis=1)
+        num_frames = tf.minimum(num_frames, self.max_frames)
+        features = {}
+        for name, size in self.features:
+            features[name] = _join_frames(lists[name], num_frames, size)
+        features[schema.NUM_FRAMES_KEY] = tf.cast(num_frames, tf.int32)
+
+        def no_frames():
+            empty = [lengths[n] == 0 for n, _ in self.features]
+            return tf.where(
+                tf.reduce_all(tf.stack(empty, axis=1), axis=1), "the video has no frames",
+                _join_where([f"feature list {n} has no frames" for n, _ in self.features],
+                            empty, "; "))
+
+        checks = {
+            "no_frames": (num_frames == 0, no_frames),
+            "bad_frame_bytes": (
+                tf.reduce_any(tf.stack(wrong, axis=1), axis=1),
+                lambda: _join_where([m() for m in wrong_messages], wrong, "; ")),
+        }
+        return features, checks
+
+    def _means(self, context):
+        """float32 features of video-level records and their bad_frame_bytes check."""
+        if not self.features:
+            return {}, {}
+        features, counts, wrong = {}, [], []
+        for name, size in self.features:
+            values = context[name]
+            counts.append(values.row_lengths())
+            wrong.append(counts[-1] != size)
+            features[name] = values.to_tensor(shape=[None, size])
+
+        def message():
+            return _join_where([
+                tf.strings.join([f"feature {name} has ", tf.strings.as_string(n),
+                                 f" values, expected {size}"])
+                for (name, size), n in zip(self.features, counts)], wrong, "; ")
+
+        return features, {"bad_frame_bytes": (tf.reduce_any(tf.stack(wrong, axis=1), axis=1),
+                                              message)}
+
+    def _labels(self, context, features, count):
+        """Multi-hot labels (ids in range only) and the label_out_of_range check."""
+        labels = context[schema.LABELS_KEY]
+        ids, rows = labels.flat_values, labels.value_rowids()
+        ok = (ids >= 0) & (ids < self.num_classes)
+        valid = tf.stack([tf.boolean_mask(rows, ok), tf.boolean_mask(ids, ok)], axis=1)
+        # scatter_nd adds repeats up: the minimum folds them
+        features[schema.LABELS_KEY] = tf.minimum(tf.scatter_nd(
+            valid, tf.ones([tf.shape(valid)[0]], tf.float32),
+            tf.stack([count, tf.constant(self.num_classes, tf.int64)])), 1.0)
+        outside_count = tf.math.unsorted_segment_sum(tf.cast(~ok, tf.int32), rows, count)
+
+        def message():
+            outside, outside_rows = tf.boolean_mask(ids, ~ok), tf.boolean_mask(rows, ~ok)
+            # ids come row by row: the place of an id in its row is its index less
+            # the index of its row's first id
+            index = tf.range(tf.size(outside_rows, out_type=tf.int64))
+            place = index - tf.gather(tf.math.unsorted_segment_min(index, outside_rows, count),
+                                      outside_rows)
+            shown = tf.strings.unsorted_segment_join(
+                tf.strings.as_string(outside), tf.where(place < _SHOWN_LABELS, outside_rows, count),
+                count + 1, separator=" ")[:-1]
+            more = tf.where(outside_count > _SHOWN_LABELS, " ...", "")
+            return tf.strings.join([f"context key {schema.LABELS_KEY} has ids [", shown, more,
+                                    f"] outside [0, {self.num_classes})"])
+
+        return outside_count > 0, message
+
+    def _title(self, context, features):
+        """The title ("" when bad) and the bad_title check: one valid UTF-8 value."""
+        key = self.title_key
+        values = context[key]
+        title = _first(values, "")
+        several, invalid = values.row_lengths() > 1, ~valid_utf8(title)
+        features[schema.TITLE_KEY] = tf.where(several | invalid, "", title)
+
+        def message():
+            return _join_where([f"context key {key} holds more than one value",
+                                f"context key {key} is not valid UTF-8 text"],
+                               [several, invalid], "; ")
+
+        return several | invalid, message
+
+    def _category(self, context, features):
+        """The category id (0 when bad) and the bad_category check: one id in range."""
+        key, n = self.category_key, self.num_categories
+        values = context[key]
+        count = values.row_lengths()
+        value = _first(values, -1)
+        ok = (count == 1) & (value >= 0) & (value < n)
+        features[schema.CATEGORY_KEY] = tf.cast(tf.where(ok, value, 0), tf.int32)
+
+        def message():
+            return tf.where(
+                count == 0, f"context key {key} is missing (data.num_categories is {n})",
+                tf.where(count > 1, f"context key {key} holds more than one value",
+                         tf.strings.join([f"context key {key} is ", tf.strings.as_string(value),
+                                          f", outside [0, {n})"])))
+
+        return ~ok, message
+
+
+def _describe(checks, video_id, names, bad) -> tf.Tensor:
+    """The message of each record, "" for a good one (`ParsedRecords.errors`)."""
+    fine = tf.fill(tf.shape(names), "")
+    messages = tf.stack([checks[r][1]() if r in checks else fine for r in PARSE_REASONS],
+                        axis=1)
+    header = tf.where(video_id == "", " (no id): ", tf.strings.join([" (id ", video_id, "): "]))
+    return tf.where(tf.reduce_any(bad, axis=1),
+                    tf.strings.join([names, header, _join_masked(messages, bad, "; ")]), "")
+
+
+def _flags(checks, count) -> tf.Tensor:
+    """bool [B, len(PARSE_REASONS)]: the problems of each record."""
+    fine = tf.zeros([count], tf.bool)
+    return tf.stack([checks[r][0] if r in checks else fine for r in PARSE_REASONS], axis=1)
+
+
+def valid_utf8(text: tf.Tensor) -> tf.Tensor:
+    """True where `text` is valid UTF-8: a lossy transcode leaves valid text unchanged
+    (a strict transcode would fail the whole op instead of flagging the value)."""
+    return tf.equal(tf.strings.unicode_transcode(
+        text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD), text)
+
+
+def _check_frames(frames: tf.RaggedTensor, name: str, size: int, count: tf.Tensor):
+    """(bad [B], a function writing the messages [B]) of one frame feature list.
+
+    A frame is good when it holds exactly one value of `size` bytes; the message
+    names the first bad frame of the record and how many are bad.
+    """
+    per_frame = frames.values.row_lengths()
+    frame_bytes = tf.math.unsorted_segment_sum(
+        tf.strings.length(frames.flat_values, unit="BYTE"), frames.values.value_rowids(),
+        tf.size(per_frame, out_type=tf.int64))
+    lengths = tf.where(per_frame == 1, tf.cast(frame_bytes, tf.int64), -1)
+    rows = frames.value_rowids()
+    wrong = lengths != size
+    num_wrong = tf.math.unsorted_segment_sum(tf.cast(wrong, tf.int64), rows, count)
+
+    def message():
+        starts = frames.row_starts()
+        position = tf.range(tf.size(rows, out_type=tf.int64)) - tf.gather(starts, rows)
+        first = tf.math.unsorted_segment_min(tf.where(wrong, position, tf.int64.max), rows,
+                                             count)
+        # rows without a bad frame point anywhere valid (their message is not used)
+        at = tf.minimum(starts + tf.minimum(first, frames.row_lengths()),
+                        tf.size(lengths, tf.int64))
+        length = tf.gather(tf.concat([lengths, [0]], 0), at)
+        values = tf.gather(tf.concat([per_frame, [0]], 0), at)
+        where = tf.strings.join([f"feature list {name}: frame ", tf.strings.as_string(first)])
+        return tf.where(
+            length >= 0,
+            tf.strings.join([where, " has ", tf.strings.as_string(length),
+                             f" bytes, expected {size} (", tf.strings.as_string(num_wrong),
+                             " of ", tf.strings.as_string(frames.row_lengths()),
+                             " frames wrong)"]),
+            tf.strings.join([where, " holds ", tf.strings.as_string(values),
+                             " values, expected one"]))
+
+    return num_wrong > 0, message
+
+
+def _join_frames(frames: tf.RaggedTensor, num_frames: tf.Tensor, size: int) -> tf.Tensor:
+    """Per record, the bytes of its first `num_frames` frames concatenated: string [B].
+
+    `frames` is [B, (frames), (values)]. Joining (not decoding) keeps a record one
+    scalar until a batch is decoded at once. The values of a record are joined
+    whatever their frame, then cut at `num_frames` frames of `size` bytes: exact for
+    a good record (one value of `size` bytes per frame); a bad one is not used.
+    """
+    record_splits = tf.gather(frames.values.row_splits, frames.row_splits)
+    joined = tf.strings.reduce_join(tf.RaggedTensor.from_row_splits(
+        frames.flat_values, record_splits, validate=False), axis=1)
+    length = tf.cast(num_frames, tf.int32) * size
+    return tf.strings.substr(joined, tf.zeros_like(length), length)
+
+
+def decode_frames(frame_bytes: tf.Tensor, steps: tf.Tensor, size: int) -> tf.Tensor:
+    """uint8 frames [B, steps, size] from per-record frame bytes string [B]
+    (`ParsedRecords.features`): shorter records are padded with zeros."""
+    steps = tf.cast(steps, tf.int32)
+    # decode_raw needs a positive length: a batch without frames decodes one, then none
+    flat = tf.io.decode_raw(frame_bytes, tf.uint8, fixed_length=tf.maximum(steps, 1) * size)
+    return tf.reshape(flat, [-1, tf.maximum(steps, 1), size])[:, :steps]
+
+
+def _ragged(dtype) -> tf.io.RaggedFeature:
+    return tf.io.RaggedFeature(dtype, row_splits_dtype=tf.int64)
+
+
+def _first(values: tf.RaggedTensor, default) -> tf.Tensor:
+    """The first value of each row of a [B, (n)] ragged tensor, `default` when empty."""
+    flat = tf.concat([values.flat_values, tf.fill([1], tf.constant(default, values.dtype))], 0)
+    none = tf.size(values.flat_values, out_type=values.row_splits.dtype)
+    return tf.gather(flat, tf.where(values.row_lengths() > 0, values.row_starts(), none))
+
+
+def _join_where(messages: Sequence, masks: Sequence[tf.Tensor], separator: str) -> tf.Tensor:
+    """Per row, the messages whose mask is true joined by `separator` ("" when none).
+
+    Args:
+        messages: scalars (Python strings) or string [B] tensors, one per mask.
+        masks: bool [B] each.
+    """
+    masks = tf.stack(masks, axis=1)
+    messages = tf.stack([tf.broadcast_to(m, tf.shape(masks)[:1]) for m in messages], axis=1)
+    return _join_masked(messages, masks, separator)
+
+
+def _join_masked(messages: tf.Tensor, masks: tf.Tensor, separator: str) -> tf.Tensor:
+    """Per row of messages [B, K], those whose mask [B, K] is true joined by `separator`."""
+    joined = tf.strings.reduce_join(tf.where(masks, messages + separator, ""), axis=1)
+    return tf.strings.regex_replace(joined, re.escape(separator) + "$", "")

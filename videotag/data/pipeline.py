@@ -1,0 +1,202 @@
+"""The tf.data input pipeline over YT8M shards, and the model inputs of its batches.
+
+Records are read from the shards (`videotag.data.shards`), grouped in chunks,
+parsed and checked a chunk at a time by the one record parser
+(`videotag.data.parsing`), batched by video (by length buckets when
+`data.length_buckets` is set), and their frames decoded a batch at a time. A bad
+record stops the pipeline with an error that
+`videotag.data.tf_errors.translate_error` turns into a `DataError` naming the file,
+the record index, the video id and the key; with `data.on_bad_record=skip` it is
+dropped and counted by reason (`SkipCounter`). Frame features stay uint8 until the
+model dequantizes them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Dict, Optional
+
+import tensorflow as tf
+
+from videotag.data import schema
+from videotag.data.parsing import RecordParser, decode_frames
+from videotag.data.shards import keep_record, list_files, read_shard
+from videotag.data.skips import SkipCounter
+from videotag.data.tf_errors import fail_on_bad_records
+
+if TYPE_CHECKING:
+    from videotag.config import DataConfig
+
+# Records parsed at once: one parse op and one set of checks per chunk instead of
+# per record (16 to 64 measure alike); the chunk is split into videos again, each
+# frame feature one string of bytes, and decoded only once batched.
+PARSE_CHUNK = 64
+
+
+def make_dataset(
+    cfg: "DataConfig",
+    pattern: str,
+    batch_size: int,
+    training: bool,
+    seed: Optional[int] = None,
+    skip_counter: Optional[SkipCounter] = None,
+    repeat: bool = False,
+    bucket: bool = True,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    deterministic: Optional[bool] = None,
+) -> tf.data.Dataset:
+    """The tf.data pipeline over a glob of shards.
+
+    Elements are dicts of batched tensors: `video_id` string [B], each feature uint8
+    [B, T, size] (T = longest video of the batch, or max_frames with
+    `pad_to_max_frames`), `num_frames` int32 [B], `labels` float32 multi-hot
+    [B, num_classes]; with `data.use_title` also `title` string [B], with
+    `data.num_categories` also `category` int32 [B]. Video-level records give
+    float32 [B, size] features instead.
+
+    Args:
+        cfg: data config.
+        pattern: glob (or comma-separated globs) of TFRecord shards.
+        batch_size: videos per batch; the last batch may be smaller.
+        training: shuffle files and records.
+        seed: shuffle seed.
+        skip_counter: where dropped records are counted when on_bad_record=skip.
+        repeat: repeat the data forever (the caller bounds the steps).
+        bucket: group videos by length when `data.length_buckets` is set (this
+            changes the order of videos; prediction keeps the file order).
+        num_shards: read only one part in `num_shards` of the data (one worker's
+            share in multi-worker training): whole files when there are at least
+            as many files as shards, else every `num_shards`-th record of each
+            file (every worker then reads all files but parses its own records).
+        shard_index: which part, in [0, num_shards).
+        deterministic: the same order on every run with the same seed (training
+            is otherwise free to reorder records read in parallel); default: true
+            unless `training`.
+
+    Raises:
+        DataError: the pattern matches no file.
+    """
+    files = list_files(pattern)
+    skip = cfg.on_bad_record == "skip"
+    if skip and skip_counter is None:
+        skip_counter = SkipCounter()
+
+    sizes = [tf.io.gfile.stat(f).length if skip else 0 for f in files]
+    file_ds = tf.data.Dataset.from_tensor_slices((files, tf.constant(sizes, tf.int64)))
+    by_file = num_shards > 1 and len(files) >= num_shards
+    if by_file:
+        file_ds = file_ds.shard(num_shards, shard_index)
+    if deterministic is None:
+        deterministic = not training
+    if training:
+        file_ds = file_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+
+    ds = file_ds.interleave(
+        lambda filename, size: read_shard(filename, size, skip),
+        cycle_length=max(1, min(cfg.num_parallel_reads, len(files))),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=deterministic,
+    )
+    if num_shards > 1 and not by_file:
+        # records by their index in their file; the end-of-shard markers (index < 0)
+        # of skip mode go to every worker
+        ds = ds.filter(lambda record, filename, index:
+                       (index < 0) | (index % num_shards == shard_index))
+    if training:
+        ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if skip:
+        ds = ds.filter(lambda record, filename, index: keep_record(record, filename, index,
+                                                                    skip_counter))
+    ds = ds.batch(PARSE_CHUNK).map(_parse_chunk(RecordParser(cfg), skip_counter if skip else None),
+                                   num_parallel_calls=tf.data.AUTOTUNE,
+                                   deterministic=deterministic)
+    ds = ds.unbatch()  # videos again, each frame feature one string of frame bytes
+    if repeat:
+        ds = ds.repeat()
+    if cfg.length_buckets and bucket and cfg.record_type == "frame":
+        ds = ds.bucket_by_sequence_length(
+            lambda f: f[schema.NUM_FRAMES_KEY],
+            bucket_boundaries=[b + 1 for b in cfg.length_buckets],
+            bucket_batch_sizes=[batch_size] * (len(cfg.length_buckets) + 1),
+        )
+    else:
+        ds = ds.batch(batch_size)
+    if cfg.record_type == "frame":
+        ds = ds.map(_frame_decoder(cfg), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=deterministic)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _parse_chunk(parser: RecordParser, skip_counter: Optional[SkipCounter]):
+    """The map function of a chunk of (records, filenames, indexes): its checked
+    features, named "<file>: record <index>" in messages. A bad record fails the
+    chunk, or with a `skip_counter` is counted and dropped."""
+
+    def parse(records, filenames, indexes):
+        names = tf.strings.join([filenames, ": record ", tf.strings.as_string(indexes)])
+        features, bad, errors = parser.parse(records, names)
+        if skip_counter is None:
+            return fail_on_bad_records(features, bad, errors)
+        skip_counter.add(bad)
+        good = tf.logical_not(tf.reduce_any(bad, axis=1))
+        return {k: tf.boolean_mask(v, good) for k, v in features.items()}
+
+    return parse
+
+
+def _frame_decoder(cfg: "DataConfig"):
+    """The map function that turns a batch's frame bytes into uint8 [B, T, size],
+    T = its longest video (or max_frames with `pad_to_max_frames`)."""
+
+    def decode(batch):
+        steps = (cfg.max_frames if cfg.pad_to_max_frames
+                 else tf.reduce_max(batch[schema.NUM_FRAMES_KEY]))
+        batch = dict(batch)
+        for name, size in zip(cfg.feature_names, cfg.feature_sizes):
+            batch[name] = decode_frames(batch[name], steps, size)
+        return batch
+
+    return decode
+
+
+def model_inputs(cfg: "DataConfig", batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """The subset of a batch that models take as inputs."""
+    keys = list(cfg.feature_names)
+    if cfg.record_type == "frame":
+        keys.append(schema.NUM_FRAMES_KEY)
+    if cfg.use_title:
+        keys.append(schema.TITLE_KEY)
+    return {k: batch[k] for k in keys}
+
+
+def input_signature(cfg: "DataConfig") -> Dict[str, tf.TensorSpec]:
+    """TensorSpecs of `model_inputs`: one trace serves every batch size and length."""
+    if cfg.record_type == "frame":
+        specs = {n: tf.TensorSpec([None, None, s], tf.uint8, name=n)
+                 for n, s in zip(cfg.feature_names, cfg.feature_sizes)}
+        specs[schema.NUM_FRAMES_KEY] = tf.TensorSpec([None], tf.int32, name=schema.NUM_FRAMES_KEY)
+    else:
+        specs = {n: tf.TensorSpec([None, s], tf.float32, name=n)
+                 for n, s in zip(cfg.feature_names, cfg.feature_sizes)}
+    if cfg.use_title:
+        specs[schema.TITLE_KEY] = tf.TensorSpec([None], tf.string, name=schema.TITLE_KEY)
+    return specs
+
+
+def targets(batch: Dict[str, tf.Tensor], tasks=("tags",)) -> Dict[str, tf.Tensor]:
+    """The training targets of a batch by output name: `tags` multi-hot float32
+    [B, num_classes] and/or `category` int32 [B]."""
+    out = {}
+    if "tags" in tasks:
+        out["tags"] = batch[schema.LABELS_KEY]
+    if "category" in tasks:
+        out["category"] = batch[schema.CATEGORY_KEY]
+    return out
+
+
+def for_keras(cfg: "DataConfig", ds: tf.data.Dataset, tasks=("tags",)) -> tf.data.Dataset:
+    """Maps batches to (inputs, targets) pairs for `keras.Model.fit`."""
+    return ds.map(
+        lambda b: (model_inputs(cfg, b), targets(b, tasks)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )

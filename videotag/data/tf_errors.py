@@ -1,0 +1,107 @@
+"""TensorFlow errors caused by bad input data, turned into `DataError`s.
+
+A bad record stops the tf.data pipeline with an assertion (`fail_on_bad_records`)
+whose payload is the parser's message; a corrupt shard with a DataLossError; a
+record that is not a protocol message at all with the parse op's own complaint.
+`translate_error` turns each into a one-line `DataError` naming the file, record and
+key; `data_errors()` does so around any code that iterates a pipeline.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import re
+from typing import Dict, Iterator, List, Optional
+
+import tensorflow as tf
+
+from videotag.data.shards import find_corrupt_record
+from videotag.errors import DataError
+
+_ERROR_MARK = "VIDEOTAG_DATA_ERROR"
+# How the parse ops name a record they cannot read ("example id: <name>" for a record
+# that is not a protocol message, "Name: <name>, ..." for a value of the wrong type).
+_UNPARSEABLE = re.compile(
+    r"Invalid protocol message input, example id: (?P<name>.*?record \d+)"
+    r"|Name: (?P<named>.*?record \d+), (?P<why>[^\n\[]*)")
+
+
+def fail_on_bad_records(features: Dict, bad: tf.Tensor, errors: tf.Tensor) -> Dict:
+    """`features`, once an assertion has checked that no record of the batch is bad.
+
+    The assertion carries the first bad record's message (`ParsedRecords.errors`),
+    which `translate_error` recovers.
+    """
+    first = tf.boolean_mask(errors, tf.reduce_any(bad, axis=1))[:1]
+    # base64 keeps the message intact through the assertion's own quoting
+    check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)),
+                                [_ERROR_MARK, tf.io.encode_base64(tf.strings.reduce_join(first))],
+                                summarize=1)
+    with tf.control_dependencies([check]):
+        return tf.nest.map_structure(tf.identity, features)
+
+
+def describe_parse_failure(text: str) -> Optional[str]:
+    """"<record name>: <problem>" for a parse op's error about one record, else None."""
+    match = _UNPARSEABLE.search(text)
+    if match is None:
+        return None
+    if match.group("name"):  # only ParseSequenceExample names such a record
+        return f"{match.group('name')}: not a serialized SequenceExample"
+    why = " ".join(match.group("why").split()).rstrip(". ")
+    return f"{match.group('named')}: {why}"
+
+
+def translate_error(exc: BaseException, files: Optional[List[str]] = None) -> Optional[DataError]:
+    """Turns a TensorFlow error raised by the pipeline into a `DataError`, if it is one.
+
+    Args:
+        exc: the exception raised while iterating a dataset (possibly inside fit).
+        files: the shards that were read, to locate a corrupt record.
+
+    Returns:
+        A DataError with a message naming the file, record and key, or None when the
+        exception did not come from bad input data.
+    """
+    text = str(exc)
+    if _ERROR_MARK in text:
+        match = re.search(_ERROR_MARK + r"[^A-Za-z0-9_=-]+([A-Za-z0-9_=-]+)", text)
+        detail = base64.urlsafe_b64decode(match.group(1) + "==").decode("utf-8", "replace")
+        return DataError(
+            f"bad record: {detail.strip()} (set data.on_bad_record=skip to drop and count "
+            "such records)"
+        )
+    unparseable = describe_parse_failure(text)
+    if unparseable:
+        return DataError(f"bad record: {unparseable}")
+    if "Could not parse example input" in text:  # ParseExample does not name the record
+        return DataError("bad record: a record is not a serialized Example")
+    if isinstance(exc, tf.errors.DataLossError) or "corrupted record" in text:
+        where = find_corrupt_record(files) if files else None
+        if where:
+            return DataError(
+                f"{where}: the shard is corrupt or truncated (CRC check failed); "
+                "replace or remove this file"
+            )
+        return DataError(f"a shard is corrupt or truncated: {text.splitlines()[0]}")
+    if isinstance(exc, tf.errors.NotFoundError):
+        return DataError(f"data file not found: {text.splitlines()[0]}")
+    return None
+
+
+@contextlib.contextmanager
+def data_errors(files: Optional[List[str]] = None) -> Iterator[None]:
+    """Inside, a TensorFlow error caused by bad input data is raised as a `DataError`
+    (see `translate_error`); any other error passes unchanged.
+
+    Args:
+        files: the shards being read, to locate a corrupt record.
+    """
+    try:
+        yield
+    except tf.errors.OpError as exc:
+        error = translate_error(exc, files)
+        if error is None:
+            raise
+        raise error from None
