@@ -1,10 +1,13 @@
 """The epoch loop of the trainer: steps, progress, logs, checkpoints, validation.
 
 Per step: run the distributed step, stop on a loss that is not finite (before any
-checkpoint of that step), log, checkpoint every `train.checkpoint_every_steps`. Per
-epoch: mean losses, skipped records, validation, `metrics.json`, a checkpoint. Each
-epoch reads a new pass over the data whose order depends only on `train.seed` and
-the epoch, so a resumed epoch skips exactly the batches it had trained on.
+checkpoint of that step), log, checkpoint every `train.checkpoint_every_steps`,
+validate every `train.eval_every_steps`. Per epoch: mean losses, skipped records,
+validation, `metrics.json`, a checkpoint. Each epoch reads a new pass over the data
+whose order depends only on `train.seed` and the epoch, so a resumed epoch skips
+exactly the batches it had trained on. Validation scores the moving average of the
+weights when `train.ema_decay` keeps one; after each, `selection.Selection` keeps
+the best checkpoint and may stop the run early.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 from videotag.data import for_keras, make_dataset
 from videotag.errors import TrainingError
 from videotag.evaluation.evaluator import evaluate, format_metrics
 from videotag.training import distribution
 from videotag.training.checkpoints import weights_finite
+from videotag.training.ema import averaged_weights
+from videotag.training.schedules import set_epoch
 
 LOSS_KEYS = ("loss", "clean_loss", "adversarial_loss")
 
@@ -31,24 +36,31 @@ class EpochLoop:
 
     Everything it needs is built by `train()`; its progress lives in `state` (a
     `RunState`, which each checkpoint saves), so that a resumed loop goes on where
-    the checkpoint stood.
+    the checkpoint stood. `selection` (a `selection.Selection`) follows the
+    validations; `stopped` holds why the run stopped early (None otherwise).
     """
 
     def __init__(self, cfg, metrics_path, model, optimizer, step, strategy, store, state,
-                 boards, progress, skips, predict, evaluate_here, verbose):
+                 boards, progress, skips, predict, evaluate_here, verbose, selection=None):
         self.cfg, self.metrics_path = cfg, metrics_path
         self.model, self.optimizer = model, optimizer
         self.step, self.strategy, self.store, self.state = step, strategy, store, state
         self.boards, self.progress, self.skips = boards, progress, skips
         self.predict, self.evaluate_here, self.verbose = predict, evaluate_here, verbose
+        self.selection = selection
         self.float16 = cfg.train.mixed_precision == "mixed_float16"
         self._skipped_before: Dict[str, int] = {}
+        # every worker stops at the same validations; only the chief scores them
+        self.validating = bool(cfg.data.eval_data_pattern)
+        self._validated: Optional[tuple] = None  # (step, result) of the last validation
+        self.stopped: Optional[str] = None
 
     def epochs(self) -> None:
         t, state = self.cfg.train, self.state
-        while state.epoch < t.epochs:
+        while state.epoch < t.epochs and self.stopped is None:
             self._train_epoch(state.epoch)
-            self._end_epoch(state.epoch)
+            if self.stopped is None:
+                self._end_epoch(state.epoch)
 
     def _batches(self, epoch: int):
         """The epoch's distributed batches, from the step where it stands."""
@@ -72,6 +84,7 @@ class EpochLoop:
         known = t.steps_per_epoch or next(
             (h["steps"] for h in reversed(state.history) if "steps" in h), None)
         self.progress.epoch_begin(epoch, known, state.step_in_epoch)
+        set_epoch(getattr(self.optimizer, "lr_schedule", None), epoch)
         window_start, window_steps = time.time(), 0
         for batch in self._batches(epoch):
             values = {k: float(v) for k, v in self.step(batch).items()}
@@ -92,6 +105,13 @@ class EpochLoop:
                 window_start, window_steps = now, 0
             if t.checkpoint_every_steps and state.global_step % t.checkpoint_every_steps == 0:
                 self._save()
+            if (t.eval_every_steps and state.global_step % t.eval_every_steps == 0
+                    and state.step_in_epoch != known):  # the epoch's end validates anyway
+                result = self._validate(f"step {state.global_step}")
+                self.stopped = self._select(result, epoch + 1)
+                if self.stopped is not None:
+                    self._save()  # a resumed run (with a larger patience) goes on from here
+                    break
         self.progress.epoch_end()
 
     def _log_step(self, values: Dict[str, float], rate: float) -> None:
@@ -158,19 +178,66 @@ class EpochLoop:
                       f"{entry['skipped_records']}", file=sys.stderr)
         self.boards.scalars("train", {f"epoch_{k}": entry[k] for k in LOSS_KEYS if k in entry},
                             state.global_step)
-        if self.evaluate_here:
-            result = evaluate(self.model, cfg, verbose=self.verbose, predict=self.predict)
-            if self.verbose:
+        fresh, result = False, None
+        if self._validated is not None and self._validated[0] == state.global_step:
+            result = self._validated[1]  # validated at the epoch's last step already
+            if self.verbose and result is not None:
                 print(f"epoch {epoch + 1} validation: {format_metrics(result, cfg.eval.top_k)}",
                       file=sys.stderr)
+        elif self.validating:
+            fresh, result = True, self._validate(f"epoch {epoch + 1}")
+        if result is not None:
             entry["validation"] = result
-            self.boards.scalars("validation", numbers(result), state.global_step)
         self.boards.flush()
         state.history.append(entry)
         state.epoch, state.step_in_epoch, state.epoch_sums = epoch + 1, 0, {}
+        if fresh:  # the state stands at the next epoch, where a resumed run goes on
+            self.stopped = self._select(result, epoch + 1)
         if self.store.writer:
-            write_json(self.metrics_path, {"epochs": state.history})
+            write_json(self.metrics_path, metrics_payload(state))
         self._save()
+
+    def _validate(self, label: str) -> Optional[Dict]:
+        """Scores the validation data (the chief; None elsewhere) on the averaged
+        weights when kept, records and logs it."""
+        state, cfg = self.state, self.cfg
+        result = None
+        if self.evaluate_here:
+            with averaged_weights(self.model, self.optimizer):
+                result = evaluate(self.model, cfg, verbose=self.verbose, predict=self.predict)
+            line = f"{label} validation: {format_metrics(result, cfg.eval.top_k)}"
+            if self.verbose:
+                self.progress.message(line)
+            self.boards.scalars("validation", numbers(result), state.global_step)
+            state.validations.append({"step": state.global_step, "epoch": state.epoch + 1,
+                                      "metrics": result})
+        self._validated = (state.global_step, result)
+        return result
+
+    def _select(self, result: Optional[Dict], epoch: int) -> Optional[str]:
+        """Keep-best and early stopping after a validation; why the run stops, or
+        None. With several workers, the chief's decision is every worker's."""
+        stop = None
+        if self.selection is not None and result is not None:
+            stop = self.selection.observe(result, epoch, self.model, self.optimizer)
+            line = self.selection.best_line()
+            if self.verbose and line and self.state.best["step"] == self.state.global_step:
+                self.progress.message(line)
+        if self.selection is not None and self.cfg.train.early_stopping.patience:
+            if distribution.chief_decides(self.strategy, stop is not None) and stop is None:
+                stop = "stopped early: the chief worker's validation stopped improving"
+        if stop is not None and self.verbose:
+            self.progress.message(stop)
+        return stop
+
+
+def metrics_payload(state) -> Dict:
+    """What metrics.json holds during a run: the epochs, every validation and the
+    best one (`train.keep_best`)."""
+    payload = {"epochs": state.history, "validations": state.validations}
+    if state.best is not None:
+        payload["best"] = state.best
+    return payload
 
 
 def numbers(result: Dict) -> Dict[str, float]:

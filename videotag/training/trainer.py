@@ -6,13 +6,16 @@ Layout of a model directory:
     vocab.txt                     the title vocabulary (models that read titles)
     checkpoints/ckpt-000000120/   weights, optimizer state, step and epoch (last N
                                   kept; see `checkpoints.py`)
+    checkpoints/best/ckpt-.../    the best validation's checkpoint (`train.keep_best`)
     logs/train, logs/validation   TensorBoard logs
     model.keras                   the final model (Keras format, float32)
     metrics.json                  losses and validation metrics per epoch, summary
 
 Running the same command again on a model directory that holds checkpoints resumes
 from the newest one: the same epoch, the same step in it, the same order of videos,
-and the run ends with the same number of steps as one that was never stopped.
+and the run ends with the same number of steps as one that was never stopped. A new
+run may start from another run's weights (`train.init_from`, `warm_start.py`); its
+own checkpoints win over that when it resumes.
 """
 
 from __future__ import annotations
@@ -36,11 +39,14 @@ from videotag.evaluation.evaluator import evaluate, format_metrics, predict_func
 from videotag.registry import build_model
 from videotag.training import distribution
 from videotag.training.checkpoints import CheckpointStore, RunState
-from videotag.training.logs import EpochProgress, TensorBoardLogs
-from videotag.training.loop import EpochLoop, numbers, write_json
-from videotag.training.schedules import learning_rate_schedule  # noqa: F401  (public here)
+from videotag.training.ema import averaged_values, keeps_average
 from videotag.training.freeze import freeze_layers
+from videotag.training.logs import EpochProgress, TensorBoardLogs
+from videotag.training.loop import EpochLoop, metrics_payload, numbers, write_json
+from videotag.training.schedules import learning_rate_schedule  # noqa: F401  (public here)
+from videotag.training.selection import BEST_DIR, Selection
 from videotag.training.step import TrainStep, make_optimizer
+from videotag.training.warm_start import warm_start
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.keras"
@@ -49,11 +55,10 @@ CHECKPOINT_DIR = "checkpoints"
 
 
 def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
-    """Compiles for `model.fit` (the trainer itself does not use fit): Adam with the
-    configured schedule, binary cross-entropy on `tags`, cross-entropy on `category`
-    (weighted by `model.head.tags_weight` / `category_weight`), no loss on
-    `embedding`."""
-    clip = cfg.train.clip_gradient_norm or None
+    """Compiles for `model.fit` (the trainer itself does not use fit): the optimizer
+    of `train.optimizer` with the configured schedule, binary cross-entropy on
+    `tags`, cross-entropy on `category` (weighted by `model.head.tags_weight` /
+    `category_weight`), no loss on `embedding`."""
     head = cfg.model.head
     losses, weights = {}, {}
     if "tags" in head.tasks:
@@ -63,7 +68,7 @@ def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
         losses["category"] = keras.losses.SparseCategoricalCrossentropy()
         weights["category"] = head.category_weight
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate_schedule(cfg), global_clipnorm=clip),
+        optimizer=make_optimizer(cfg, summed_by_step=False),
         loss=losses,
         loss_weights=weights,
     )
@@ -110,7 +115,8 @@ def build_for_training(cfg: Config, strategy: tf.distribute.Strategy):
 def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     """Trains `cfg.model` on `cfg.data`, scoring the validation data after each epoch.
 
-    Resumes from the newest checkpoint of `model_dir` when there is one.
+    Resumes from the newest checkpoint of `model_dir` when there is one; otherwise
+    starts from the weights of `train.init_from` when set (a warm start).
 
     Args:
         cfg: the run's config; with no data patterns the demo data is used.
@@ -121,7 +127,9 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
         A summary dict: model, model_dir, epochs, steps, seconds, final_loss, final
         validation metrics and, when `train.eval_before_training` is set, the
         untrained model's metrics; with `data.on_bad_record=skip` the records
-        skipped in the first epoch.
+        skipped in the first epoch; `warm_start` (what `train.init_from` loaded),
+        `best` (`train.keep_best`: metric, value, step, epoch, checkpoint) and
+        `stopped_early` (why, when early stopping ended the run) when they apply.
 
     Raises:
         DataError: bad or unreadable training records (naming the file and record).
@@ -135,6 +143,7 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     chief = distribution.is_chief(strategy)
     verbose = verbose and chief
     cfg = resolve_data(cfg, verbose=verbose)
+    _check_validation_data(cfg)
     out = Path(model_dir)
     store = CheckpointStore(out / CHECKPOINT_DIR, cfg.train.keep_checkpoints, writer=chief)
     latest = store.latest()
@@ -158,6 +167,7 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
         print(f"training {trainable:,} of {model.count_params():,} parameters (train.freeze: "
               f"{', '.join(cfg.train.freeze)})", file=sys.stderr)
     state = RunState()
+    started = None
     if latest is not None:
         state = store.restore(latest, model, optimizer)
         if verbose and state.epoch >= cfg.train.epochs:
@@ -167,12 +177,24 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
         elif verbose:
             print(f"resuming from {latest} (epoch {state.epoch + 1}, step {state.step_in_epoch} "
                   f"of the epoch, {state.global_step} steps done)", file=sys.stderr)
+        if verbose and cfg.train.init_from:
+            print(f"train.init_from ({cfg.train.init_from}) is not used: the run resumes its "
+                  f"own checkpoint {latest}, which wins over a warm start", file=sys.stderr)
+    elif cfg.train.init_from:
+        started = warm_start(model, cfg.train.init_from)
+        if verbose:
+            print(started.report(limit=12), file=sys.stderr)
+    best_store = CheckpointStore(out / CHECKPOINT_DIR / BEST_DIR, 1,
+                                 writer=chief and bool(cfg.train.keep_best))
+    selection = Selection(cfg, state, best_store)
     step = TrainStep(cfg, model, optimizer, strategy)
     skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
     boards = TensorBoardLogs(out, enabled=chief and cfg.train.tensorboard)
     predict = predict_function(model, cfg.data)  # one trace for every evaluation
     evaluate_here = bool(cfg.data.eval_data_pattern) and chief
     summary: Dict = {"model": cfg.model.name, "model_dir": str(out), "replicas": replicas}
+    if started is not None:
+        summary["warm_start"] = started.to_dict()
 
     if (cfg.train.eval_before_training and evaluate_here and state.global_step == 0
             and state.untrained_validation is None):
@@ -185,7 +207,11 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     progress = EpochProgress(verbose, cfg.train.batch_size, cfg.train.epochs,
                              fgm=bool(cfg.train.fgm_alpha))
     run = EpochLoop(cfg, out / METRICS_FILE, model, optimizer, step, strategy, store, state,
-                    boards, progress, skips, predict, evaluate_here, verbose)
+                    boards, progress, skips, predict, evaluate_here, verbose, selection)
+    run.stopped = selection.stopped()  # a run that stopped early stays stopped
+    if run.stopped and verbose:
+        print(f"{latest}: {run.stopped}: nothing to train (raise the patience or turn "
+              "train.early_stopping off to go on)", file=sys.stderr)
     try:
         with data_errors(files):
             run.epochs()
@@ -203,18 +229,36 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
         summary["untrained_validation"] = state.untrained_validation
     if history and "validation" in history[-1]:
         summary["validation"] = history[-1]["validation"]
+    if run.stopped:
+        summary["stopped_early"] = run.stopped
+    if state.best is not None:
+        summary["best"] = {k: v for k, v in state.best.items() if k != "validation"}
+        summary["best"]["checkpoint"] = str(selection.best_store.latest())
     if skips is not None:
         summary["skipped_records_per_epoch"] = (
             history[0].get("skipped_records", {}) if history else {})
         if verbose:
             print(f"training data in this run: {skips.summary()}", file=sys.stderr)
     if chief:
-        _final_model(cfg, model).save(out / MODEL_FILE)
-        write_json(out / METRICS_FILE, {"epochs": history, "summary": summary})
+        _final_model(cfg, averaged_values(model, optimizer)).save(out / MODEL_FILE)
+        write_json(out / METRICS_FILE, {**metrics_payload(state), "summary": summary})
     distribution.barrier(strategy)  # no worker leaves before the chief has written
     if verbose:
+        if selection.best_line():
+            print(selection.best_line(), file=sys.stderr)
         print(summary_line(summary, cfg.eval.top_k), file=sys.stderr)
     return summary
+
+
+def _check_validation_data(cfg: Config) -> None:
+    """Validation every N steps, keep-best and early stopping need validation data."""
+    t = cfg.train
+    for key, on in (("train.eval_every_steps", t.eval_every_steps),
+                    ("train.keep_best", t.keep_best),
+                    ("train.early_stopping.patience", t.early_stopping.patience)):
+        if on and not cfg.data.eval_data_pattern:
+            raise ConfigError(f"config key '{key}' needs validation data: set "
+                              "data.eval_data_pattern (--eval_data_pattern)")
 
 
 def _check_same_model(cfg: Config, saved_path: Path) -> None:
@@ -237,11 +281,12 @@ def _check_same_model(cfg: Config, saved_path: Path) -> None:
                 )
 
 
-def _final_model(cfg: Config, model: keras.Model) -> keras.Model:
-    """A float32 copy of `model` outside any strategy (what model.keras holds)."""
+def _final_model(cfg: Config, weights) -> keras.Model:
+    """A float32 model outside any strategy holding `weights` (`model.weights`
+    order): what model.keras holds."""
     with _dtype_policy("none"):
         final = build_model(cfg)
-    final.set_weights([v.numpy() for v in model.weights])
+    final.set_weights(weights)
     return final
 
 
@@ -257,18 +302,25 @@ def summary_line(summary: Dict, top_k: int = 20) -> str:
         untrained = summary.get("untrained_validation", {}).get("gap")
         if untrained is not None:
             line += f" (untrained {untrained:.4f})"
+    if summary.get("stopped_early"):
+        line += f"; stopped early at step {summary['steps']}"
     return line + f"; model in {summary['model_dir']}"
 
 
 def load_trained(model_dir: str, checkpoint: Optional[str] = None):
     """(config, model) of a trained model directory.
 
-    Uses `model.keras` when present, otherwise rebuilds the model from `config.yaml`
-    and loads the newest checkpoint (or `checkpoint`: a checkpoint directory, or a
-    `.weights.h5` file).
+    Args:
+        model_dir: the run's directory.
+        checkpoint: None: `model.keras` when present, else the newest checkpoint;
+            "latest": the newest checkpoint; "best": the best checkpoint
+            (`train.keep_best`); or the path of a checkpoint directory or of a
+            `.weights.h5` file. A checkpoint of a run with `train.ema_decay` gives
+            the moving averages of its weights (what validation scored and what
+            model.keras holds); a `.weights.h5` file gives its weights as they are.
 
     Raises:
-        ModelError: the directory holds no config or no weights.
+        ModelError: the directory holds no config, or not the weights asked for.
     """
     from videotag import config as config_lib
 
@@ -278,13 +330,42 @@ def load_trained(model_dir: str, checkpoint: Optional[str] = None):
     cfg = config_lib.load(str(root / CONFIG_FILE))
     if checkpoint is None and (root / MODEL_FILE).is_file():
         return cfg, keras.saving.load_model(root / MODEL_FILE)
-    path = Path(checkpoint) if checkpoint else CheckpointStore(
-        root / CHECKPOINT_DIR, writer=False).latest()
-    if path is None:
-        raise ModelError(f"{model_dir}: no {MODEL_FILE} and no checkpoint in {CHECKPOINT_DIR}/")
+    path = checkpoint_path(model_dir, checkpoint)
     model = build_model(cfg)
-    if path.is_dir():
-        CheckpointStore.restore(path, model)
-    else:
+    if not path.is_dir():
         model.load_weights(str(path))
+    elif cfg.train.ema_decay:  # the averages are optimizer variables: restore both
+        freeze_layers(model, cfg.train.freeze)  # the optimizer's variables follow these
+        optimizer = make_optimizer(cfg)
+        optimizer.build(model.trainable_variables)
+        CheckpointStore.restore(path, model, optimizer)
+        if keeps_average(optimizer) and int(optimizer.iterations.numpy()) > 0:
+            optimizer.finalize_variable_values(model.trainable_variables)
+    else:
+        CheckpointStore.restore(path, model)
     return cfg, model
+
+
+def checkpoint_path(model_dir: str, checkpoint: Optional[str] = None) -> Path:
+    """The checkpoint that `checkpoint` names in `model_dir` (see `load_trained`;
+    None is "latest" here).
+
+    Raises:
+        ModelError: there is no such checkpoint.
+    """
+    root = Path(model_dir) / CHECKPOINT_DIR
+    if checkpoint in (None, "latest", "best"):
+        store = CheckpointStore(root / BEST_DIR if checkpoint == "best" else root, writer=False)
+        path = store.latest()
+        if path is None:
+            raise ModelError(
+                f"{model_dir}: no best checkpoint in {CHECKPOINT_DIR}/{BEST_DIR}/ (train with "
+                "train.keep_best set)" if checkpoint == "best" else
+                f"{model_dir}: no {MODEL_FILE} and no checkpoint in {CHECKPOINT_DIR}/"
+                if checkpoint is None else f"{model_dir}: no checkpoint in {CHECKPOINT_DIR}/")
+        return path
+    path = Path(checkpoint)
+    if not path.exists():
+        raise ModelError(f"checkpoint {checkpoint} does not exist (give best, latest, a "
+                         "checkpoint directory or a .weights.h5 file)")
+    return path
