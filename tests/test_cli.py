@@ -11,12 +11,14 @@ from videotag.cli.main import main
 
 COMMANDS = ["train", "eval", "export", "predict", "extract", "embed", "similar",
             "make-demo-videos"]
-# the flags of tools/train.py and tools/predict.py before the command moved into videotag
+# the flags of tools/train.py and tools/predict.py before the command moved into videotag,
+# and those added since (warm start, checkpoints, ensembles)
 TRAIN_FLAGS = {"model_name", "config", "model_dir", "train_data_pattern", "eval_data_pattern",
-               "epochs", "batch_size", "distribution", "logical_cpus", "override"}
+               "epochs", "batch_size", "distribution", "logical_cpus", "override", "init_from"}
 PREDICT_FLAGS = {"on_bad_record", "model_dir", "saved_model", "input_data_pattern", "videos",
                  "extraction_config", "features_dir", "output_file", "format", "top_k",
-                 "threshold", "batch_size", "progress_seconds"}
+                 "threshold", "batch_size", "progress_seconds", "checkpoint", "ensemble",
+                 "ensemble_weights", "ensemble_embedding"}
 
 
 def _first_docstring_line(path):

@@ -9,6 +9,10 @@ r"""Train a registered model (on the built-in demo data when no data is given).
         --override train.steps_per_epoch=1000 ...                  # one process per worker
 
 Running the same command again resumes from the newest checkpoint in --model_dir.
+`--init_from=DIR_OR_CHECKPOINT` starts a new run from another run's weights (a model
+directory, a checkpoint folder or a .keras file): every weight whose path and shape
+match is loaded, the rest (e.g. a head with another number of classes) initialised
+anew, and the run reports which; the run's own checkpoints win when it resumes.
 The demo data is generated on first use into $VIDEOTAG_DEMO_DIR when set, else
 data/demo_generated in a source checkout, else $XDG_CACHE_HOME/videotag/demo
 (~/.cache/videotag/demo). `python tools/train.py` takes the same flags.
@@ -35,6 +39,9 @@ def define_flags() -> None:
                       "Overrides train.distribution.")
     flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices "
                          "(to try --distribution=mirrored on a machine without GPUs).")
+    flags.DEFINE_string("init_from", None, "Warm start: a model directory, checkpoint folder "
+                        "or .keras file whose weights of matching path and shape are loaded "
+                        "(sets train.init_from).")
     flags.DEFINE_multi_string("override", [], "key=value config override (repeatable).")
 
 
@@ -57,6 +64,7 @@ def main(argv):
         ("train.epochs", FLAGS.epochs),
         ("train.batch_size", FLAGS.batch_size),
         ("train.distribution", FLAGS.distribution),
+        ("train.init_from", FLAGS.init_from),
     ):
         if value is not None:
             overrides.append(f"{key}={value}" if not isinstance(value, str) else f"{key}={value!r}")

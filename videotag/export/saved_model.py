@@ -117,6 +117,7 @@ def inference_copy(model):
 def export_saved_model(
     model, cfg, export_dir: str, version: Optional[int] = None, name: Optional[str] = None,
     top_k: Optional[int] = None, save_keras: bool = True,
+    extra_files: Optional[Dict[str, str]] = None,
 ) -> Path:
     """Writes the SavedModel to `<export_dir>/<name>/<version>/` and returns that path.
 
@@ -132,6 +133,8 @@ def export_saved_model(
         top_k: tags per video; default `cfg.export.top_k`.
         save_keras: also save the Keras model as `assets.extra/model.keras` (no
             optimizer state: for inference and fine-tuning from its weights).
+        extra_files: more files for `assets.extra/`, name -> text (an
+            ensemble's `ensemble.json`).
     """
     if cfg.data.record_type != "frame":
         raise ModelError("export supports frame-level models (data.record_type=frame)")
@@ -161,6 +164,8 @@ def export_saved_model(
         write_warmup_file(extra / WARMUP_FILE, name, warmup_requests(module, cfg))
         if save_keras:
             model.save(extra / KERAS_FILE)
+        for file_name, text in (extra_files or {}).items():
+            (extra / file_name).write_text(text, encoding="utf-8")
         tmp.rename(target)  # TF Serving never sees a half-written version
     finally:
         if tmp.exists():

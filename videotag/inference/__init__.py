@@ -1,10 +1,12 @@
 """Inference: predictions from a model directory or a SavedModel (`predict`), written
-as CSV, JSON or JSON Lines (`writers`)."""
+as CSV, JSON or JSON Lines (`writers`); ensembles of trained models (`ensemble`)."""
 
 from videotag.inference.predict import (
     Prediction,
     load_saved_model,
+    model_batches,
     model_dir_batches,
+    predict_from_model,
     predict_from_model_dir,
     predict_from_saved_model,
     saved_model_batches,
@@ -15,7 +17,9 @@ __all__ = [
     "FORMATS",
     "Prediction",
     "load_saved_model",
+    "model_batches",
     "model_dir_batches",
+    "predict_from_model",
     "predict_from_model_dir",
     "predict_from_saved_model",
     "saved_model_batches",

@@ -57,15 +57,25 @@ def _text(value) -> str:
 
 def model_dir_batches(model_dir: str, pattern: str, top_k: int = 20,
                       batch_size: Optional[int] = None,
-                      on_bad_record: Optional[str] = None) -> Iterator[Batch]:
+                      on_bad_record: Optional[str] = None,
+                      checkpoint: Optional[str] = None) -> Iterator[Batch]:
     """Output batches of a trained model directory on validated records, in file order.
 
-    `on_bad_record` ("error" or "skip") overrides the run's `data.on_bad_record`.
+    `on_bad_record` ("error" or "skip") overrides the run's `data.on_bad_record`;
+    `checkpoint` picks the weights as for `load_trained` (default `model.keras`).
     """
-    from videotag.export.saved_model import build_serving_module
     from videotag.training.trainer import load_trained
 
-    cfg, model = load_trained(model_dir)
+    cfg, model = load_trained(model_dir, checkpoint)
+    return model_batches(cfg, model, pattern, top_k, batch_size, on_bad_record)
+
+
+def model_batches(cfg, model, pattern: str, top_k: int = 20, batch_size: Optional[int] = None,
+                  on_bad_record: Optional[str] = None) -> Iterator[Batch]:
+    """Output batches of a Keras `model` with its config (a trained model, or an
+    ensemble of them) on validated records, in file order."""
+    from videotag.export.saved_model import build_serving_module
+
     cfg.data.on_bad_record = on_bad_record or cfg.data.on_bad_record
     files = list_files(pattern)
     module = build_serving_module(model, cfg, top_k)
@@ -142,9 +152,18 @@ def rows(batches: Iterable[Batch], top_k: int = 20) -> Iterator[Prediction]:
 
 def predict_from_model_dir(model_dir: str, pattern: str, top_k: int = 20,
                            batch_size: Optional[int] = None,
-                           on_bad_record: Optional[str] = None) -> Iterator[Prediction]:
+                           on_bad_record: Optional[str] = None,
+                           checkpoint: Optional[str] = None) -> Iterator[Prediction]:
     """Predictions of a trained model directory (Keras model, validated records)."""
-    return rows(model_dir_batches(model_dir, pattern, top_k, batch_size, on_bad_record), top_k)
+    return rows(model_dir_batches(model_dir, pattern, top_k, batch_size, on_bad_record,
+                                  checkpoint), top_k)
+
+
+def predict_from_model(cfg, model, pattern: str, top_k: int = 20,
+                       batch_size: Optional[int] = None,
+                       on_bad_record: Optional[str] = None) -> Iterator[Prediction]:
+    """Predictions of a Keras model with its config (e.g. an ensemble)."""
+    return rows(model_batches(cfg, model, pattern, top_k, batch_size, on_bad_record), top_k)
 
 
 def predict_from_saved_model(path: str, pattern: str, top_k: int = 20,
