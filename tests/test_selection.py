@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.helpers import finish_processes, frame_record, start_process, tiny_config, write_file
+from tests.helpers import faint_records, finish_processes, start_process, tiny_config, write_file
 from videotag.errors import ConfigError, ModelError
 from videotag.evaluation import StreamingEvaluator
 from videotag.evaluation.evaluator import run_evaluation
@@ -19,21 +19,6 @@ from videotag.inference import predict_from_model_dir
 from videotag.training.trainer import checkpoint_path, load_trained, train
 
 CLASSES, PATIENCE = 4, 2
-
-
-def faint_records(n, seed, shift=0):
-    """Video i of class i % 4: a faint class prototype (3 grey levels) under noise
-    (40), so that the tiny model learns it over several steps; labels moved by
-    `shift` classes."""
-    rng = np.random.default_rng(seed)
-    protos = 128 + 3 * np.random.default_rng(123).standard_normal((CLASSES, 1024 + 128))
-    out = []
-    for i in range(n):
-        c = i % CLASSES
-        x = np.clip(protos[c] + rng.normal(0, 40, (4, 1024 + 128)), 0, 255).astype(np.uint8)
-        out.append(frame_record(f"v{seed}-{i}".encode(), ((c + shift) % CLASSES,),
-                                rgb=x[:, :1024], audio=x[:, 1024:]))
-    return out
 
 
 def _cfg(root, train_file, epochs, **kw):

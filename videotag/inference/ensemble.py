@@ -23,6 +23,7 @@ one graph), which serves like any single model.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -168,11 +169,12 @@ class FrameLimit(keras.layers.Layer):
         return out
 
     def compute_output_spec(self, inputs):
-        out = dict(inputs)
-        for name in self.features:
-            shape = inputs[name].shape
-            frames = None if shape[1] is None else min(shape[1], self.max_frames)
-            out[name] = keras.KerasTensor((shape[0], frames, *shape[2:]), dtype=inputs[name].dtype)
+        out = {}
+        for name, value in inputs.items():
+            shape = value.shape
+            if name in self.features and shape[1] is not None:
+                shape = (shape[0], min(shape[1], self.max_frames), *shape[2:])
+            out[name] = keras.KerasTensor(shape, dtype=value.dtype)
         return out
 
     def get_config(self):
@@ -215,7 +217,9 @@ def build_ensemble(members: Sequence[Member], weights: Optional[Sequence[float]]
     outputs: Dict[str, list] = {}
     for i, member in enumerate(members):
         model = member.model
-        model.name = f"member_{i}_{model.name}"  # two members of one model need two names
+        # two members of one kind need two names (a member built into an ensemble
+        # before carries its prefix already)
+        model.name = f"member_{i}_{re.sub(r'^member_[0-9]+_', '', model.name)}"
         names = list(model.input) if isinstance(model.input, dict) else []
         own = {n: inputs[n] for n in names}
         if member.cfg.data.max_frames < data.max_frames:
