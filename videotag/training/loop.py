@@ -220,7 +220,7 @@ class EpochLoop:
         stop = None
         if self.selection is not None and result is not None:
             stop = self.selection.observe(result, epoch, self.model, self.optimizer)
-            line = self.selection.best_line()
+            line = self.selection.best_line("new best")
             if self.verbose and line and self.state.best["step"] == self.state.global_step:
                 self.progress.message(line)
         if self.selection is not None and self.cfg.train.early_stopping.patience:

@@ -64,14 +64,15 @@ class Selection:
                 self.best_store.save(model, optimizer, state)
         return stop
 
-    def best_line(self) -> Optional[str]:
-        """`best gap 0.8123 at step 96 (epoch 4): runs/x/checkpoints/best/ckpt-000000096`."""
+    def best_line(self, prefix: str = "best checkpoint") -> Optional[str]:
+        """`best checkpoint: gap 0.8123 at step 96 (epoch 4),
+        runs/x/checkpoints/best/ckpt-000000096`."""
         best = self.state.best
         latest = self.best_store.latest()
         if not best or latest is None:
             return None
-        return (f"best {best['metric']} {best['value']:.4f} at step {best['step']} "
-                f"(epoch {best['epoch']}): {latest}")
+        return (f"{prefix}: {best['metric']} {best['value']:.4f} at step {best['step']} "
+                f"(epoch {best['epoch']}), {latest}")
 
     def stopped(self) -> Optional[str]:
         """Why the run stopped early, when the early-stopping record of the state
