@@ -16,6 +16,7 @@ from videotag.errors import ConfigError, ModelError
 from videotag.evaluation import StreamingEvaluator
 from videotag.evaluation.evaluator import run_evaluation
 from videotag.inference import predict_from_model_dir
+from videotag.retrieval.embeddings import embedding_batches
 from videotag.training.trainer import checkpoint_path, load_trained, train
 
 CLASSES, PATIENCE = 4, 2
@@ -98,6 +99,14 @@ def test_eval_and_predict_on_the_best_checkpoint_give_its_logged_metrics(peaked)
     # the latest checkpoint is another model: the one that had stopped improving
     _, latest = load_trained(model_dir, "latest")
     assert run_evaluation(latest, cfg, verbose=False).metrics["gap"] < logged["gap"]
+    # embeddings: "best" is the best checkpoint's folder given as a path, not "latest"
+    val = str(root / "val.tfrecord")
+    embedded = {name: np.concatenate([e for _, e in embedding_batches(
+        val, model_dir, checkpoint=name)]) for name in
+        ("best", str(checkpoint_path(model_dir, "best")), "latest")}
+    np.testing.assert_array_equal(embedded["best"],
+                                  embedded[str(checkpoint_path(model_dir, "best"))])
+    assert not np.allclose(embedded["best"], embedded["latest"], atol=1e-4)
     # the command: eval with --checkpoint=best, and Hit@2 beside Hit@1
     report = root / "best_eval.json"
     ((code, stdout, err),) = finish_processes([start_process([
