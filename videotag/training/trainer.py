@@ -126,7 +126,8 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     Returns:
         A summary dict: model, model_dir, epochs, steps, seconds, final_loss, final
         validation metrics and, when `train.eval_before_training` is set, the
-        untrained model's metrics; with `data.on_bad_record=skip` the records
+        metrics before training (`untrained_validation`: of the warm-started
+        weights with `train.init_from`); with `data.on_bad_record=skip` the records
         skipped in the first epoch; `warm_start` (what `train.init_from` loaded),
         `best` (`train.keep_best`: metric, value, step, epoch, checkpoint) and
         `stopped_early` (why, when early stopping ended the run) when they apply.
@@ -201,7 +202,8 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
         state.untrained_validation = evaluate(model, cfg, verbose=verbose, predict=predict)
         boards.scalars("validation", numbers(state.untrained_validation), 0)
         if verbose:
-            print(f"untrained model validation: "
+            before = "warm-started model (before training)" if started else "untrained model"
+            print(f"{before} validation: "
                   f"{format_metrics(state.untrained_validation, cfg.eval.top_k)}", file=sys.stderr)
 
     progress = EpochProgress(verbose, cfg.train.batch_size, cfg.train.epochs,
@@ -301,7 +303,8 @@ def summary_line(summary: Dict, top_k: int = 20) -> str:
         line += f"; validation GAP@{top_k} {gap:.4f}"
         untrained = summary.get("untrained_validation", {}).get("gap")
         if untrained is not None:
-            line += f" (untrained {untrained:.4f})"
+            before = "before training" if summary.get("warm_start") else "untrained"
+            line += f" ({before} {untrained:.4f})"
     if summary.get("stopped_early"):
         line += f"; stopped early at step {summary['steps']}"
     return line + f"; model in {summary['model_dir']}"
