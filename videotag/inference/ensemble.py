@@ -56,7 +56,7 @@ def load_member(source: str, checkpoint: Optional[str] = None) -> Member:
         ModelError: neither, or a SavedModel exported without its Keras model.
     """
     from videotag import config as config_lib
-    from videotag.training.trainer import load_trained
+    from videotag.training.loading import load_trained
 
     path = Path(source)
     if (path / "saved_model.pb").is_file():

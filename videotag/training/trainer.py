@@ -15,7 +15,8 @@ Running the same command again on a model directory that holds checkpoints resum
 from the newest one: the same epoch, the same step in it, the same order of videos,
 and the run ends with the same number of steps as one that was never stopped. A new
 run may start from another run's weights (`train.init_from`, `warm_start.py`); its
-own checkpoints win over that when it resumes.
+own checkpoints win over that when it resumes. `loading.py` reads a model directory
+back (`load_trained`, also importable from here).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import contextlib
 import sys
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 import keras
 import numpy as np
@@ -34,13 +35,21 @@ from videotag.config import Config
 from videotag.data import SkipCounter, data_errors, list_files
 from videotag.data.sources import resolve_data
 from videotag.data.vocab import prepare_vocabulary
-from videotag.errors import ConfigError, ModelError
+from videotag.errors import ConfigError
 from videotag.evaluation.evaluator import evaluate, format_metrics, predict_function
 from videotag.registry import build_model
 from videotag.training import distribution
 from videotag.training.checkpoints import CheckpointStore, RunState
-from videotag.training.ema import averaged_values, keeps_average
+from videotag.training.ema import averaged_values
 from videotag.training.freeze import freeze_layers
+from videotag.training.loading import (  # noqa: F401  (load_trained, checkpoint_path: public here)
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    checkpoint_path,
+    load_trained,
+)
 from videotag.training.logs import EpochProgress, TensorBoardLogs
 from videotag.training.loop import EpochLoop, metrics_payload, numbers, write_json
 from videotag.training.schedules import learning_rate_schedule  # noqa: F401  (public here)
@@ -48,10 +57,6 @@ from videotag.training.selection import BEST_DIR, Selection
 from videotag.training.step import TrainStep, make_optimizer
 from videotag.training.warm_start import warm_start
 
-CONFIG_FILE = "config.yaml"
-MODEL_FILE = "model.keras"
-METRICS_FILE = "metrics.json"
-CHECKPOINT_DIR = "checkpoints"
 
 
 def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
@@ -308,67 +313,3 @@ def summary_line(summary: Dict, top_k: int = 20) -> str:
     if summary.get("stopped_early"):
         line += f"; stopped early at step {summary['steps']}"
     return line + f"; model in {summary['model_dir']}"
-
-
-def load_trained(model_dir: str, checkpoint: Optional[str] = None):
-    """(config, model) of a trained model directory.
-
-    Args:
-        model_dir: the run's directory.
-        checkpoint: None: `model.keras` when present, else the newest checkpoint;
-            "latest": the newest checkpoint; "best": the best checkpoint
-            (`train.keep_best`); or the path of a checkpoint directory or of a
-            `.weights.h5` file. A checkpoint of a run with `train.ema_decay` gives
-            the moving averages of its weights (what validation scored and what
-            model.keras holds); a `.weights.h5` file gives its weights as they are.
-
-    Raises:
-        ModelError: the directory holds no config, or not the weights asked for.
-    """
-    from videotag import config as config_lib
-
-    root = Path(model_dir)
-    if not (root / CONFIG_FILE).is_file():
-        raise ModelError(f"{model_dir}: no {CONFIG_FILE}; is this a videotag model directory?")
-    cfg = config_lib.load(str(root / CONFIG_FILE))
-    if checkpoint is None and (root / MODEL_FILE).is_file():
-        return cfg, keras.saving.load_model(root / MODEL_FILE)
-    path = checkpoint_path(model_dir, checkpoint)
-    model = build_model(cfg)
-    if not path.is_dir():
-        model.load_weights(str(path))
-    elif cfg.train.ema_decay:  # the averages are optimizer variables: restore both
-        freeze_layers(model, cfg.train.freeze)  # the optimizer's variables follow these
-        optimizer = make_optimizer(cfg)
-        optimizer.build(model.trainable_variables)
-        CheckpointStore.restore(path, model, optimizer)
-        if keeps_average(optimizer) and int(optimizer.iterations.numpy()) > 0:
-            optimizer.finalize_variable_values(model.trainable_variables)
-    else:
-        CheckpointStore.restore(path, model)
-    return cfg, model
-
-
-def checkpoint_path(model_dir: str, checkpoint: Optional[str] = None) -> Path:
-    """The checkpoint that `checkpoint` names in `model_dir` (see `load_trained`;
-    None is "latest" here).
-
-    Raises:
-        ModelError: there is no such checkpoint.
-    """
-    root = Path(model_dir) / CHECKPOINT_DIR
-    if checkpoint in (None, "latest", "best"):
-        store = CheckpointStore(root / BEST_DIR if checkpoint == "best" else root, writer=False)
-        path = store.latest()
-        if path is None:
-            raise ModelError(
-                f"{model_dir}: no best checkpoint in {CHECKPOINT_DIR}/{BEST_DIR}/ (train with "
-                "train.keep_best set)" if checkpoint == "best" else
-                f"{model_dir}: no {MODEL_FILE} and no checkpoint in {CHECKPOINT_DIR}/"
-                if checkpoint is None else f"{model_dir}: no checkpoint in {CHECKPOINT_DIR}/")
-        return path
-    path = Path(checkpoint)
-    if not path.exists():
-        raise ModelError(f"checkpoint {checkpoint} does not exist (give best, latest, a "
-                         "checkpoint directory or a .weights.h5 file)")
-    return path

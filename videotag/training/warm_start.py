@@ -76,7 +76,7 @@ def source_weights(source: str) -> Dict[str, np.ndarray]:
         ModelError: `source` is none of a model directory, a checkpoint folder
             or a `.keras` file, or cannot be loaded.
     """
-    from videotag.training.trainer import CONFIG_FILE, load_trained
+    from videotag.training.loading import CONFIG_FILE, load_trained
 
     path = Path(source)
     if path.is_file() and path.suffix == ".keras":
