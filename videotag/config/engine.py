@@ -255,5 +255,9 @@ def to_dict(obj: Any) -> Any:
 
 
 def save_yaml(obj: Any, path: str | os.PathLike) -> None:
-    """Writes `to_dict(obj)` as YAML, keys in field order (UTF-8)."""
-    Path(path).write_text(yaml.safe_dump(to_dict(obj), sort_keys=False), encoding="utf-8")
+    """Writes `to_dict(obj)` as YAML, keys in field order (UTF-8), on any file system
+    of TensorFlow; the file appears only when complete (`videotag.files`)."""
+    from videotag import files
+
+    files.write_text(os.fspath(path), yaml.safe_dump(to_dict(obj), sort_keys=False),
+                     what="config file")
