@@ -338,19 +338,32 @@ def write_text(path: str, text: str, what: str = "output file") -> None:
     write_bytes(path, text.encode("utf-8"), what)
 
 
+def write_figure(fig, path: str, what: str = "figure") -> None:
+    """Writes a matplotlib figure as a PNG file whole (see `open_output`) and closes it."""
+    from matplotlib import pyplot as plt
+
+    data = io.BytesIO()
+    fig.savefig(data, format="png")
+    plt.close(fig)
+    write_bytes(path, data.getvalue(), what)
+
+
 @contextlib.contextmanager
 def local_output(path: str, what: str = "output file") -> Iterator[str]:
     """A local file name to write `path` through, for writers that need a seekable
     local file (NumPy headers rewritten at the end, video encoders).
 
-    On a local file system it is `temporary_name(path)`; elsewhere a file in the
+    On a local file system it is `temporary_name(path)` with the extension of
+    `path` (some writers pick the format by it); elsewhere a file in the
     local temporary folder, copied to `path` at the end. Either way `path` appears
     only when the block ends without an error. The block's own writes should run
     under `output_errors(path)`.
     """
     make_parent(path, what)
     if is_local(path):
-        tmp = temporary_name(str(path).split("://", 1)[-1])
+        local = str(path).split("://", 1)[-1]
+        # the extension is kept: some writers pick the format by it
+        tmp = temporary_name(local) + os.path.splitext(local)[1]
         staged = None
     else:
         staged = tempfile.mkdtemp(prefix="videotag-")

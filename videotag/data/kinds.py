@@ -53,20 +53,28 @@ def _kind(features: tf.Tensor) -> tf.Tensor:
     return kind
 
 
+def _decode(messages: tf.Tensor, message_type: str, fields: List[str], dtypes: List[tf.DType]):
+    """`tf.io.decode_proto` of string [N] messages, for any N (the op refuses N = 0):
+    (sizes [N, fields], [values [N, max count] per field])."""
+    padded = tf.concat([messages, [""]], 0)
+    sizes, values = tf.io.decode_proto(padded, message_type, fields, dtypes)
+    return sizes[:-1], [v[:-1] for v in values]
+
+
 def _map(messages: tf.Tensor, message_type: str, field: str):
     """(keys, values) ragged [B, (entries)] of the map `field` of each serialized
     message of `message_type`; values stay serialized."""
-    sizes, (entries,) = tf.io.decode_proto(messages, message_type, [field], [tf.string])
+    sizes, (entries,) = _decode(messages, message_type, [field], [tf.string])
     entries = tf.RaggedTensor.from_tensor(entries, lengths=sizes[:, 0])
     entry_type = f"{message_type}.{field.title().replace('_', '')}Entry"
-    _, (keys, values) = tf.io.decode_proto(entries.flat_values, entry_type, ["key", "value"],
+    _, (keys, values) = _decode(entries.flat_values, entry_type, ["key", "value"],
                                            [tf.string, tf.string])
     return entries.with_flat_values(keys[:, 0]), entries.with_flat_values(values[:, 0])
 
 
 def _field(messages: tf.Tensor, message_type: str, field: str) -> tf.Tensor:
     """The serialized message `field` of each serialized message ("" when absent)."""
-    _, (values,) = tf.io.decode_proto(messages, message_type, [field], [tf.string])
+    _, (values,) = _decode(messages, message_type, [field], [tf.string])
     return tf.reshape(tf.concat([values, tf.fill([tf.shape(values)[0], 1], "")], 1)[:, :1], [-1])
 
 
@@ -95,6 +103,13 @@ def _well_formed(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool) -> 
     # a tf.function): no record holds the key, so the last split is 0
     after = tf.range(tf.size(serialized, out_type=tf.int64)) + parsed[_NO_KEY].row_splits[-1]
     return tf.gather(serialized, after)
+
+
+def context_keys(serialized: tf.Tensor, frame_level: bool) -> tf.RaggedTensor:
+    """The context keys (an Example's feature keys) of each record: string [B, (keys)]."""
+    top, field = (("tensorflow.SequenceExample", "context") if frame_level
+                  else ("tensorflow.Example", "features"))
+    return _map(_field(serialized, top, field), "tensorflow.Features", "feature")[0]
 
 
 def check_kinds(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool,
@@ -134,7 +149,7 @@ def check_kinds(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool,
     if frame_level and lists:
         list_keys, list_values = _map(_field(serialized, top, "feature_lists"),
                                       "tensorflow.FeatureLists", "feature_list")
-        sizes, (frames,) = tf.io.decode_proto(list_values.flat_values, "tensorflow.FeatureList",
+        sizes, (frames,) = _decode(list_values.flat_values, "tensorflow.FeatureList",
                                               ["feature"], [tf.string])
         frame_kinds = tf.RaggedTensor.from_tensor(_kind(frames), lengths=sizes[:, 0])
         for key, dtype in lists.items():
@@ -168,6 +183,57 @@ def check_kinds(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool,
     id_feature = _of_key(keys, values, id_key, "")
     bytes_list = _field(tf.where(_kind(id_feature) == 1, id_feature, ""), "tensorflow.Feature",
                         "bytes_list")
-    _, (ids,) = tf.io.decode_proto(bytes_list, "tensorflow.BytesList", ["value"], [tf.string])
+    _, (ids,) = _decode(bytes_list, "tensorflow.BytesList", ["value"], [tf.string])
     video_id = tf.concat([ids, tf.fill([count, 1], "")], 1)[:, 0]
     return Kinds(tf.reduce_any(wrong_stack, axis=1), video_id, message)
+
+
+def _values(features: tf.Tensor, kinds: tf.Tensor) -> List[tuple]:
+    """(kind name, value count, bytes of the first value) of serialized Features."""
+    out = []
+    for feature, kind in zip(features.numpy().tolist(), kinds.numpy().tolist()):
+        if kind == 0:
+            out.append((KIND_NAMES[0], 0, 0))
+            continue
+        field = ("bytes_list", "float_list", "int64_list")[kind - 1]
+        inner = _field(tf.constant([feature]), "tensorflow.Feature", field)
+        dtype = (tf.string, tf.float32, tf.int64)[kind - 1]
+        sizes, (values,) = _decode(
+            inner, f"tensorflow.{field.title().replace('_', '')}", ["value"], [dtype])
+        count = int(sizes[0, 0])
+        first = len(values.numpy()[0, 0]) if kind == 1 and count else 0
+        out.append((KIND_NAMES[kind], count, first))
+    return out
+
+
+def record_layout(record: bytes) -> Dict[str, Dict[str, dict]]:
+    """The keys of one serialized record and what they hold, read eagerly.
+
+    Returns:
+        {"context": {key: {"kind", "values", "first_bytes"}}, "lists": {key: {"kind"
+        (of its first frame), "frames", "values" (of its first frame), "first_bytes"}}};
+        an Example (video-level record) has its features as "context" and no lists.
+    """
+    serialized = tf.constant([record])
+    keys, values = _map(_field(serialized, "tensorflow.SequenceExample", "context"),
+                        "tensorflow.Features", "feature")
+    context = {}
+    for key, (kind, count, first) in zip(keys.flat_values.numpy().tolist(),
+                                         _values(values.flat_values,
+                                                 _kind(values.flat_values))):
+        context[key.decode("utf-8", "replace")] = {"kind": kind, "values": count,
+                                                   "first_bytes": first}
+    list_keys, list_values = _map(_field(serialized, "tensorflow.SequenceExample",
+                                         "feature_lists"),
+                                  "tensorflow.FeatureLists", "feature_list")
+    lists = {}
+    for key, value in zip(list_keys.flat_values.numpy().tolist(),
+                          list_values.flat_values.numpy().tolist()):
+        sizes, (frames,) = _decode(tf.constant([value]), "tensorflow.FeatureList",
+                                              ["feature"], [tf.string])
+        count = int(sizes[0, 0])
+        kind, values_, first = (_values(frames[0, :1], _kind(frames[0, :1]))[0] if count
+                                else (KIND_NAMES[0], 0, 0))
+        lists[key.decode("utf-8", "replace")] = {"kind": kind, "frames": count,
+                                                 "values": values_, "first_bytes": first}
+    return {"context": context, "lists": lists}

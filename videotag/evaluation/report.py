@@ -15,7 +15,6 @@ complete.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -165,7 +164,7 @@ def _plot_pr_curves(path: str, evaluations: Sequence[Evaluation], names: Sequenc
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left")
     fig.tight_layout()
-    save_figure(fig, path)
+    files.write_figure(fig, path)
 
 
 def _plot_ap_histograms(path: str, evaluations: Sequence[Evaluation], names: Sequence[str]) -> None:
@@ -188,17 +187,7 @@ def _plot_ap_histograms(path: str, evaluations: Sequence[Evaluation], names: Seq
            title="Per-class AP (classes with at least one positive)")
     ax.legend(loc="upper left")
     fig.tight_layout()
-    save_figure(fig, path)
-
-
-def save_figure(fig, path: str) -> None:
-    """Saves a matplotlib figure as a PNG file through `videotag.files` and closes it."""
-    from matplotlib import pyplot as plt
-
-    data = io.BytesIO()
-    fig.savefig(data, format="png")
-    plt.close(fig)
-    files.write_bytes(path, data.getvalue(), what="figure")
+    files.write_figure(fig, path)
 
 
 def _markdown(evaluations: Sequence[Evaluation], names: Sequence[str], reports: Sequence[Dict],
