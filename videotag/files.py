@@ -42,7 +42,7 @@ ATOMIC_RENAME_SCHEMES = ("", "file", "hdfs", "viewfs")
 LAST_FILES = ("saved_model.pb",)
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
-_COPY_CHUNK = 16 << 20
+_BUFFER = 1 << 20
 
 
 # --- paths ---------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def open_output(path: Optional[str], binary: bool = False,
     raw = tf.io.gfile.GFile(tmp, "wb")
     guarded = _GuardedWriter(raw, path, what)
     guarded.write(b"")  # opens the file now: a folder that cannot be written fails here
-    buffered = io.BufferedWriter(guarded, _COPY_CHUNK)
+    buffered = io.BufferedWriter(guarded, _BUFFER)
     out = buffered if binary else io.TextIOWrapper(buffered, encoding="utf-8", newline="")
     try:
         yield out

@@ -45,7 +45,7 @@ def main(argv):
     results = similar_videos(ids, vectors, None if FLAGS.all else FLAGS.query_id,
                              FLAGS.top_k, FLAGS.block_size, verbose=True,
                              progress_seconds=FLAGS.progress_seconds)
-    with open_output(FLAGS.output_file) as out:
+    with open_output(FLAGS.output_file, what="results file") as out:
         count = write_similar(results, out, FLAGS.format)
     print(f"searched {count} videos among {len(ids)}", file=sys.stderr)
     return 0

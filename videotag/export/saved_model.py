@@ -161,9 +161,9 @@ def export_saved_model(
     target = files.join(base, str(version))
     if tf.io.gfile.exists(target):
         raise ModelError(f"{target} exists already: choose another --version")
-    files.check_output_dir(base, "export folder")
     model = inference_copy(model)
-    files.check_free_space(base, export_bytes(model, save_keras), "export")
+    files.check_free_space(str(export_dir), export_bytes(model, save_keras), "export")
+    files.check_output_dir(base, "export folder")
     module = build_serving_module(model, cfg, top_k)
     signatures = {
         SERVING_DEFAULT: module.serve_examples.get_concrete_function(),

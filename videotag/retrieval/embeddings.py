@@ -127,7 +127,7 @@ def write_embeddings(batches: Iterable[Tuple[Sequence[str], np.ndarray]], prefix
         # ExitStack swaps the files in (in reverse order) when the block succeeds
         if "npy" in formats:
             npy_tmp = outputs.enter_context(files.local_output(npy_path, "embeddings file"))
-            ids_file = outputs.enter_context(files.open_output(ids_path, what="ids file"))
+            ids_file = outputs.enter_context(files.open_output(ids_path, what="embeddings file"))
         if "tfrecord" in formats:
             records_tmp = outputs.enter_context(files.output_path(records_path))
         for ids, vectors in batches:
