@@ -132,11 +132,32 @@ def remove_quietly(path: str) -> None:
     that is already failing)."""
     try:
         if tf.io.gfile.isdir(path):
-            tf.io.gfile.rmtree(path)
+            remove_tree(path)
         elif tf.io.gfile.exists(path):
             tf.io.gfile.remove(path)
     except (OSError, tf.errors.OpError):
         pass
+
+
+def remove_tree(path: str) -> None:
+    """Removes folder `path` and everything in it. Where `tf.io.gfile.rmtree` fails on
+    a name the folder's listing shows but the file system does not have (ram:// lists
+    by name prefix: with "assets.extra/x", "assets/" lists ".extra"), the files are
+    removed one by one, then the folders, deepest first."""
+    try:
+        tf.io.gfile.rmtree(path)
+        return
+    except tf.errors.NotFoundError:
+        pass
+    tree = list(tf.io.gfile.walk(path))
+    for folder, _, names in tree:
+        for name in names:
+            name = f"{folder.rstrip('/')}/{name}"
+            if tf.io.gfile.exists(name) and not tf.io.gfile.isdir(name):
+                tf.io.gfile.remove(name)
+    for folder, _, _ in reversed(tree):  # ram:// folders are only name prefixes
+        with contextlib.suppress(tf.errors.NotFoundError):
+            tf.io.gfile.remove(folder)
 
 
 # --- checks before the work ---------------------------------------------------------
@@ -253,17 +274,19 @@ def replace_dir(tmp: str, target: str) -> None:
         if has_atomic_rename(target):
             tf.io.gfile.rename(tmp, target)
             return
-        files = []
+        files, start = [], len(tmp.rstrip("/"))
         for folder, _, names in tf.io.gfile.walk(tmp):
-            files += [f"{folder.rstrip('/')}/{name}" for name in names]
+            tf.io.gfile.makedirs(target.rstrip("/") + folder.rstrip("/")[start:])
+            paths = (f"{folder.rstrip('/')}/{name}" for name in names)
+            # ram:// lists by name prefix: "assets.extra/x" shows as "assets/.extra"
+            files += [p for p in paths if tf.io.gfile.exists(p) and not tf.io.gfile.isdir(p)]
         files.sort(key=lambda f: os.path.basename(f) in LAST_FILES)
         for source in files:
-            dest = target.rstrip("/") + source[len(tmp.rstrip("/")):]
-            tf.io.gfile.makedirs(parent(dest))
+            dest = target.rstrip("/") + source[start:]
             tf.io.gfile.copy(source, dest)
             if tf.io.gfile.stat(dest).length != tf.io.gfile.stat(source).length:
                 raise OutputError(f"cannot write the output {dest}: the copy is incomplete")
-        tf.io.gfile.rmtree(tmp)
+        remove_tree(tmp)
 
 
 class _GuardedWriter(io.RawIOBase):
@@ -325,6 +348,17 @@ def open_output(path: Optional[str], binary: bool = False,
             except Exception:  # noqa: BLE001  (already failing or done)
                 pass
         remove_quietly(tmp)
+
+
+@contextlib.contextmanager
+def closing(writer, path: str, what: str = "output file") -> Iterator:
+    """Yields `writer` and closes it at the end; a close that fails to write (the
+    last buffered bytes reach the disk then) raises `OutputError` naming `path`."""
+    try:
+        yield writer
+    finally:
+        with output_errors(path, what):
+            writer.close()
 
 
 def write_bytes(path: str, data: bytes, what: str = "output file") -> None:

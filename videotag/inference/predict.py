@@ -86,7 +86,7 @@ def model_dir_batches(model_dir: str, pattern: str, top_k: int = 20,
 
 def load_saved_model(path: str):
     """`tf.saved_model.load`, with a clear error for a folder that is not one."""
-    if not (Path(path) / "saved_model.pb").is_file():
+    if not tf.io.gfile.exists(f"{str(path).rstrip('/')}/saved_model.pb"):
         raise ModelError(f"{path}: no saved_model.pb here (give a version folder such as "
                          "exports/nextvlad/1)")
     try:

@@ -129,7 +129,8 @@ def write_embeddings(batches: Iterable[Tuple[Sequence[str], np.ndarray]], prefix
             npy_tmp = outputs.enter_context(files.local_output(npy_path, "embeddings file"))
             ids_file = outputs.enter_context(files.open_output(ids_path, what="embeddings file"))
         if "tfrecord" in formats:
-            records_tmp = outputs.enter_context(files.output_path(records_path))
+            records_tmp = outputs.enter_context(files.output_path(records_path,
+                                                                  what="embeddings file"))
         for ids, vectors in batches:
             vectors = l2_normalize(vectors)
             dim = vectors.shape[1]
@@ -140,13 +141,15 @@ def write_embeddings(batches: Iterable[Tuple[Sequence[str], np.ndarray]], prefix
                                         "written to the ids file (use --format=tfrecord)")
                 with files.output_errors(npy_path, "embeddings file"):
                     if npy is None:
-                        npy = outputs.enter_context(contextlib.closing(NpyRowWriter(npy_tmp, dim)))
+                        npy = outputs.enter_context(files.closing(
+                            NpyRowWriter(npy_tmp, dim), npy_path, "embeddings file"))
                     npy.write(vectors)
                 ids_file.write("".join(f"{vid}\n" for vid in ids))
             if "tfrecord" in formats:
                 with files.output_errors(records_path, "embeddings file"):
                     if records is None:
-                        records = outputs.enter_context(tf.io.TFRecordWriter(records_tmp))
+                        records = outputs.enter_context(files.closing(
+                            tf.io.TFRecordWriter(records_tmp), records_path, "embeddings file"))
                     for vid, vector in zip(ids, vectors):
                         records.write(_example(vid, vector))
             progress.add(len(ids))
