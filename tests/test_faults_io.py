@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -121,7 +120,7 @@ def small_disk(path: Path, size: str):
 
 
 def test_bad_inputs_stop_before_the_work_with_one_line(world, tmp_path):
-    shards, cfg = world["shards"], world["cfg"]
+    shards = world["shards"]
     short = tmp_path / "short.txt"
     short.write_text("a\nb\nc\n")
     model_dirs = [tmp_path / f"run{i}" for i in range(3)]

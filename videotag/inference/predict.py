@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
