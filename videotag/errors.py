@@ -22,3 +22,8 @@ class ModelError(VideotagError):
 
 class TrainingError(VideotagError):
     """Training cannot go on (a loss that is not finite); the message says what was kept."""
+
+
+class OutputError(VideotagError):
+    """An output cannot be written: its folder cannot be created or written, or the
+    file system ran out of space (the message names the path)."""

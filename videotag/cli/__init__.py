@@ -10,7 +10,8 @@ from videotag.errors import VideotagError
 
 
 def run(main: Callable[[List[str]], int]) -> Callable[[List[str]], None]:
-    """Wraps an absl main: project errors print `error: ...` and exit 1, no traceback."""
+    """Wraps an absl main: project errors (and a disk that ran out of space) print
+    `error: ...` and exit 1, no traceback."""
 
     def wrapped(argv: List[str]) -> None:
         import tensorflow as tf
@@ -20,12 +21,20 @@ def run(main: Callable[[List[str]], int]) -> Callable[[List[str]], None]:
         tf.get_logger().setLevel("WARNING")
 
         from videotag.data.tf_errors import data_errors
+        from videotag.files import describe_write_error
 
         try:
             with data_errors():
                 code = main(argv)
         except VideotagError as exc:
             print(f"error: {exc}", file=sys.stderr)
+            sys.exit(1)
+        except (OSError, tf.errors.OpError) as exc:
+            # a write that ran out of space where no output named its path
+            reason = describe_write_error(exc)
+            if reason is None or "space" not in reason and "size limit" not in reason:
+                raise
+            print(f"error: {reason}: {' '.join(str(exc).split())}", file=sys.stderr)
             sys.exit(1)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

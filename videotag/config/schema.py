@@ -36,7 +36,9 @@ class DataConfig:
         feature_names: frame feature lists, in model input order.
         feature_sizes: bytes per frame of each feature (1024 rgb, 128 audio).
         max_frames: frames used per video; longer videos are truncated.
-        num_classes: tag vocabulary size (3862 for YT8M 2018+; demo: from its labels).
+        num_classes: tag vocabulary size (3862 for YT8M 2018+; demo: from its labels);
+            0 takes it from `label_file` when the config is loaded. A label file
+            must define exactly this many classes (its highest id + 1).
         label_file: class names (YT8M vocabulary.csv, or one name per line).
         shuffle_buffer: records held for shuffling during training.
         num_parallel_reads: shards read at once (interleave cycle length).
@@ -84,7 +86,13 @@ class DataConfig:
                               "differ in length")
         if self.on_bad_record not in BAD_RECORD_POLICIES:
             raise ConfigError(f"config key '{path}.on_bad_record' must be 'error' or 'skip'")
-        engine.check_positive(path, self, ("max_frames", "num_classes"))
+        engine.check_positive(path, self, ("max_frames",))
+        engine.check_positive(path, self, ("num_classes",), strict=False)
+        demo = not (self.train_data_pattern or self.eval_data_pattern)  # brings its labels
+        if self.num_classes == 0 and (self.label_file or not demo):
+            from videotag.data.labels import resolve_num_classes
+
+            resolve_num_classes(self)
         buckets = self.length_buckets
         if buckets and (sorted(set(buckets)) != buckets or buckets[0] <= 0):
             raise ConfigError(f"config key '{path}.length_buckets' must be increasing "
