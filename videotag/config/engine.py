@@ -229,8 +229,17 @@ def read_yaml(source) -> Dict[str, Any]:
         ConfigError: the text is not YAML or not a mapping, naming the file.
     """
     file = Path(source) if isinstance(source, (str, os.PathLike)) else source
+    return parse_yaml(file.read_text(encoding="utf-8"), source)
+
+
+def parse_yaml(text: str, source: Any = "<text>") -> Dict[str, Any]:
+    """The top-level mapping of YAML `text` read from `source` (named in errors).
+
+    Raises:
+        ConfigError: the text is not YAML or not a mapping, naming `source`.
+    """
     try:
-        loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     if loaded is None:
@@ -254,6 +263,11 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def dump_yaml(obj: Any) -> str:
+    """`to_dict(obj)` as YAML text, keys in field order."""
+    return yaml.safe_dump(to_dict(obj), sort_keys=False)
+
+
 def save_yaml(obj: Any, path: str | os.PathLike) -> None:
     """Writes `to_dict(obj)` as YAML, keys in field order (UTF-8)."""
-    Path(path).write_text(yaml.safe_dump(to_dict(obj), sort_keys=False), encoding="utf-8")
+    Path(path).write_text(dump_yaml(obj), encoding="utf-8")
