@@ -163,7 +163,7 @@ class RunLock:
 
     def _write_new(self) -> bool:
         """Creates the lock file if there is none; False when one appeared first."""
-        tmp = f"{self.path}.{self.holder.token}.tmp"
+        tmp = storage.temporary_name(self.path, f"-{self.holder.token}")
         storage.write_bytes(tmp, self._encode())
         try:
             if self.local:

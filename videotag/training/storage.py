@@ -74,6 +74,8 @@ def write_bytes(path: str, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         return
+    if gfile.exists(path):  # ram:// appends to a file opened "wb" instead of replacing it
+        gfile.remove(path)
     with gfile.GFile(path, "wb") as f:
         f.write(data)
 
@@ -97,14 +99,15 @@ def size(path: str) -> int:
 
 def write_atomic(path: str, data: bytes) -> None:
     """Replaces `path` by a file holding `data`, whole or not at all: written
-    under `<path>.tmp-<pid>`, then renamed (local disk: an atomic rename, the
-    directory flushed), or, elsewhere, read back and compared before the swap.
+    under `.<name>.tmp-<pid>` beside it, then renamed (local disk: an atomic
+    rename, the directory flushed), or, elsewhere, read back and compared before the
+    swap.
 
     Raises:
         StorageError: the write failed or read back different (the old file, if
             any, is untouched).
     """
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = temporary_name(path)
     try:
         write_bytes(tmp, data)
         if is_local(path):
@@ -120,6 +123,13 @@ def write_atomic(path: str, data: bytes) -> None:
     except WRITE_ERRORS as exc:
         remove_quietly(tmp)
         raise StorageError(f"could not write {path}: {describe(exc)}") from None
+
+
+def temporary_name(path: str, suffix: str = "") -> str:
+    """`.<name>.tmp-<pid><suffix>` beside `path`: hidden, and never a name that
+    `path` is a prefix of (`ram://` takes a file for existing when a longer name
+    starting with it does)."""
+    return join(posixpath.dirname(str(path)), f".{basename(path)}.tmp-{os.getpid()}{suffix}")
 
 
 def fsync_file(path: str) -> None:

@@ -332,7 +332,7 @@ def save_model_file(model: keras.Model, path: str) -> None:
     directory = os.path.dirname(path)
     kept = "the checkpoints are intact"
     storage.check_space(directory, needed_bytes(model), path, kept)
-    tmp = storage.join(directory, f".{storage.basename(path)}.tmp-{os.getpid()}.keras")
+    tmp = storage.temporary_name(path, ".keras")
     try:
         model.save(tmp)
         storage.fsync_file(tmp)

@@ -1,0 +1,373 @@
+"""The faults of a long training run, each made real in its own process and checked
+by its message, exit status and what is left on disk: two runs racing for one model
+directory, locks left by runs that are gone, damaged checkpoints, a file system that
+fills up, SIGTERM/SIGINT, and a model directory on a non-POSIX file system (ram://)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from tests.helpers import (finish_processes, learnable_records, small_filesystem_prefix,
+                           start_process, tiny_config, write_file)
+from videotag.errors import ModelError
+from videotag.training import lock as lock_lib, manifest, storage
+from videotag.training.checkpoints import CheckpointStore
+from videotag.training.trainer import load_trained, train
+
+# tools/train.py with a fault made at a chosen moment (argv: kind, argument, command):
+# "sigterm N": SIGTERM to itself, from another thread, as training step N starts;
+# "sigint-validation": SIGINT to itself as the first validation starts;
+# "fill N": the disk filled up right after the free-space check of checkpoint N.
+FAULTS = textwrap.dedent("""
+    import os, runpy, shutil, signal, sys, threading, time
+    from videotag.training import loop, step, storage
+
+    kind, argument = sys.argv[1], sys.argv[2]
+    sys.argv = sys.argv[3:]
+
+    def send(signum):
+        print(f"sending {signal.Signals(signum).name} at {time.time():.3f}", file=sys.stderr,
+              flush=True)
+        threading.Thread(target=os.kill, args=(os.getpid(), signum)).start()
+
+    if kind == "sigterm":
+        calls, original = [0], step.TrainStep.__call__
+
+        def counting(self, batch):
+            calls[0] += 1
+            if calls[0] == int(argument):
+                send(signal.SIGTERM)
+            return original(self, batch)
+
+        step.TrainStep.__call__ = counting
+    elif kind == "sigint-validation":
+        evaluate = loop.evaluate
+
+        def interrupted(*args, **kwargs):
+            send(signal.SIGINT)
+            return evaluate(*args, **kwargs)
+
+        loop.evaluate = interrupted
+    elif kind == "fill":
+        check = storage.check_space
+
+        def check_then_fill(directory, needed, what, kept):
+            check(directory, needed, what, kept)
+            if what.endswith(f"ckpt-{int(argument):09d}"):
+                free = shutil.disk_usage(directory).free
+                with open(os.path.join(directory, "filler"), "wb") as f:
+                    f.write(bytes(free - (256 << 10)))  # leave 256 KB
+
+        storage.check_space = check_then_fill
+    runpy.run_path(sys.argv[0], run_name="__main__")
+""")
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults")
+    write_file(root / "train0.tfrecord", learnable_records(48, seed=1))
+    write_file(root / "validate0.tfrecord", learnable_records(16, seed=2))
+    (root / "faults.py").write_text(FAULTS)
+    return root
+
+
+def _command(shards, model_dir, epochs=1, every=2, extra=()):
+    """The training command: epochs of 6 steps, a checkpoint every `every` steps."""
+    overrides = ["model.cluster_size=8", "model.groups=4", "model.hidden_size=32",
+                 "model.dropout=0.0", "data.num_classes=4", "data.max_frames=20",
+                 "train.learning_rate=0.01", f"train.checkpoint_every_steps={every}", *extra]
+    return ["tools/train.py", "--model_name=NEXTVLAD", f"--model_dir={model_dir}",
+            f"--train_data_pattern={shards / 'train*.tfrecord'}",
+            f"--eval_data_pattern={shards / 'validate*.tfrecord'}", f"--epochs={epochs}",
+            "--batch_size=8", *[f"--override={o}" for o in overrides]]
+
+
+def _faulty(shards, kind, argument, command):
+    return [shards / "faults.py", kind, argument, *command]
+
+
+def _intact(model_dir):
+    """{checkpoint name: problems} of every checkpoint in `model_dir`."""
+    store = CheckpointStore(os.path.join(model_dir, "checkpoints"), writer=False)
+    return {os.path.basename(p): manifest.problems(p) for p in store.all()}
+
+
+def _leftovers(model_dir):
+    """Temporary files and locks left in `model_dir`."""
+    return sorted(str(p.relative_to(model_dir)) for p in model_dir.rglob("*")
+                  if ".tmp" in p.name or p.name == "train.lock" or ".old-" in p.name)
+
+
+@pytest.fixture(scope="module")
+def raced(shards, tmp_path_factory):
+    """Two runs of one command started together on one model directory."""
+    model_dir = tmp_path_factory.mktemp("raced") / "model"
+    procs = [start_process(_command(shards, model_dir)) for _ in range(2)]
+    ended = {}
+    while len(ended) < 2:
+        for proc in procs:
+            if proc.pid not in ended and proc.poll() is not None:
+                ended[proc.pid] = time.monotonic()
+        time.sleep(0.05)
+    results = finish_processes(procs)
+    return model_dir, procs, results, ended
+
+
+def test_two_runs_on_one_model_dir_one_stops_at_once(raced):
+    model_dir, procs, results, ended = raced
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 1], [r[2][-2000:] for r in results]
+    (winner, (_, _, won)), (loser, (_, _, lost)) = sorted(
+        zip(procs, results), key=lambda pair: pair[1][0])
+    # one line naming the holder (host and pid), no traceback; it stopped before training
+    message = [line for line in lost.splitlines() if line.startswith("error:")]
+    assert len(message) == 1 and "Traceback" not in lost, lost[-2000:]
+    assert f"is in use by another training run (host {lock_lib.HOST}, pid {winner.pid}," in message[0]
+    assert "train.lock" in message[0] and "epoch 1" not in lost
+    assert ended[loser.pid] < ended[winner.pid]
+    # the winner's checkpoints alone, all intact; the lock released
+    assert _intact(model_dir) == {"ckpt-000000002": [], "ckpt-000000004": [],
+                                  "ckpt-000000006": []}
+    assert json.loads((model_dir / "metrics.json").read_text())["summary"]["steps"] == 6
+    assert _leftovers(model_dir) == []
+
+
+def _write_lock(model_dir, **fields):
+    holder = dict(host=lock_lib.HOST, pid=1, started="2026-01-01 00:00:00 +0000",
+                  heartbeat=time.time(), token="theirs")
+    holder.update(fields)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "train.lock").write_text(json.dumps(holder))
+
+
+def test_locks_of_runs_that_are_gone_are_taken_over(tmp_path):
+    warnings = []
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    cases = {
+        "same_host_dead": (dict(pid=dead_pid), f"there is no process {dead_pid} on this host any more"),
+        "other_host_old": (dict(host="elsewhere", pid=os.getpid(),
+                                heartbeat=time.time() - 7300),
+                           "its heartbeat is 2 h 1 min old, more than train.lock_stale_seconds=600 s"),
+        "restarted": (dict(pid=os.getpid(), boot_id="another-boot"),
+                      "the machine has restarted since"),
+    }
+    for name, (fields, reason) in cases.items():
+        _write_lock(tmp_path / name, **fields)
+        with lock_lib.RunLock(str(tmp_path / name), warn=warnings.append) as held:
+            assert held.read().token == held.holder.token
+            assert f"taking over {tmp_path / name / 'train.lock'}" in warnings[-1]
+            assert warnings[-1].endswith(reason), warnings[-1]
+        assert not (tmp_path / name / "train.lock").exists()  # released
+
+
+def test_a_live_lock_is_refused_and_a_lost_lock_stops_writing(tmp_path):
+    # another host, heartbeat 30 s ago: running
+    _write_lock(tmp_path / "live", host="elsewhere", pid=4321, heartbeat=time.time() - 30)
+    with pytest.raises(ModelError, match=r"in use by another training run \(host elsewhere, "
+                                         r"pid 4321, .* last heartbeat 30 s ago"):
+        lock_lib.RunLock(str(tmp_path / "live")).acquire()
+    assert json.loads((tmp_path / "live" / "train.lock").read_text())["token"] == "theirs"
+    # this host, a live process (this one's parent)
+    _write_lock(tmp_path / "parent", pid=os.getppid(),
+                pid_start=lock_lib._process_start(os.getppid()))
+    with pytest.raises(ModelError, match=f"pid {os.getppid()}"):
+        lock_lib.RunLock(str(tmp_path / "parent")).acquire()
+    # a run whose lock is overwritten by another stops before its next write
+    held = lock_lib.RunLock(str(tmp_path / "taken"), stale_seconds=2).acquire()
+    _write_lock(tmp_path / "taken", host="elsewhere", pid=99)
+    time.sleep(0.6)  # the heartbeat (every 0.2 s here) notices
+    assert held.lost is not None
+    with pytest.raises(ModelError, match=r"no longer holds .*\(host elsewhere, pid 99,"):
+        held.check()
+    held.release()
+    assert (tmp_path / "taken" / "train.lock").exists()  # not ours: left alone
+
+
+def test_lock_on_a_file_system_without_atomic_create(tmp_path):
+    first = lock_lib.RunLock("ram://locks/run").acquire()
+    with pytest.raises(ModelError, match="in use by another training run"):
+        lock_lib.RunLock("ram://locks/run").acquire()
+    first.release()
+    assert not storage.gfile.exists("ram://locks/run/train.lock")
+
+
+@pytest.fixture
+def damaged_copy(raced, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(raced[0], model_dir)
+    return model_dir
+
+
+def test_damaged_newest_checkpoint_falls_back_to_an_intact_one(shards, damaged_copy):
+    model_dir, checkpoints = damaged_copy, damaged_copy / "checkpoints"
+    weights = checkpoints / "ckpt-000000006" / "model.keras"
+    size = weights.stat().st_size
+    weights.write_bytes(weights.read_bytes()[: size // 2])  # truncated after it was written
+    # the same command with one more epoch resumes from step 4 and ends the run
+    (code, _, err), = finish_processes([start_process(_command(shards, model_dir, epochs=2))])
+    assert code == 0, err[-3000:]
+    assert (f"warning: checkpoint {checkpoints / 'ckpt-000000006'} is damaged: model.keras has "
+            f"{size // 2} bytes, the manifest says {size}; trying the one before") in err
+    assert "resuming from" in err and "ckpt-000000004 (epoch 1, step 4 of the epoch" in err
+    assert _intact(model_dir) == {"ckpt-000000008": [], "ckpt-000000010": [],
+                                  "ckpt-000000012": []}
+    assert json.loads((model_dir / "metrics.json").read_text())["summary"]["steps"] == 12
+
+
+def test_no_intact_checkpoint_is_a_clear_error_and_nothing_is_deleted(shards, damaged_copy):
+    model_dir, checkpoints = damaged_copy, damaged_copy / "checkpoints"
+    (checkpoints / "ckpt-000000006" / "manifest.json").unlink()
+    optimizer = checkpoints / "ckpt-000000004" / "optimizer.npz"
+    data = bytearray(optimizer.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte altered, same size
+    optimizer.write_bytes(bytes(data))
+    (checkpoints / "ckpt-000000002" / "state.json").unlink()
+    before = {str(p): p.read_bytes() for p in model_dir.rglob("*") if p.is_file()}
+    (code, _, err), = finish_processes([start_process(_command(shards, model_dir, epochs=2))])
+    assert code == 1 and "Traceback" not in err, err[-3000:]
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"error: no intact checkpoint in {checkpoints}: "), line
+    assert "ckpt-000000006 is damaged: it has no manifest.json" in line
+    assert ("ckpt-000000004 is damaged: optimizer.npz has the right size but not the "
+            "manifest's SHA-256") in line
+    assert "ckpt-000000002 is damaged: state.json is missing" in line
+    assert "Nothing was deleted" in line
+    after = {str(p): p.read_bytes() for p in model_dir.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_disk_full_before_and_while_writing_a_checkpoint(shards, tmp_path):
+    """A real tmpfs of 45 MB (mounted in a private mount namespace): one checkpoint of
+    the tiny model (about 29 MB) fits, a second does not."""
+    results = {}
+    for case in ("space_check", "write_fails"):
+        mount, copy = tmp_path / case / "mnt", tmp_path / case / "after"
+        mount.mkdir(parents=True)
+        copy.mkdir()
+        prefix = small_filesystem_prefix(mount, copy, 45 << 10)
+        if prefix is None:
+            pytest.skip("this machine allows no tmpfs mount (not root, no user namespaces)")
+        command = _command(shards, mount / "model", every=2)
+        if case == "write_fails":
+            command = _faulty(shards, "fill", 2, command)
+        results[case] = start_process(command, prefix=prefix), copy / "model"
+    for case, (proc, model_dir) in results.items():
+        (code, _, err), = finish_processes([proc])
+        assert code == 1 and "Traceback" not in err, (case, err[-3000:])  # no crash
+        line = err.strip().splitlines()[-1]
+        mounted = tmp_path / case / "mnt" / "model" / "checkpoints"
+        if case == "space_check":  # step 2 fits; step 4 does not, and nothing is written
+            assert line.startswith(f"error: not enough space in {mounted} for checkpoint "
+                                   "ckpt-000000004: it needs "), line
+            assert line.endswith(f"nothing was written and the previous checkpoint, "
+                                 f"{mounted / 'ckpt-000000002'}, is intact"), line
+            assert _intact(model_dir) == {"ckpt-000000002": []}
+        else:  # the disk fills after the check of step 2: the write fails (ENOSPC)
+            assert line.startswith(f"error: could not write checkpoint "
+                                   f"{mounted / 'ckpt-000000002'}: No space left on device "
+                                   f"(while writing {mounted}/.ckpt-000000002.tmp-"), line
+            assert line.endswith("the temporary files were removed and no checkpoint had "
+                                 "been saved before"), line
+            assert _intact(model_dir) == {}
+        assert _leftovers(model_dir) == []
+    # the checkpoint kept is whole: it loads
+    _, model = load_trained(str(results["space_check"][1]))
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def _ended_after_signal(proc, err):
+    sent = float(err.split("sending ")[1].split(" at ")[1].split()[0])
+    return time.time() - sent
+
+
+def test_sigterm_and_sigint_save_and_the_resumed_run_ends_like_an_uninterrupted_one(
+        shards, tmp_path):
+    reference, model_dir = tmp_path / "reference", tmp_path / "stopped"
+    command = _command(shards, model_dir, epochs=2, every=4)
+    reference_proc = start_process(_command(shards, reference, epochs=2, every=4))
+
+    # SIGTERM as step 3 runs: a checkpoint of step 3, exit 143, within the bound
+    proc = start_process(_faulty(shards, "sigterm", 3, command))
+    (code, _, err), = finish_processes([proc])
+    assert code == 128 + signal.SIGTERM, err[-3000:]
+    assert _ended_after_signal(proc, err) < 25  # train.stop_timeout_seconds
+    checkpoints = model_dir / "checkpoints"
+    assert err.strip().splitlines()[-1] == (
+        f"stopped by SIGTERM at step 3 (epoch 1, step 3 of the epoch); saved "
+        f"{checkpoints / 'ckpt-000000003'}: run the same command to resume")
+    assert "error:" not in err and "Traceback" not in err
+    assert _intact(model_dir) == {"ckpt-000000003": []}
+    assert _leftovers(model_dir) == []
+
+    # the same command, SIGINT during the first validation: the epoch's steps are saved
+    (code, _, err), = finish_processes([start_process(
+        _faulty(shards, "sigint-validation", 0, command))])
+    assert code == 128 + signal.SIGINT, err[-3000:]
+    assert "resuming from" in err and "ckpt-000000003 (epoch 1, step 3 of the epoch" in err
+    assert err.strip().splitlines()[-1] == (
+        f"stopped by SIGINT at step 6 (epoch 1, step 6 of the epoch); saved "
+        f"{checkpoints / 'ckpt-000000006'}: run the same command to resume")
+    state = json.loads((checkpoints / "ckpt-000000006" / "state.json").read_text())
+    assert (state["epoch"], state["step_in_epoch"], state["history"]) == (0, 6, [])
+
+    # the same command again ends the run, equal to the run never stopped
+    (code, _, err), (ref_code, _, ref_err) = finish_processes(
+        [start_process(command), reference_proc])
+    assert code == 0 and ref_code == 0, (err[-3000:], ref_err[-3000:])
+    assert "ckpt-000000006 (epoch 1, step 6 of the epoch, 6 steps done)" in err
+    resumed = json.loads((model_dir / "metrics.json").read_text())
+    uninterrupted = json.loads((reference / "metrics.json").read_text())
+    assert resumed["summary"]["steps"] == uninterrupted["summary"]["steps"] == 12
+    for a, b in zip(resumed["epochs"], uninterrupted["epochs"], strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+        assert a["validation"]["gap"] == pytest.approx(b["validation"]["gap"], abs=1e-4)
+    _, ours = load_trained(str(model_dir))
+    _, theirs = load_trained(str(reference))
+    for weight, a, b in zip(ours.weights, ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=weight.path)
+
+
+def test_train_stop_resume_and_load_on_ram_filesystem(shards, tmp_path, capsys):
+    """TensorFlow's in-memory file system stands in for a store without POSIX
+    renames (there a directory rename leaves its files behind)."""
+    def config(epochs):
+        return tiny_config(**{"data.train_data_pattern": str(shards / "train*.tfrecord"),
+                              "data.eval_data_pattern": str(shards / "validate*.tfrecord"),
+                              "data.num_classes": 4, "train.epochs": epochs,
+                              "train.learning_rate": 0.01, "train.checkpoint_every_steps": 4})
+
+    model_dir = "ram://faults/run"
+    train(config(1), model_dir)
+    capsys.readouterr()
+    assert sorted(storage.gfile.listdir(f"{model_dir}/checkpoints")) == [
+        "ckpt-000000004", "ckpt-000000006"]
+    assert _intact(model_dir) == {"ckpt-000000004": [], "ckpt-000000006": []}
+    assert not storage.gfile.exists(f"{model_dir}/train.lock")
+    summary = train(config(2), model_dir)  # resumes, as after a stop
+    err = capsys.readouterr().err
+    assert f"resuming from {model_dir}/checkpoints/ckpt-000000006 (epoch 2" in err
+    assert summary["steps"] == 12
+    reference = train(config(2), str(tmp_path / "local"), verbose=False)
+    assert reference["validation"]["gap"] == pytest.approx(summary["validation"]["gap"], abs=1e-4)
+    _, loaded = load_trained(model_dir)  # model.keras, read from ram://
+    _, local = load_trained(str(tmp_path / "local"))
+    for a, b in zip(loaded.get_weights(), local.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    # a damaged newest checkpoint there: reported, the one before is used
+    newest = f"{model_dir}/checkpoints/ckpt-000000012/optimizer.npz"
+    storage.write_bytes(newest, storage.read_bytes(newest)[:100])
+    storage.gfile.remove(f"{model_dir}/model.keras")
+    _, from_checkpoint = load_trained(model_dir)
+    assert "ckpt-000000012 is damaged: optimizer.npz has 100 bytes" in capsys.readouterr().err
+    storage.gfile.rmtree(model_dir)
