@@ -25,10 +25,11 @@ from videotag.training.trainer import load_trained, train
 # tools/train.py with a fault made at a chosen moment (argv: kind, argument, command):
 # "sigterm N": SIGTERM to itself, from another thread, as training step N starts;
 # "sigint-validation": SIGINT to itself as the first validation starts;
+# "sigterm-hang N": as "sigterm N", and the checkpoint of step N never ends;
 # "fill N": the disk filled up right after the free-space check of checkpoint N.
 FAULTS = textwrap.dedent("""
     import os, runpy, shutil, signal, sys, threading, time
-    from videotag.training import loop, step, storage
+    from videotag.training import checkpoints, loop, step, storage
 
     kind, argument = sys.argv[1], sys.argv[2]
     sys.argv = sys.argv[3:]
@@ -38,7 +39,7 @@ FAULTS = textwrap.dedent("""
               flush=True)
         threading.Thread(target=os.kill, args=(os.getpid(), signum)).start()
 
-    if kind == "sigterm":
+    if kind.startswith("sigterm"):
         calls, original = [0], step.TrainStep.__call__
 
         def counting(self, batch):
@@ -48,6 +49,14 @@ FAULTS = textwrap.dedent("""
             return original(self, batch)
 
         step.TrainStep.__call__ = counting
+        save = checkpoints.CheckpointStore.save
+
+        def hanging(self, model, optimizer, state):
+            if kind == "sigterm-hang" and state.global_step == int(argument):
+                time.sleep(600)
+            return save(self, model, optimizer, state)
+
+        checkpoints.CheckpointStore.save = hanging
     elif kind == "sigint-validation":
         evaluate = loop.evaluate
 
@@ -286,26 +295,31 @@ def test_disk_full_before_and_while_writing_a_checkpoint(shards, tmp_path):
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
 
 
-def _ended_after_signal(proc, err):
-    sent = float(err.split("sending ")[1].split(" at ")[1].split()[0])
-    return time.time() - sent
+def _stop_line(err, signal_name, step, epoch_step, saved):
+    """The last line of a stopped run: what it says, and the seconds it took."""
+    line = err.strip().splitlines()[-1]
+    head, _, rest = line.partition(" s after it came, ")
+    assert head.startswith(f"stopped by {signal_name} "), line
+    assert rest == (f"at step {step} (epoch 1, step {epoch_step} of the epoch); saved {saved}: "
+                    "run the same command to resume"), line
+    return float(head.split()[-1])
 
 
 def test_sigterm_and_sigint_save_and_the_resumed_run_ends_like_an_uninterrupted_one(
         shards, tmp_path):
     reference, model_dir = tmp_path / "reference", tmp_path / "stopped"
     command = _command(shards, model_dir, epochs=2, every=4)
-    reference_proc = start_process(_command(shards, reference, epochs=2, every=4))
+    hung_dir = tmp_path / "hung"
+    others = [start_process(_command(shards, reference, epochs=2, every=4)),
+              start_process(_faulty(shards, "sigterm-hang", 3, _command(
+                  shards, hung_dir, every=2, extra=["train.stop_timeout_seconds=3"])))]
 
     # SIGTERM as step 3 runs: a checkpoint of step 3, exit 143, within the bound
-    proc = start_process(_faulty(shards, "sigterm", 3, command))
-    (code, _, err), = finish_processes([proc])
+    (code, _, err), = finish_processes([start_process(_faulty(shards, "sigterm", 3, command))])
     assert code == 128 + signal.SIGTERM, err[-3000:]
-    assert _ended_after_signal(proc, err) < 25  # train.stop_timeout_seconds
     checkpoints = model_dir / "checkpoints"
-    assert err.strip().splitlines()[-1] == (
-        f"stopped by SIGTERM at step 3 (epoch 1, step 3 of the epoch); saved "
-        f"{checkpoints / 'ckpt-000000003'}: run the same command to resume")
+    seconds = _stop_line(err, "SIGTERM", 3, 3, checkpoints / "ckpt-000000003")
+    assert seconds < 25  # train.stop_timeout_seconds
     assert "error:" not in err and "Traceback" not in err
     assert _intact(model_dir) == {"ckpt-000000003": []}
     assert _leftovers(model_dir) == []
@@ -315,15 +329,13 @@ def test_sigterm_and_sigint_save_and_the_resumed_run_ends_like_an_uninterrupted_
         _faulty(shards, "sigint-validation", 0, command))])
     assert code == 128 + signal.SIGINT, err[-3000:]
     assert "resuming from" in err and "ckpt-000000003 (epoch 1, step 3 of the epoch" in err
-    assert err.strip().splitlines()[-1] == (
-        f"stopped by SIGINT at step 6 (epoch 1, step 6 of the epoch); saved "
-        f"{checkpoints / 'ckpt-000000006'}: run the same command to resume")
+    _stop_line(err, "SIGINT", 6, 6, checkpoints / "ckpt-000000006")
     state = json.loads((checkpoints / "ckpt-000000006" / "state.json").read_text())
     assert (state["epoch"], state["step_in_epoch"], state["history"]) == (0, 6, [])
 
     # the same command again ends the run, equal to the run never stopped
-    (code, _, err), (ref_code, _, ref_err) = finish_processes(
-        [start_process(command), reference_proc])
+    (code, _, err), (ref_code, _, ref_err), (hung_code, _, hung_err) = finish_processes(
+        [start_process(command), *others])
     assert code == 0 and ref_code == 0, (err[-3000:], ref_err[-3000:])
     assert "ckpt-000000006 (epoch 1, step 6 of the epoch, 6 steps done)" in err
     resumed = json.loads((model_dir / "metrics.json").read_text())
@@ -336,6 +348,14 @@ def test_sigterm_and_sigint_save_and_the_resumed_run_ends_like_an_uninterrupted_
     _, theirs = load_trained(str(reference))
     for weight, a, b in zip(ours.weights, ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=weight.path)
+
+    # a checkpoint that does not end within train.stop_timeout_seconds: the process
+    # ends anyway, with the same status; the previous checkpoint is the latest
+    assert hung_code == 128 + signal.SIGTERM, hung_err[-3000:]
+    assert hung_err.strip().splitlines()[-1] == (
+        "error: no checkpoint within 3 s of SIGTERM (train.stop_timeout_seconds): stopped "
+        "without it; the previous checkpoint is intact")
+    assert _intact(hung_dir) == {"ckpt-000000002": []}
 
 
 def test_train_stop_resume_and_load_on_ram_filesystem(shards, tmp_path, capsys):

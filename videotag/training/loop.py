@@ -170,9 +170,7 @@ class EpochLoop:
                      and checkpoint_step(latest) == state.global_step else "nothing to save")
         else:
             saved = f"saved {self._save()}"
-        name = StopSignals.name(self.stop.requested or 15)
-        raise self.stop.stopped(f"stopped by {name} at {where}; {saved}: run the same command "
-                                "to resume")
+        raise self.stop.stopped(f"at {where}; {saved}: run the same command to resume")
 
     def _end_epoch(self, epoch: int) -> None:
         state, cfg = self.state, self.cfg

@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Optional
 
 from videotag.errors import RunStopped
@@ -46,6 +47,7 @@ class StopSignals:
         self.timeout_seconds = timeout_seconds
         self.verbose = verbose
         self.requested: Optional[int] = None
+        self.received_at = 0.0
         self._interruptible = False
         self._previous = {}
         self._timer: Optional[threading.Timer] = None
@@ -59,6 +61,7 @@ class StopSignals:
             raise RunStopped(f"stopped by a second {self.name(signum)}, at once and without "
                              "saving; the latest checkpoint is intact", signum)
         self.requested = signum
+        self.received_at = time.monotonic()
         print(f"{self.name(signum)} received: stopping after a checkpoint of the current "
               f"step (at most {self.timeout_seconds:g} s)", file=sys.stderr, flush=True)
         self._timer = threading.Timer(self.timeout_seconds, self._expire, (signum,))
@@ -86,10 +89,13 @@ class StopSignals:
             self._interruptible = False
 
     def stopped(self, message: str) -> RunStopped:
-        """The exception ending a run stopped by the signal received."""
+        """The exception ending a run stopped by the signal received; `message`
+        follows `stopped by SIGTERM <seconds> s after it came, `."""
         if self._timer is not None:
             self._timer.cancel()
-        return RunStopped(message, self.requested)
+        seconds = time.monotonic() - self.received_at
+        return RunStopped(f"stopped by {self.name(self.requested)} {seconds:.1f} s after it "
+                          f"came, {message}", self.requested)
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():

@@ -185,11 +185,8 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
     # models reading titles: vocab.txt, built from the training titles (the same
     # titles give the same file, so a resumed run and every worker agree)
     prepare_vocabulary(cfg, out, verbose=verbose)
-    if chief:
-        if latest is not None:
-            _check_same_model(cfg, storage.join(out, CONFIG_FILE))
-        storage.write_atomic(storage.join(out, CONFIG_FILE),
-                             config_engine.dump_yaml(cfg).encode())
+    if chief and latest is not None:
+        _check_same_model(cfg, storage.join(out, CONFIG_FILE))
     keras.utils.set_random_seed(cfg.train.seed)
 
     files = list_files(cfg.data.train_data_pattern)
@@ -211,6 +208,9 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
         elif verbose:
             print(f"resuming from {latest} (epoch {state.epoch + 1}, step {state.step_in_epoch} "
                   f"of the epoch, {state.global_step} steps done)", file=sys.stderr)
+    if chief:  # once the checkpoint to resume from is known to be there and intact
+        storage.write_atomic(storage.join(out, CONFIG_FILE),
+                             config_engine.dump_yaml(cfg).encode())
     step = TrainStep(cfg, model, optimizer, strategy)
     skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
     boards = TensorBoardLogs(out, enabled=chief and cfg.train.tensorboard)
@@ -225,8 +225,7 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
                 state.untrained_validation = evaluate(model, cfg, verbose=verbose,
                                                       predict=predict)
         except _StopNow:
-            raise stop.stopped(f"stopped by {stop.name(stop.requested)} before training "
-                               "started; nothing to save") from None
+            raise stop.stopped("before training started; nothing to save") from None
         boards.scalars("validation", numbers(state.untrained_validation), 0)
         if verbose:
             print(f"untrained model validation: "
