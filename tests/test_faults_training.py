@@ -15,8 +15,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.helpers import (finish_processes, learnable_records, small_filesystem_prefix,
-                           start_process, tiny_config, write_file)
+from tests.helpers import (finish_processes, free_ports, learnable_records,
+                           small_filesystem_prefix, start_process, tiny_config, write_file)
 from videotag.errors import ModelError
 from videotag.training import lock as lock_lib, manifest, storage
 from videotag.training.checkpoints import CheckpointStore
@@ -201,6 +201,26 @@ def test_a_live_lock_is_refused_and_a_lost_lock_stops_writing(tmp_path):
         held.check()
     held.release()
     assert (tmp_path / "taken" / "train.lock").exists()  # not ours: left alone
+
+
+def test_a_cluster_shares_one_lock_taken_by_its_chief(shards, tmp_path):
+    """Two workers on a model directory that another run holds: the chief cannot take
+    the lock, and both workers stop (the other one told so by the chief)."""
+    model_dir = tmp_path / "model"
+    _write_lock(model_dir, host="elsewhere", pid=4321, heartbeat=time.time())
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+    command = _command(shards, model_dir, extra=["train.distribution=multi_worker",
+                                                 "train.steps_per_epoch=2"])
+    procs = [start_process(command, env={"TF_CONFIG": json.dumps(
+        {"cluster": cluster, "task": {"type": "worker", "index": i}})}) for i in range(2)]
+    (chief, _, chief_err), (worker, _, worker_err) = finish_processes(procs, timeout=120)
+    assert (chief, worker) == (1, 1), (chief_err[-2000:], worker_err[-2000:])
+    assert chief_err.strip().splitlines()[-1].startswith(
+        f"error: {model_dir} is in use by another training run (host elsewhere, pid 4321")
+    assert worker_err.strip().splitlines()[-1] == (
+        f"error: the chief could not take the lock of {model_dir} (see its message)")
+    assert json.loads((model_dir / "train.lock").read_text())["token"] == "theirs"
+    assert not (model_dir / "checkpoints").exists()
 
 
 def test_lock_on_a_file_system_without_atomic_create(tmp_path):
