@@ -153,6 +153,10 @@ class CheckpointStore:
         names = [n.rstrip("/") for n in storage.gfile.listdir(self.directory)]
         return [storage.join(self.directory, n) for n in sorted(names) if _NAME.match(n)]
 
+    def path_of(self, step: int) -> str:
+        """The directory of the checkpoint of `step` (whether it exists or not)."""
+        return storage.join(self.directory, f"ckpt-{step:09d}")
+
     def latest(self) -> Optional[str]:
         """The newest checkpoint directory, or None (not checked: see
         `restore_latest`)."""
@@ -173,7 +177,7 @@ class CheckpointStore:
             return None
         if self.before_save is not None:
             self.before_save()
-        final = storage.join(self.directory, f"ckpt-{state.global_step:09d}")
+        final = self.path_of(state.global_step)
         previous = self.latest()
         kept = (f"the previous checkpoint, {previous}, is intact" if previous
                 else "no checkpoint had been saved before")

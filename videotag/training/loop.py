@@ -157,17 +157,19 @@ class EpochLoop:
         if distribution.workers_sum(self.strategy, float(requested)) > 0:
             self._stop_now()
 
-    def _stop_now(self):
+    def _stop_now(self, agreed: bool = True):
         """Saves the current step (unless the newest checkpoint holds it) and raises
-        `RunStopped`."""
+        `RunStopped`. Not `agreed` (a signal during the chief's validation): the
+        other workers, waiting at their next step's check, are told first."""
+        if not agreed:
+            distribution.workers_sum(self.strategy, 1.0)
         self.progress.epoch_end()
         state = self.state
         where = (f"step {state.global_step} (epoch {state.epoch + 1}, step "
                  f"{state.step_in_epoch} of the epoch)")
-        if state.global_step == self._saved_step:
-            latest = self.store.latest()
-            saved = (f"the checkpoint {latest} holds it" if latest is not None
-                     and checkpoint_step(latest) == state.global_step else "nothing to save")
+        if state.global_step == self._saved_step:  # resumed from it, or just saved
+            saved = (f"the checkpoint {self.store.path_of(state.global_step)} holds it"
+                     if state.global_step else "nothing to save")
         else:
             saved = f"saved {self._save()}"
         raise self.stop.stopped(f"at {where}; {saved}: run the same command to resume")
@@ -197,8 +199,8 @@ class EpochLoop:
                 with self.stop.interruptible():  # validation writes nothing: stop at once
                     result = evaluate(self.model, cfg, verbose=self.verbose,
                                       predict=self.predict)
-            except _StopNow:
-                self._stop_now()  # the epoch's steps are saved; its validation runs again
+            except _StopNow:  # the epoch's steps are saved; its validation runs again
+                self._stop_now(agreed=False)
             if self.verbose:
                 print(f"epoch {epoch + 1} validation: {format_metrics(result, cfg.eval.top_k)}",
                       file=sys.stderr)

@@ -90,9 +90,14 @@ class StopSignals:
 
     def stopped(self, message: str) -> RunStopped:
         """The exception ending a run stopped by the signal received; `message`
-        follows `stopped by SIGTERM <seconds> s after it came, `."""
+        follows `stopped by SIGTERM <seconds> s after it came, `. A worker of a
+        cluster stopped because another worker received a signal stops as for
+        SIGTERM."""
         if self._timer is not None:
             self._timer.cancel()
+        if self.requested is None:
+            return RunStopped(f"stopped with the other workers (one received a signal), "
+                              f"{message}", signal.SIGTERM)
         seconds = time.monotonic() - self.received_at
         return RunStopped(f"stopped by {self.name(self.requested)} {seconds:.1f} s after it "
                           f"came, {message}", self.requested)

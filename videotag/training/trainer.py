@@ -145,12 +145,12 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     chief = distribution.is_chief(strategy)
     out = str(model_dir)
     with StopSignals(cfg.train.stop_timeout_seconds) as stop:
-        with _run_lock(cfg, out, strategy, chief, verbose) as lock:
+        with _run_lock(cfg, out, strategy, chief) as lock:
             return _run(cfg, out, strategy, chief, verbose and chief, start, stop, lock)
 
 
 @contextlib.contextmanager
-def _run_lock(cfg: Config, out: str, strategy, chief: bool, verbose: bool):
+def _run_lock(cfg: Config, out: str, strategy, chief: bool):
     """The lock of the model directory for this run: taken by the chief (one per
     cluster), checked by the other workers; released on the way out."""
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -184,6 +184,11 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
     storage.gfile.makedirs(out)
     # models reading titles: vocab.txt, built from the training titles (the same
     # titles give the same file, so a resumed run and every worker agree)
+    if (not storage.is_local(out) and cfg.data.use_title
+            and getattr(cfg.model, "text", None) is not None):
+        raise ConfigError(
+            f"--model_dir {out}: a model that reads titles needs a local model directory "
+            "(its title vocabulary is written and read with Python's file functions)")
     prepare_vocabulary(cfg, out, verbose=verbose)
     if chief and latest is not None:
         _check_same_model(cfg, storage.join(out, CONFIG_FILE))
