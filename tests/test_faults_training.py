@@ -140,7 +140,8 @@ def test_two_runs_on_one_model_dir_one_stops_at_once(raced):
     # one line naming the holder (host and pid), no traceback; it stopped before training
     message = [line for line in lost.splitlines() if line.startswith("error:")]
     assert len(message) == 1 and "Traceback" not in lost, lost[-2000:]
-    assert f"is in use by another training run (host {lock_lib.HOST}, pid {winner.pid}," in message[0]
+    holder = f"is in use by another training run (host {lock_lib.HOST}, pid {winner.pid},"
+    assert holder in message[0]
     assert "train.lock" in message[0] and "epoch 1" not in lost
     assert ended[loser.pid] < ended[winner.pid]
     # the winner's checkpoints alone, all intact; the lock released
@@ -164,10 +165,12 @@ def test_locks_of_runs_that_are_gone_are_taken_over(tmp_path):
                           capture_output=True, text=True)
     dead_pid = int(gone.stdout)
     cases = {
-        "same_host_dead": (dict(pid=dead_pid), f"there is no process {dead_pid} on this host any more"),
+        "same_host_dead": (dict(pid=dead_pid),
+                           f"there is no process {dead_pid} on this host any more"),
         "other_host_old": (dict(host="elsewhere", pid=os.getpid(),
                                 heartbeat=time.time() - 7300),
-                           "its heartbeat is 2 h 1 min old, more than train.lock_stale_seconds=600 s"),
+                           "its heartbeat is 2 h 1 min old, more than "
+                           "train.lock_stale_seconds=600 s"),
         "restarted": (dict(pid=os.getpid(), boot_id="another-boot"),
                       "the machine has restarted since"),
     }

@@ -110,13 +110,9 @@ def write_atomic(path: str, data: bytes) -> None:
     tmp = temporary_name(path)
     try:
         write_bytes(tmp, data)
-        if is_local(path):
-            os.replace(_native(tmp), _native(path))
-            fsync_dir(posixpath.dirname(_native(path)) or ".")
-            return
-        if read_bytes(tmp) != data:
+        if not is_local(path) and read_bytes(tmp) != data:
             raise StorageError(f"{tmp}: the file read back differs from what was written")
-        gfile.rename(tmp, path, overwrite=True)
+        replace_file(tmp, path)
     except StorageError:
         remove_quietly(tmp)
         raise
@@ -130,6 +126,17 @@ def temporary_name(path: str, suffix: str = "") -> str:
     `path` is a prefix of (`ram://` takes a file for existing when a longer name
     starting with it does)."""
     return join(posixpath.dirname(str(path)), f".{basename(path)}.tmp-{os.getpid()}{suffix}")
+
+
+def replace_file(tmp: str, path: str) -> None:
+    """Renames the complete file `tmp` to `path`, replacing it: atomic on local disk
+    (and the directory flushed); elsewhere `gfile.rename` (see the module's
+    docstring for what that is worth)."""
+    if is_local(path):
+        os.replace(_native(tmp), _native(path))
+        fsync_dir(posixpath.dirname(_native(path)) or ".")
+    else:
+        gfile.rename(tmp, path, overwrite=True)
 
 
 def fsync_file(path: str) -> None:

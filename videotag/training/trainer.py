@@ -340,11 +340,7 @@ def save_model_file(model: keras.Model, path: str) -> None:
     try:
         model.save(tmp)
         storage.fsync_file(tmp)
-        if storage.is_local(path):
-            os.replace(tmp, path)
-            storage.fsync_dir(directory)
-        else:
-            storage.gfile.rename(tmp, path, overwrite=True)
+        storage.replace_file(tmp, path)
     except storage.WRITE_ERRORS as exc:
         storage.remove_quietly(tmp)
         raise StorageError(f"could not write {path}: {storage.describe(exc)}; {kept}") from None
@@ -376,7 +372,8 @@ def load_trained(model_dir: str, checkpoint: Optional[str] = None):
         else:
             model.load_weights(str(checkpoint))
         return cfg, model
-    path, _ = CheckpointStore(storage.join(root, CHECKPOINT_DIR), writer=False).restore_latest(model)
+    store = CheckpointStore(storage.join(root, CHECKPOINT_DIR), writer=False)
+    path, _ = store.restore_latest(model)
     if path is None:
         raise ModelError(f"{model_dir}: no {MODEL_FILE} and no checkpoint in {CHECKPOINT_DIR}/")
     return cfg, model
