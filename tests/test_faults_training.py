@@ -17,16 +17,18 @@ import pytest
 
 from tests.helpers import (finish_processes, free_ports, learnable_records,
                            small_filesystem_prefix, start_process, tiny_config, write_file)
-from videotag.errors import ModelError
+from videotag.errors import ModelError, RunStopped
 from videotag.training import lock as lock_lib, manifest, storage
 from videotag.training.checkpoints import CheckpointStore
+from videotag.training.stop import StopSignals, _StopNow
 from videotag.training.trainer import load_trained, train
 
 # tools/train.py with a fault made at a chosen moment (argv: kind, argument, command):
 # "sigterm N": SIGTERM to itself, from another thread, as training step N starts;
 # "sigint-validation": SIGINT to itself as the first validation starts;
 # "sigterm-hang N": as "sigterm N", and the checkpoint of step N never ends;
-# "fill N": the disk filled up right after the free-space check of checkpoint N.
+# "fill N": the disk filled up right after the free-space check of checkpoint N
+# ("fill model.keras": of the final model file).
 FAULTS = textwrap.dedent("""
     import os, runpy, shutil, signal, sys, threading, time
     from videotag.training import checkpoints, loop, step, storage
@@ -67,10 +69,11 @@ FAULTS = textwrap.dedent("""
         loop.evaluate = interrupted
     elif kind == "fill":
         check = storage.check_space
+        target = f"ckpt-{int(argument):09d}" if argument.isdigit() else argument
 
         def check_then_fill(directory, needed, what, kept):
             check(directory, needed, what, kept)
-            if what.endswith(f"ckpt-{int(argument):09d}"):
+            if what.endswith(target):
                 free = shutil.disk_usage(directory).free
                 with open(os.path.join(directory, "filler"), "wb") as f:
                     f.write(bytes(free - (256 << 10)))  # leave 256 KB
@@ -281,18 +284,21 @@ def test_no_intact_checkpoint_is_a_clear_error_and_nothing_is_deleted(shards, da
 
 def test_disk_full_before_and_while_writing_a_checkpoint(shards, tmp_path):
     """A real tmpfs of 45 MB (mounted in a private mount namespace): one checkpoint of
-    the tiny model (about 29 MB) fits, a second does not."""
+    the tiny model (about 29 MB) fits, a second does not; with a checkpoint only at the
+    epoch's end, the final model.keras (about 10 MB) fits beside it."""
     results = {}
-    for case in ("space_check", "write_fails"):
+    for case in ("space_check", "write_fails", "final_model"):
         mount, copy = tmp_path / case / "mnt", tmp_path / case / "after"
         mount.mkdir(parents=True)
         copy.mkdir()
         prefix = small_filesystem_prefix(mount, copy, 45 << 10)
         if prefix is None:
             pytest.skip("this machine allows no tmpfs mount (not root, no user namespaces)")
-        command = _command(shards, mount / "model", every=2)
+        command = _command(shards, mount / "model", every=0 if case == "final_model" else 2)
         if case == "write_fails":
             command = _faulty(shards, "fill", 2, command)
+        elif case == "final_model":
+            command = _faulty(shards, "fill", "model.keras", command)
         results[case] = start_process(command, prefix=prefix), copy / "model"
     for case, (proc, model_dir) in results.items():
         (code, _, err), = finish_processes([proc])
@@ -305,6 +311,12 @@ def test_disk_full_before_and_while_writing_a_checkpoint(shards, tmp_path):
             assert line.endswith(f"nothing was written and the previous checkpoint, "
                                  f"{mounted / 'ckpt-000000002'}, is intact"), line
             assert _intact(model_dir) == {"ckpt-000000002": []}
+        elif case == "final_model":  # the disk fills after the check of model.keras
+            final = tmp_path / case / "mnt" / "model" / "model.keras"
+            assert line == (f"error: could not write {final}: No space left on device; the "
+                            "checkpoints are intact"), line
+            assert _intact(model_dir) == {"ckpt-000000006": []}
+            assert not (model_dir / "model.keras").exists()
         else:  # the disk fills after the check of step 2: the write fails (ENOSPC)
             assert line.startswith(f"error: could not write checkpoint "
                                    f"{mounted / 'ckpt-000000002'}: No space left on device "
@@ -379,6 +391,28 @@ def test_sigterm_and_sigint_save_and_the_resumed_run_ends_like_an_uninterrupted_
         "error: no checkpoint within 3 s of SIGTERM (train.stop_timeout_seconds): stopped "
         "without it; the previous checkpoint is intact")
     assert _intact(hung_dir) == {"ckpt-000000002": []}
+
+
+def test_signals_in_process_a_second_one_stops_at_once_and_handlers_are_put_back():
+    """Real signals to this process: the first is noted (and interrupts a block that
+    only reads), a second ends the run at once; the previous handlers come back."""
+    previous = signal.getsignal(signal.SIGTERM)
+    with StopSignals(timeout_seconds=60) as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler runs in the main thread, between bytecodes
+        assert stop.requested == signal.SIGTERM
+        with pytest.raises(_StopNow):
+            with stop.interruptible():
+                pass  # a signal already came: the block does not start
+        with pytest.raises(RunStopped, match="^stopped by a second SIGINT, at once and "
+                                             "without saving; the latest checkpoint is "
+                                             "intact$") as stopped:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        assert stopped.value.exit_status == 128 + signal.SIGINT
+    assert signal.getsignal(signal.SIGTERM) is previous
+    stop._timer.join(5)
+    assert not stop._timer.is_alive()  # cancelled: no exit pending
 
 
 def test_train_stop_resume_and_load_on_ram_filesystem(shards, capsys):
