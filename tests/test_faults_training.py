@@ -452,3 +452,23 @@ def test_train_stop_resume_and_load_on_ram_filesystem(shards, capsys):
     _, from_checkpoint = load_trained(model_dir)
     assert "ckpt-000000012 is damaged: optimizer.npz has 100 bytes" in capsys.readouterr().err
     storage.gfile.rmtree(model_dir)
+
+
+def test_a_title_model_trains_on_ram_filesystem_with_its_vocabulary_there(tmp_path):
+    """The title vocabulary, built from the training titles, is written to and read
+    from the model directory on ram:// like the rest of it."""
+    from tests.test_multimodal import _config, _records
+
+    path = write_file(tmp_path / "data.tfrecord", _records(24))
+    cfg = _config(tmp_path, **{
+        "model.text.vocab_file": "''", "model.text.vocab_min_count": 2,
+        "data.train_data_pattern": path, "data.eval_data_pattern": path,
+        "train.epochs": 1, "train.eval_before_training": "false"})
+    model_dir = "ram://faults/title"
+    train(cfg, model_dir, verbose=False)
+    vocab = storage.read_bytes(f"{model_dir}/vocab.txt").decode("utf-8")
+    assert vocab.split("\n")[:5] == ["dog", "cat", "a", "狗", "猫"]  # by count, then order
+    saved, model = load_trained(model_dir)
+    assert saved.model.text.vocab_file == f"{model_dir}/vocab.txt"
+    assert model.get_layer("title_tokens").vocabulary == vocab.split("\n")[:-1]
+    storage.gfile.rmtree(model_dir)

@@ -184,11 +184,6 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
     storage.gfile.makedirs(out)
     # models reading titles: vocab.txt, built from the training titles (the same
     # titles give the same file, so a resumed run and every worker agree)
-    if (not storage.is_local(out) and cfg.data.use_title
-            and getattr(cfg.model, "text", None) is not None):
-        raise ConfigError(
-            f"--model_dir {out}: a model that reads titles needs a local model directory "
-            "(its title vocabulary is written and read with Python's file functions)")
     prepare_vocabulary(cfg, out, verbose=verbose)
     if chief and latest is not None:
         _check_same_model(cfg, storage.join(out, CONFIG_FILE))
