@@ -194,3 +194,18 @@ def learnable_records(n, num_classes=4, frames=6, seed=0):
         x = np.clip(protos[c] + rng.normal(0, 30, (frames, 1024 + 128)), 0, 255).astype(np.uint8)
         out.append(frame_record(f"v{seed}-{i}".encode(), (c,), rgb=x[:, :1024], audio=x[:, 1024:]))
     return out
+
+
+def write_lock(model_dir, **fields):
+    """Writes a run lock (`videotag.training.lock`) of another run into `model_dir`:
+    this host, pid 1, a fresh heartbeat, token "theirs", with `fields` changed."""
+    import json
+    import time
+
+    from videotag.training import lock as lock_lib
+
+    holder = dict(host=lock_lib.HOST, pid=1, started="2026-01-01 00:00:00 +0000",
+                  heartbeat=time.time(), token="theirs")
+    holder.update(fields)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "train.lock").write_text(json.dumps(holder))

@@ -1,14 +1,13 @@
 """The faults of a long training run, each made real in its own process and checked
 by its message, exit status and what is left on disk: two runs racing for one model
-directory, locks left by runs that are gone, damaged checkpoints, a file system that
-fills up, SIGTERM/SIGINT, and a model directory on a non-POSIX file system (ram://)."""
+directory, a cluster whose chief cannot take the lock, damaged checkpoints, a file
+system that fills up, SIGTERM/SIGINT, and a model directory on a non-POSIX file
+system (ram://). The lock and the signal handler alone: tests/test_faults_in_process.py."""
 
 import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 
@@ -16,11 +15,10 @@ import numpy as np
 import pytest
 
 from tests.helpers import (finish_processes, free_ports, learnable_records,
-                           small_filesystem_prefix, start_process, tiny_config, write_file)
-from videotag.errors import ModelError, RunStopped
+                           small_filesystem_prefix, start_process, tiny_config, write_file,
+                           write_lock)
 from videotag.training import lock as lock_lib, manifest, storage
 from videotag.training.checkpoints import CheckpointStore
-from videotag.training.stop import StopSignals, _StopNow
 from videotag.training.trainer import load_trained, train
 
 # tools/train.py with a fault made at a chosen moment (argv: kind, argument, command):
@@ -154,66 +152,11 @@ def test_two_runs_on_one_model_dir_one_stops_at_once(raced):
     assert _leftovers(model_dir) == []
 
 
-def _write_lock(model_dir, **fields):
-    holder = dict(host=lock_lib.HOST, pid=1, started="2026-01-01 00:00:00 +0000",
-                  heartbeat=time.time(), token="theirs")
-    holder.update(fields)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    (model_dir / "train.lock").write_text(json.dumps(holder))
-
-
-def test_locks_of_runs_that_are_gone_are_taken_over(tmp_path):
-    warnings = []
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True)
-    dead_pid = int(gone.stdout)
-    cases = {
-        "same_host_dead": (dict(pid=dead_pid),
-                           f"there is no process {dead_pid} on this host any more"),
-        "other_host_old": (dict(host="elsewhere", pid=os.getpid(),
-                                heartbeat=time.time() - 7300),
-                           "its heartbeat is 2 h 1 min old, more than "
-                           "train.lock_stale_seconds=600 s"),
-        "restarted": (dict(pid=os.getpid(), boot_id="another-boot"),
-                      "the machine has restarted since"),
-    }
-    for name, (fields, reason) in cases.items():
-        _write_lock(tmp_path / name, **fields)
-        with lock_lib.RunLock(str(tmp_path / name), warn=warnings.append) as held:
-            assert held.read().token == held.holder.token
-            assert f"taking over {tmp_path / name / 'train.lock'}" in warnings[-1]
-            assert warnings[-1].endswith(reason), warnings[-1]
-        assert not (tmp_path / name / "train.lock").exists()  # released
-
-
-def test_a_live_lock_is_refused_and_a_lost_lock_stops_writing(tmp_path):
-    # another host, heartbeat 30 s ago: running
-    _write_lock(tmp_path / "live", host="elsewhere", pid=4321, heartbeat=time.time() - 30)
-    with pytest.raises(ModelError, match=r"in use by another training run \(host elsewhere, "
-                                         r"pid 4321, .* last heartbeat 30 s ago"):
-        lock_lib.RunLock(str(tmp_path / "live")).acquire()
-    assert json.loads((tmp_path / "live" / "train.lock").read_text())["token"] == "theirs"
-    # this host, a live process (this one's parent)
-    _write_lock(tmp_path / "parent", pid=os.getppid(),
-                pid_start=lock_lib._process_start(os.getppid()))
-    with pytest.raises(ModelError, match=f"pid {os.getppid()}"):
-        lock_lib.RunLock(str(tmp_path / "parent")).acquire()
-    # a run whose lock is overwritten by another stops before its next write
-    held = lock_lib.RunLock(str(tmp_path / "taken"), stale_seconds=2).acquire()
-    _write_lock(tmp_path / "taken", host="elsewhere", pid=99)
-    time.sleep(0.6)  # the heartbeat (every 0.2 s here) notices
-    assert held.lost is not None
-    with pytest.raises(ModelError, match=r"no longer holds .*\(host elsewhere, pid 99,"):
-        held.check()
-    held.release()
-    assert (tmp_path / "taken" / "train.lock").exists()  # not ours: left alone
-
-
 def test_a_cluster_shares_one_lock_taken_by_its_chief(shards, tmp_path):
     """Two workers on a model directory that another run holds: the chief cannot take
     the lock, and both workers stop (the other one told so by the chief)."""
     model_dir = tmp_path / "model"
-    _write_lock(model_dir, host="elsewhere", pid=4321, heartbeat=time.time())
+    write_lock(model_dir, host="elsewhere", pid=4321, heartbeat=time.time())
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     command = _command(shards, model_dir, extra=["train.distribution=multi_worker",
                                                  "train.steps_per_epoch=2"])
@@ -227,14 +170,6 @@ def test_a_cluster_shares_one_lock_taken_by_its_chief(shards, tmp_path):
         f"error: the chief could not take the lock of {model_dir} (see its message)")
     assert json.loads((model_dir / "train.lock").read_text())["token"] == "theirs"
     assert not (model_dir / "checkpoints").exists()
-
-
-def test_lock_on_a_file_system_without_atomic_create(tmp_path):
-    first = lock_lib.RunLock("ram://locks/run").acquire()
-    with pytest.raises(ModelError, match="in use by another training run"):
-        lock_lib.RunLock("ram://locks/run").acquire()
-    first.release()
-    assert not storage.gfile.exists("ram://locks/run/train.lock")
 
 
 @pytest.fixture
@@ -391,28 +326,6 @@ def test_sigterm_and_sigint_save_and_the_resumed_run_ends_like_an_uninterrupted_
         "error: no checkpoint within 3 s of SIGTERM (train.stop_timeout_seconds): stopped "
         "without it; the previous checkpoint is intact")
     assert _intact(hung_dir) == {"ckpt-000000002": []}
-
-
-def test_signals_in_process_a_second_one_stops_at_once_and_handlers_are_put_back():
-    """Real signals to this process: the first is noted (and interrupts a block that
-    only reads), a second ends the run at once; the previous handlers come back."""
-    previous = signal.getsignal(signal.SIGTERM)
-    with StopSignals(timeout_seconds=60) as stop:
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(0.05)  # the handler runs in the main thread, between bytecodes
-        assert stop.requested == signal.SIGTERM
-        with pytest.raises(_StopNow):
-            with stop.interruptible():
-                pass  # a signal already came: the block does not start
-        with pytest.raises(RunStopped, match="^stopped by a second SIGINT, at once and "
-                                             "without saving; the latest checkpoint is "
-                                             "intact$") as stopped:
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(5)
-        assert stopped.value.exit_status == 128 + signal.SIGINT
-    assert signal.getsignal(signal.SIGTERM) is previous
-    stop._timer.join(5)
-    assert not stop._timer.is_alive()  # cancelled: no exit pending
 
 
 def test_train_stop_resume_and_load_on_ram_filesystem(shards, capsys):
