@@ -10,7 +10,8 @@ Layout, in `<model_dir>/checkpoints/` (any file system `storage.py` reaches):
 Writing: the free space is checked first against the checkpoint's size (known from
 the variables' shapes); the files are written into a hidden temporary directory,
 read back into the manifest, and the directory is then moved to its final name (an
-atomic rename on local disk, emulated elsewhere with the manifest moved last). A
+atomic rename on local disk; emulated elsewhere, file by file with the manifest
+last, and checked against the manifest once moved: write, verify, swap). A
 failed write (the disk filled up, a quota, a permission) removes the temporary
 directory and raises `StorageError` naming the path; the previous checkpoint is
 untouched. A run killed while saving leaves at most the temporary directory, which
@@ -212,19 +213,23 @@ class CheckpointStore:
 
     def _swap(self, tmp: str, final: str) -> None:
         """Moves the written checkpoint to its final name, replacing one of the same
-        step (saved again at an epoch's end, or after a resume)."""
-        if not storage.gfile.exists(final):
-            storage.move_dir(tmp, final, DATA_FILES + (MANIFEST_FILE,), last=MANIFEST_FILE)
-            return
+        step (saved again at an epoch's end, or after a resume). Local disk: atomic
+        renames of files already read back into the manifest. Elsewhere (emulated,
+        file by file): the moved checkpoint is checked against its manifest again."""
+        files = DATA_FILES + (MANIFEST_FILE,)
         if storage.is_local(final):
+            if not storage.gfile.exists(final):
+                storage.move_dir(tmp, final, files)
+                return
             old = storage.join(self.directory, f".{storage.basename(final)}.old-{os.getpid()}")
             storage.move_dir(final, old, ())
             storage.move_dir(tmp, final, ())
             storage.remove_quietly(old)
-        else:
+            return
+        if storage.gfile.exists(final):
             storage.gfile.remove(storage.join(final, MANIFEST_FILE))  # no longer intact
             storage.gfile.rmtree(final)
-            storage.move_dir(tmp, final, DATA_FILES + (MANIFEST_FILE,), last=MANIFEST_FILE)
+        storage.move_dir(tmp, final, files, last=MANIFEST_FILE)
         problems = manifest.problems(final)
         if problems:
             raise StorageError(f"{final}: read back after writing, {'; '.join(problems)}")
