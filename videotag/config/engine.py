@@ -227,14 +227,23 @@ def read_yaml(source) -> Dict[str, Any]:
     Raises:
         ConfigError: the text is not YAML or not a mapping, naming the file.
     """
-    try:
-        if isinstance(source, (str, os.PathLike)):  # on any file system of TensorFlow
-            import tensorflow as tf
+    if isinstance(source, (str, os.PathLike)):  # on any file system of TensorFlow
+        import tensorflow as tf
 
-            with tf.io.gfile.GFile(os.fspath(source), "rb") as f:
-                text = f.read().decode("utf-8")
-        else:
-            text = source.read_text(encoding="utf-8")
+        with tf.io.gfile.GFile(os.fspath(source), "rb") as f:
+            text = f.read().decode("utf-8")
+    else:
+        text = source.read_text(encoding="utf-8")
+    return parse_yaml(text, source)
+
+
+def parse_yaml(text: str, source: Any = "<text>") -> Dict[str, Any]:
+    """The top-level mapping of YAML `text` read from `source` (named in errors).
+
+    Raises:
+        ConfigError: the text is not YAML or not a mapping, naming `source`.
+    """
+    try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
@@ -259,10 +268,14 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def dump_yaml(obj: Any) -> str:
+    """`to_dict(obj)` as YAML text, keys in field order."""
+    return yaml.safe_dump(to_dict(obj), sort_keys=False)
+
+
 def save_yaml(obj: Any, path: str | os.PathLike) -> None:
     """Writes `to_dict(obj)` as YAML, keys in field order (UTF-8), on any file system
     of TensorFlow; the file appears only when complete (`videotag.files`)."""
     from videotag import files
 
-    files.write_text(os.fspath(path), yaml.safe_dump(to_dict(obj), sort_keys=False),
-                     what="config file")
+    files.write_text(os.fspath(path), dump_yaml(obj), what="config file")

@@ -167,6 +167,11 @@ class TrainConfig:
             a layer whose path matches is frozen with everything inside it (its
             weights are not trained, its batch norms use their moving statistics).
             A pattern that matches no layer is an error.
+        lock_stale_seconds: the lock of a run on another host whose heartbeat is
+            older than this is taken over (runs on the same host are checked by
+            their process); the heartbeat is refreshed every tenth of it.
+        stop_timeout_seconds: after SIGTERM or SIGINT, the process ends within
+            this many seconds, with or without the checkpoint of the current step.
     """
 
     batch_size: int = 160
@@ -194,6 +199,8 @@ class TrainConfig:
     tensorboard: bool = True
     log_every_steps: int = 20
     freeze: List[str] = field(default_factory=list)
+    lock_stale_seconds: float = 600.0
+    stop_timeout_seconds: float = 25.0
 
     def validate(self, path: str = "train") -> None:
         """Checks what the types do not (raises ConfigError naming the key)."""
@@ -201,7 +208,8 @@ class TrainConfig:
         engine.check_choice(f"{path}.distribution", self.distribution, DISTRIBUTIONS)
         engine.check_choice(f"{path}.mixed_precision", self.mixed_precision, MIXED_PRECISION)
         engine.check_choice(f"{path}.lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        engine.check_positive(path, self, ("epochs", "keep_checkpoints", "log_every_steps"))
+        engine.check_positive(path, self, ("epochs", "keep_checkpoints", "log_every_steps",
+                                           "lock_stale_seconds", "stop_timeout_seconds"))
         engine.check_positive(path, self, ("steps_per_epoch", "lr_decay_examples",
                                     "cosine_decay_examples", "lr_warmup_examples",
                                     "checkpoint_every_steps", "clip_gradient_norm",
