@@ -38,8 +38,10 @@ def main(argv):
 
     from videotag.errors import ConfigError
     from videotag.export import docker_command, export_saved_model
+    from videotag.files import check_output_dir
     from videotag.training.trainer import load_trained
 
+    check_output_dir(FLAGS.export_dir, "export folder")  # before the work
     extra, what = {}, None
     if FLAGS.ensemble:
         from videotag.cli.model_flags import ensemble_weights, load_ensemble_from_flags

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -96,7 +95,7 @@ def model_batches(cfg, model, pattern: str, top_k: int = 20, batch_size: Optiona
 
 def load_saved_model(path: str):
     """`tf.saved_model.load`, with a clear error for a folder that is not one."""
-    if not (Path(path) / "saved_model.pb").is_file():
+    if not tf.io.gfile.exists(f"{str(path).rstrip('/')}/saved_model.pb"):
         raise ModelError(f"{path}: no saved_model.pb here (give a version folder such as "
                          "exports/nextvlad/1)")
     try:

@@ -1,46 +1,51 @@
 """The trainer: builds the model under its strategy, trains it, scores it after each
 epoch, checkpoints, and resumes a run that was stopped.
 
-Layout of a model directory:
+Layout of a model directory (local, or any file system `storage.py` reaches):
+    train.lock                    held by the run in progress (see `lock.py`)
     config.yaml                   the full config of the run
     vocab.txt                     the title vocabulary (models that read titles)
-    checkpoints/ckpt-000000120/   weights, optimizer state, step and epoch (last N
-                                  kept; see `checkpoints.py`)
+    checkpoints/ckpt-000000120/   weights, optimizer state, step and epoch, manifest
+                                  (last N kept; see `checkpoints.py`)
     checkpoints/best/ckpt-.../    the best validation's checkpoint (`train.keep_best`)
     logs/train, logs/validation   TensorBoard logs
     model.keras                   the final model (Keras format, float32)
     metrics.json                  losses and validation metrics per epoch, summary
 
 Running the same command again on a model directory that holds checkpoints resumes
-from the newest one: the same epoch, the same step in it, the same order of videos,
-and the run ends with the same number of steps as one that was never stopped. A new
-run may start from another run's weights (`train.init_from`, `warm_start.py`); its
-own checkpoints win over that when it resumes. `loading.py` reads a model directory
-back (`load_trained`, also importable from here).
+from the newest intact one: the same epoch, the same step in it, the same order of
+videos, and the run ends with the same number of steps as one that was never
+stopped. SIGTERM or SIGINT stops a run after a checkpoint of its current step (see
+`stop.py`), so the same command resumes it just the same. A new run may start from
+another run's weights (`train.init_from`, `warm_start.py`); its own checkpoints win
+over that when it resumes. `loading.py` reads a model directory back
+(`load_trained`, also importable from here).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
-from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from videotag.config import Config
+from videotag.config import Config, engine as config_engine
 from videotag.data import SkipCounter, data_errors, list_files
 from videotag.data.sources import resolve_data
 from videotag.data.vocab import prepare_vocabulary
-from videotag.errors import ConfigError
+from videotag.errors import ConfigError, ModelError, StorageError
 from videotag.evaluation.evaluator import evaluate, format_metrics, predict_function
 from videotag.registry import build_model
-from videotag.training import distribution
-from videotag.training.checkpoints import CheckpointStore, RunState
+from videotag.training import distribution, storage
+from videotag.training.checkpoints import CheckpointStore, RunState, needed_bytes
 from videotag.training.ema import averaged_values
+from videotag.training.lock import RunLock, check_worker_lock, cluster_id
+from videotag.training.stop import StopSignals, _StopNow
 from videotag.training.freeze import freeze_layers
 from videotag.training.loading import (  # noqa: F401  (load_trained, checkpoint_path: public here)
     CHECKPOINT_DIR,
@@ -49,6 +54,7 @@ from videotag.training.loading import (  # noqa: F401  (load_trained, checkpoint
     MODEL_FILE,
     checkpoint_path,
     load_trained,
+    read_config,
 )
 from videotag.training.logs import EpochProgress, TensorBoardLogs
 from videotag.training.loop import EpochLoop, metrics_payload, numbers, write_json
@@ -56,7 +62,6 @@ from videotag.training.schedules import learning_rate_schedule  # noqa: F401  (p
 from videotag.training.selection import BEST_DIR, Selection
 from videotag.training.step import TrainStep, make_optimizer
 from videotag.training.warm_start import warm_start
-
 
 
 def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
@@ -143,24 +148,60 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
             checkpoint is kept).
         ConfigError: a config that cannot run (e.g. a batch that does not divide
             by the replicas), or a model directory holding another model.
+        ModelError: another run holds the model directory (its lock).
+        StorageError: no intact checkpoint to resume from, or a checkpoint or the
+            final model could not be written (no space left, ...); the previous
+            checkpoint is intact.
+        RunStopped: SIGTERM or SIGINT stopped the run after a checkpoint.
     """
     start = time.time()
     strategy = distribution.make_strategy(cfg.train)  # first: multi_worker needs that
     chief = distribution.is_chief(strategy)
-    verbose = verbose and chief
+    out = str(model_dir)
+    with StopSignals(cfg.train.stop_timeout_seconds) as stop:
+        with _run_lock(cfg, out, strategy, chief) as lock:
+            return _run(cfg, out, strategy, chief, verbose and chief, start, stop, lock)
+
+
+@contextlib.contextmanager
+def _run_lock(cfg: Config, out: str, strategy, chief: bool):
+    """The lock of the model directory for this run: taken by the chief (one per
+    cluster), checked by the other workers; released on the way out."""
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    cluster = cluster_id() if multi_worker else ""
+    lock, failure = None, None
+    if chief:
+        try:
+            lock = RunLock(out, cfg.train.lock_stale_seconds, cluster).acquire()
+        except (ModelError, StorageError) as exc:
+            failure = exc
+    if distribution.workers_sum(strategy, float(failure is not None)) > 0:  # all agree
+        if failure is not None:
+            raise failure
+        raise ModelError(f"the chief could not take the lock of {out} (see its message)")
+    if not chief:
+        check_worker_lock(out, cluster)
+    try:
+        yield lock
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: float,
+         stop: StopSignals, lock: Optional[RunLock]) -> Dict:
+    """`train()` once the run holds its model directory."""
     cfg = resolve_data(cfg, verbose=verbose)
     _check_validation_data(cfg)
-    out = Path(model_dir)
-    store = CheckpointStore(out / CHECKPOINT_DIR, cfg.train.keep_checkpoints, writer=chief)
+    store = CheckpointStore(storage.join(out, CHECKPOINT_DIR), cfg.train.keep_checkpoints,
+                            writer=chief, before_save=lock.check if lock else None)
     latest = store.latest()
-    out.mkdir(parents=True, exist_ok=True)
+    storage.gfile.makedirs(out)
     # models reading titles: vocab.txt, built from the training titles (the same
     # titles give the same file, so a resumed run and every worker agree)
     prepare_vocabulary(cfg, out, verbose=verbose)
-    if chief:
-        if latest is not None:
-            _check_same_model(cfg, out / CONFIG_FILE)
-        cfg.save(out / CONFIG_FILE)
+    if chief and latest is not None:
+        _check_same_model(cfg, storage.join(out, CONFIG_FILE))
     keras.utils.set_random_seed(cfg.train.seed)
 
     files = list_files(cfg.data.train_data_pattern)
@@ -175,7 +216,7 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     state = RunState()
     started = None
     if latest is not None:
-        state = store.restore(latest, model, optimizer)
+        latest, state = store.restore_latest(model, optimizer)
         if verbose and state.epoch >= cfg.train.epochs:
             print(f"{latest} ends a complete run ({state.epoch} epochs, {state.global_step} "
                   "steps): nothing to train (raise train.epochs to go on, or use a new "
@@ -190,9 +231,13 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
         started = warm_start(model, cfg.train.init_from)
         if verbose:
             print(started.report(limit=12), file=sys.stderr)
-    best_store = CheckpointStore(out / CHECKPOINT_DIR / BEST_DIR, 1,
-                                 writer=chief and bool(cfg.train.keep_best))
+    best_store = CheckpointStore(storage.join(out, CHECKPOINT_DIR, BEST_DIR), 1,
+                                 writer=chief and bool(cfg.train.keep_best),
+                                 before_save=lock.check if lock else None)
     selection = Selection(cfg, state, best_store)
+    if chief:  # once the checkpoint to resume from is known to be there and intact
+        storage.write_atomic(storage.join(out, CONFIG_FILE),
+                             config_engine.dump_yaml(cfg).encode())
     step = TrainStep(cfg, model, optimizer, strategy)
     skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
     boards = TensorBoardLogs(out, enabled=chief and cfg.train.tensorboard)
@@ -204,7 +249,12 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
 
     if (cfg.train.eval_before_training and evaluate_here and state.global_step == 0
             and state.untrained_validation is None):
-        state.untrained_validation = evaluate(model, cfg, verbose=verbose, predict=predict)
+        try:
+            with stop.interruptible():
+                state.untrained_validation = evaluate(model, cfg, verbose=verbose,
+                                                      predict=predict)
+        except _StopNow:
+            raise stop.stopped("before training started; nothing to save") from None
         boards.scalars("validation", numbers(state.untrained_validation), 0)
         if verbose:
             before = "warm-started model (before training)" if started else "untrained model"
@@ -213,8 +263,9 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
 
     progress = EpochProgress(verbose, cfg.train.batch_size, cfg.train.epochs,
                              fgm=bool(cfg.train.fgm_alpha))
-    run = EpochLoop(cfg, out / METRICS_FILE, model, optimizer, step, strategy, store, state,
-                    boards, progress, skips, predict, evaluate_here, verbose, selection)
+    run = EpochLoop(cfg, storage.join(out, METRICS_FILE), model, optimizer, step, strategy,
+                    store, state, boards, progress, skips, predict, evaluate_here, verbose,
+                    stop=stop, lock=lock, selection=selection)
     run.stopped = selection.stopped()  # a run that stopped early stays stopped
     if run.stopped and verbose:
         print(f"{latest}: {run.stopped}: nothing to train (raise the patience or turn "
@@ -247,8 +298,9 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
         if verbose:
             print(f"training data in this run: {skips.summary()}", file=sys.stderr)
     if chief:
-        _final_model(cfg, averaged_values(model, optimizer)).save(out / MODEL_FILE)
-        write_json(out / METRICS_FILE, {**metrics_payload(state), "summary": summary})
+        save_model_file(_final_model(cfg, averaged_values(model, optimizer)),
+                        storage.join(out, MODEL_FILE))
+        write_json(storage.join(out, METRICS_FILE), {**metrics_payload(state), "summary": summary})
     distribution.barrier(strategy)  # no worker leaves before the chief has written
     if verbose:
         if selection.best_line():
@@ -268,13 +320,11 @@ def _check_validation_data(cfg: Config) -> None:
                               "data.eval_data_pattern (--eval_data_pattern)")
 
 
-def _check_same_model(cfg: Config, saved_path: Path) -> None:
+def _check_same_model(cfg: Config, saved_path: str) -> None:
     """Resuming: the checkpoints must be of the same model and data shapes."""
-    from videotag import config as config_lib
-
-    if not saved_path.is_file():
+    if not storage.gfile.exists(saved_path):
         return
-    saved = config_lib.load(str(saved_path))
+    saved = read_config(saved_path)
     for section in ("model", "data"):
         old, new = getattr(saved, section).__dict__, getattr(cfg, section).__dict__
         keys = ["num_classes", "feature_names", "feature_sizes", "record_type", "use_title",
@@ -282,7 +332,7 @@ def _check_same_model(cfg: Config, saved_path: Path) -> None:
         for key in keys:
             if old.get(key) != new.get(key):
                 raise ConfigError(
-                    f"{saved_path.parent} holds checkpoints of another model: config key "
+                    f"{os.path.dirname(saved_path)} holds checkpoints of another model: config key "
                     f"'{section}.{key}' was {old.get(key)!r}, is now {new.get(key)!r} (use a "
                     "new model_dir, or remove its checkpoints to start over)"
                 )
@@ -313,3 +363,26 @@ def summary_line(summary: Dict, top_k: int = 20) -> str:
     if summary.get("stopped_early"):
         line += f"; stopped early at step {summary['steps']}"
     return line + f"; model in {summary['model_dir']}"
+
+
+def save_model_file(model: keras.Model, path: str) -> None:
+    """Saves `model` (Keras format) to `path` whole or not at all: the free space is
+    checked first, the file is written under a temporary name and renamed (see
+    `storage.py`; the `.keras` writer keeps the HDF5 library off the disk, see
+    `checkpoints.py`).
+
+    Raises:
+        StorageError: not enough space, or the write failed (an earlier file at
+            `path` is intact, the temporary file removed).
+    """
+    directory = os.path.dirname(path)
+    kept = "the checkpoints are intact"
+    storage.check_space(directory, needed_bytes(model), path, kept)
+    tmp = storage.temporary_name(path, ".keras")
+    try:
+        model.save(tmp)
+        storage.fsync_file(tmp)
+        storage.replace_file(tmp, path)
+    except storage.WRITE_ERRORS as exc:
+        storage.remove_quietly(tmp)
+        raise StorageError(f"could not write {path}: {storage.describe(exc)}; {kept}") from None
