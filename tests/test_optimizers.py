@@ -103,7 +103,7 @@ def test_the_moving_average_is_what_validation_model_keras_and_export_use(averag
     raw = []  # the raw trained weights after each of the 4 steps, from the checkpoints
     for step in range(1, 5):
         _, model = load_trained(model_dir, str(root / "m" / "checkpoints" /
-                                               f"ckpt-{step:09d}" / "model.weights.h5"))
+                                               f"ckpt-{step:09d}" / "model.keras"))
         raw.append([w.numpy() for w in model.trainable_weights])
     average = raw[0]  # Keras: the first step's weights, then decay * average + (1 - decay) w
     for weights in raw[1:]:

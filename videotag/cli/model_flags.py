@@ -20,8 +20,8 @@ def define_checkpoint_flag(module_name: str) -> None:
     """`--checkpoint`: best, latest or a checkpoint path (default model.keras)."""
     flags.DEFINE_string(
         "checkpoint", None, "Weights of the model directory: best (train.keep_best), latest, or "
-        "the path of a checkpoint directory or .weights.h5 file; default its model.keras "
-        "(the final weights).", module_name=module_name)
+        "the path of a checkpoint directory or .weights.h5 / .keras weights file; default its "
+        "model.keras (the final weights).", module_name=module_name)
 
 
 def define_ensemble_flags(module_name: str) -> None:

@@ -78,7 +78,7 @@ def load_trained(model_dir: str, checkpoint: Optional[str] = None):
         path = str(checkpoint)
         if not storage.gfile.exists(path):
             raise ModelError(f"checkpoint {checkpoint} does not exist (give best, latest, a "
-                             "checkpoint directory or a .weights.h5 file)")
+                             "checkpoint directory or a .weights.h5 / .keras weights file)")
         if storage.gfile.isdir(path):
             CheckpointStore.restore(path, model, optimizer)
         else:
@@ -104,7 +104,7 @@ def checkpoint_path(model_dir: str, checkpoint: Optional[str] = None) -> str:
         return path
     if not storage.gfile.exists(str(checkpoint)):
         raise ModelError(f"checkpoint {checkpoint} does not exist (give best, latest, a "
-                         "checkpoint directory or a .weights.h5 file)")
+                         "checkpoint directory or a .weights.h5 / .keras weights file)")
     return str(checkpoint)
 
 
