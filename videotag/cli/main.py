@@ -28,6 +28,7 @@ COMMANDS = {
     "embed": "embed",
     "similar": "similar",
     "make-demo-videos": "make_demo_videos",
+    "make-text-preset": "make_text_preset",
 }
 # absl's short-help flags, answered here with the command's own docstring and flags
 _HELP = {"-h", "-?", "--help", "-help", "--helpshort", "-helpshort"}

@@ -16,14 +16,16 @@ import tensorflow as tf
 
 from videotag.config import Config
 from videotag.training.adversarial import SplitModel, fgm_forward
+from videotag.training.learning_rates import LearningRateMultipliers
 from videotag.training.losses import decayed_variables, weight_decay_loss, weighted_loss
 from videotag.training.schedules import learning_rate_schedule
 
 SUM = tf.distribute.ReduceOp.SUM
 
 
-class ReducedGradientsAdam(keras.optimizers.Adam):
-    """Adam for gradients that the train step has already summed over replicas.
+class ReducedGradientsAdam(LearningRateMultipliers, keras.optimizers.Adam):
+    """Adam for gradients that the train step has already summed over replicas,
+    with per-variable learning-rate multipliers (`train.lr_multipliers`).
 
     Keras's TensorFlow optimizer sums the gradients over replicas itself, after
     clipping them replica by replica; the train step sums first (so that clipping
