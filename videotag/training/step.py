@@ -127,10 +127,13 @@ class TrainStep:
         if self.replicas > 1:
             count = context.all_reduce(SUM, count)
         grads, parts = self._compute(inputs, targets, count)
+        # an embedding's gradient comes as IndexedSlices, one row per token occurrence;
+        # the global norm and Keras's Adam (which squares the rows) need the summed
+        # dense gradient, with one replica as with several
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                 for g in grads]
         if self.replicas > 1:
-            grads = context.all_reduce(
-                SUM, [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
-                      for g in grads])
+            grads = context.all_reduce(SUM, grads)
         norm = tf.linalg.global_norm(grads)
         scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if self.float16 else 1.0
         clip = self.cfg.train.clip_gradient_norm
