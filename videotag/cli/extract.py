@@ -45,6 +45,7 @@ def main(argv):
     del argv
     from videotag.errors import ConfigError
     from videotag.extraction import Extractor, extract, fit_pca, load
+    from videotag.files import check_output_dir
 
     inputs = [part for value in FLAGS.input for part in value.split(",") if part]
     overrides = list(FLAGS.override)
@@ -57,6 +58,10 @@ def main(argv):
         cfg.pca = {name: f"{FLAGS.pca_dir}/{name}" for name in cfg.feature_names}
     if not FLAGS.fit_pca and not FLAGS.output_dir:
         raise ConfigError("give --output_dir (extract) or --fit_pca with --pca_dir")
+    if FLAGS.output_dir:  # outputs are checked before the work
+        check_output_dir(FLAGS.output_dir, "output folder")
+    if FLAGS.fit_pca and FLAGS.pca_dir:
+        check_output_dir(FLAGS.pca_dir, "PCA folder")
     extractor = None
     if FLAGS.fit_pca:
         if not FLAGS.pca_dir:

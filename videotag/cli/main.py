@@ -29,6 +29,7 @@ COMMANDS = {
     "similar": "similar",
     "make-demo-videos": "make_demo_videos",
     "make-text-preset": "make_text_preset",
+    "validate-data": "validate_data",
 }
 # absl's short-help flags, answered here with the command's own docstring and flags
 _HELP = {"-h", "-?", "--help", "-help", "--helpshort", "-helpshort"}

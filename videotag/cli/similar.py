@@ -32,7 +32,7 @@ def main(argv):
     """Searches and writes the similar videos. Returns the exit status."""
     del argv
     from videotag.errors import VideotagError
-    from videotag.files import open_output
+    from videotag.files import check_output_file, open_output
     from videotag.retrieval import load_embeddings, similar_videos, write_similar
 
     if bool(FLAGS.query_id) == FLAGS.all:
@@ -40,10 +40,12 @@ def main(argv):
     if FLAGS.top_k <= 0 or FLAGS.block_size <= 0:
         raise VideotagError("--top_k and --block_size must be positive")
     ids, vectors = load_embeddings(FLAGS.embeddings)
+    if FLAGS.output_file:
+        check_output_file(FLAGS.output_file, "results file")  # before the search
     results = similar_videos(ids, vectors, None if FLAGS.all else FLAGS.query_id,
                              FLAGS.top_k, FLAGS.block_size, verbose=True,
                              progress_seconds=FLAGS.progress_seconds)
-    with open_output(FLAGS.output_file) as out:
+    with open_output(FLAGS.output_file, what="results file") as out:
         count = write_similar(results, out, FLAGS.format)
     print(f"searched {count} videos among {len(ids)}", file=sys.stderr)
     return 0

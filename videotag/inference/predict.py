@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -87,7 +86,7 @@ def model_dir_batches(model_dir: str, pattern: str, top_k: int = 20,
 def load_saved_model(path: str):
     """`tf.saved_model.load`, with a clear error for a folder that is not one; the ops
     of tensorflow-text are registered when the graph needs them."""
-    if not (Path(path) / "saved_model.pb").is_file():
+    if not tf.io.gfile.exists(f"{str(path).rstrip('/')}/saved_model.pb"):
         raise ModelError(f"{path}: no saved_model.pb here (give a version folder such as "
                          "exports/nextvlad/1)")
     try:

@@ -79,8 +79,9 @@ def write_predictions_file(predictions: Iterable, output_file: Optional[str], fm
                            progress_seconds: float = 10.0) -> int:
     """`write_predictions` to a file (standard output when None).
 
-    The file is written under a temporary name and renamed when complete: a failed
-    run never leaves a partial file.
+    The file (on any file system of TensorFlow) is written under a temporary name and
+    swapped in when complete (`videotag.files.open_output`): a failed run never leaves
+    a partial file, and an earlier file of that name stays as it was.
     """
-    with open_output(output_file) as out:
+    with open_output(output_file, what="predictions file") as out:
         return write_predictions(predictions, out, fmt, threshold, verbose, progress_seconds)
