@@ -42,6 +42,13 @@ def fail_on_bad_records(features: Dict, bad: tf.Tensor, errors: tf.Tensor) -> Di
         return tf.nest.map_structure(tf.identity, features)
 
 
+def bad_record_error(detail: str) -> DataError:
+    """The error that stops a run at a bad record (`data.on_bad_record=error`);
+    `detail` is the parser's "<file>: record <i> (id <id>): <problem>"."""
+    return DataError(f"bad record: {detail.strip()} (set data.on_bad_record=skip to drop and "
+                     "count such records)")
+
+
 def describe_parse_failure(text: str) -> Optional[str]:
     """"<record name>: <problem>" for a parse op's error about one record, else None."""
     match = _UNPARSEABLE.search(text)
@@ -68,10 +75,7 @@ def translate_error(exc: BaseException, files: Optional[List[str]] = None) -> Op
     if _ERROR_MARK in text:
         match = re.search(_ERROR_MARK + r"[^A-Za-z0-9_=-]+([A-Za-z0-9_=-]+)", text)
         detail = base64.urlsafe_b64decode(match.group(1) + "==").decode("utf-8", "replace")
-        return DataError(
-            f"bad record: {detail.strip()} (set data.on_bad_record=skip to drop and count "
-            "such records)"
-        )
+        return bad_record_error(detail)
     unparseable = describe_parse_failure(text)
     if unparseable:
         return DataError(f"bad record: {unparseable}")
