@@ -20,10 +20,6 @@ from absl import flags
 from videotag.errors import ConfigError
 
 FLAGS = flags.FLAGS
-BEAM_HELP = ("Beam's pipeline options go beside these flags: --runner (DirectRunner, "
-             "DataflowRunner, FlinkRunner, SparkRunner, PortableRunner), "
-             "--direct_num_workers=2 --direct_running_mode=multi_processing, and those of "
-             "the runner (--project, --region, --temp_location, --flink_master, ...).")
 
 
 def define_pipeline_flags() -> None:

@@ -14,6 +14,8 @@ have succeeded. Needs the beam extra: pip install "videotag[beam]".
 `python tools/batch_embed.py` takes the same flags.
 """
 
+import sys
+
 from absl import flags
 
 from videotag.beam.options import parse_flags  # noqa: F401  (the command's flags parser)
@@ -26,6 +28,7 @@ def define_flags() -> None:
     from videotag.beam.options import define_inference_flags
 
     define_inference_flags()
+    flags.adopt_module_key_flags(sys.modules["videotag.beam.options"])  # listed by --help
 
 
 def main(argv):

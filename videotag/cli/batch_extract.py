@@ -32,6 +32,8 @@ def define_flags() -> None:
 
     define_settings_flags()
     define_pipeline_flags()
+    flags.adopt_module_key_flags(sys.modules["videotag.cli.extract"])  # listed by --help
+    flags.adopt_module_key_flags(sys.modules["videotag.beam.options"])  # listed by --help
 
 
 def main(argv):

@@ -15,6 +15,8 @@ data.on_bad_record. Needs the beam extra: pip install "videotag[beam]".
 `python tools/batch_predict.py` takes the same flags.
 """
 
+import sys
+
 from absl import flags
 
 from videotag.beam.options import parse_flags  # noqa: F401  (the command's flags parser)
@@ -29,6 +31,7 @@ def define_flags() -> None:
     define_inference_flags()
     flags.DEFINE_integer("top_k", 20, "Tags per video.")
     flags.DEFINE_float("threshold", 0.0, "Leave out tags below this probability (after top_k).")
+    flags.adopt_module_key_flags(sys.modules["videotag.beam.options"])  # listed by --help
 
 
 def main(argv):

@@ -162,8 +162,12 @@ def build_index(vectors, settings: IndexSettings, verbose: bool = False):
     if not index.is_trained:
         rng = np.random.default_rng(settings.seed)
         sample = np.sort(rng.choice(n, settings.train_size, replace=False))
-        ivf = faiss.extract_index_ivf(index)
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
         ivf.cp.seed = settings.seed
+        if isinstance(ivf, faiss.IndexIVFPQ):
+            # polysemous codes (a Hamming pre-filter) are not used: their training, a
+            # simulated annealing, would take most of the build
+            ivf.do_polysemous_training = False
         index.train(_normalized(vectors[sample]))
     for start in range(0, n, _BLOCK):
         index.add(_normalized(vectors[start:start + _BLOCK]))
