@@ -3,7 +3,9 @@ single-machine tools on the same inputs: batch-extract (videos from
 make_demo_videos, an undecodable one in the dead letters), batch-predict and
 batch-embed (records of a tiny exported model: the same lines and embeddings; bad
 and truncated records skipped into the dead letters, or stopping the run with the
-previous output left as it was).
+previous output left as it was; a re-run's files replacing an earlier run's). The
+inference pipelines run together, in one fixture: the DirectRunner's start-up is
+most of their time.
 
 `--direct_running_mode=multi_processing`: each worker is its own Python process, as
 on a cluster, so the DoFns, the model handler and the settings cross a pickle and
@@ -104,26 +106,63 @@ def _lines(prefix):
             for line in open(path, encoding="utf-8").read().splitlines()]
 
 
-def test_batch_predict_writes_the_lines_of_predict_and_skips_bad_records(served):
+def _previous_run(prefix, shards):
+    """Files of an earlier run of `prefix` (what a re-run must replace or keep)."""
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    for s in range(shards):
+        with open(f"{prefix}-{s:05d}-of-{shards:05d}.jsonl", "w", encoding="utf-8") as f:
+            f.write("earlier run\n")
+    with open(f"{prefix}.summary.json", "w", encoding="utf-8") as f:
+        f.write("{}\n")
+
+
+@pytest.fixture(scope="module")
+def runs(served):
+    """The three inference pipelines, started together (the DirectRunner's start-up
+    dominates): batch-predict skipping bad records over an earlier 5-shard run,
+    batch-predict stopping at a bad record over an earlier run (2 worker threads),
+    batch-embed; with the single-machine predict and embed computed meanwhile."""
     root, exported = served
     from videotag.inference import predict_from_saved_model, write_predictions_file
+    from videotag.retrieval import embedding_batches, write_embeddings
 
     good = str(root / "good*.tfrecord")
+    _previous_run(str(root / "out" / "pred"), 5)
+    _previous_run(str(root / "kept" / "pred"), 2)
+    procs = [
+        start_process(["tools/batch_predict.py", f"--saved_model={exported}",
+                       f"--input_data_pattern={good},{root / 'bad.tfrecord'},"
+                       f"{root / 'cut.tfrecord'}", f"--output_prefix={root / 'out' / 'pred'}",
+                       "--top_k=5", "--on_bad_record=skip", "--num_shards=3", *WORKERS]),
+        start_process(["tools/batch_predict.py", f"--saved_model={exported}",
+                       f"--input_data_pattern={root / 'bad.tfrecord'}",
+                       f"--output_prefix={root / 'kept' / 'pred'}", "--num_shards=1",
+                       "--direct_num_workers=2", "--direct_running_mode=multi_threading"]),
+        start_process(["tools/batch_embed.py", f"--saved_model={exported}",
+                       f"--input_data_pattern={good}", f"--output_prefix={root / 'emb'}",
+                       *WORKERS])]
     write_predictions_file(predict_from_saved_model(exported, good, top_k=5),
                            str(root / "single.jsonl"), "jsonl", verbose=False)
-    want = {json.loads(line)["id"]: line
-            for line in (root / "single.jsonl").read_text(encoding="utf-8").splitlines()}
-    prefix = root / "out" / "pred"
-    proc = start_process(["tools/batch_predict.py", f"--saved_model={exported}",
-                          f"--input_data_pattern={good},{root / 'bad.tfrecord'},"
-                          f"{root / 'cut.tfrecord'}", f"--output_prefix={prefix}", "--top_k=5",
-                          "--on_bad_record=skip", "--num_shards=3", *WORKERS])
-    ((code, _, err),) = finish_processes([proc])
+    write_embeddings(embedding_batches(good, saved_model=exported), str(root / "single"),
+                     ["tfrecord"], verbose=False)
+    predicted, stopped, embedded = finish_processes(procs, timeout=900)
+    return {"predict": predicted, "stopped": stopped, "embed": embedded}
+
+
+def test_batch_predict_writes_the_lines_of_predict_and_skips_bad_records(served, runs):
+    root, _ = served
+    code, _, err = runs["predict"]
     assert code == 0, err[-3000:]
     assert "predicted 44 videos of 5 shard(s)" in err  # 30 good, 6 of bad, 8 of cut
     assert "skipped 1 bad record(s) and 1 corrupt shard(s)" in err
+    want = {json.loads(line)["id"]: line
+            for line in (root / "single.jsonl").read_text(encoding="utf-8").splitlines()}
+    prefix = root / "out" / "pred"
     lines = _lines(prefix)
-    assert len(glob.glob(f"{prefix}-*-of-00003.jsonl")) == 3
+    # the earlier run's 5 shards are gone: one run's files only
+    assert sorted(os.listdir(root / "out")) == [
+        "pred-00000-of-00003.jsonl", "pred-00001-of-00003.jsonl", "pred-00002-of-00003.jsonl",
+        "pred.failed.jsonl", "pred.summary.json"]
     # the cut shard is good0 but its last record: its 8 others come twice
     assert sorted(json.loads(line)["id"] for line in lines) == sorted(
         list(want) + [f"b-{i}" for i in range(6)] + [f"v0-{i}" for i in range(8)])
@@ -137,34 +176,30 @@ def test_batch_predict_writes_the_lines_of_predict_and_skips_bad_records(served)
                    "has 1000 bytes, expected 1024 (3 of 3 frames wrong)"},
         {"path": str(root / "cut.tfrecord"), "record": 8,
          "reason": "corrupt or truncated at record 8; the rest of this shard is skipped"}]
-    # with on_bad_record=error the run stops at the bad record and the previous
-    # output stays as it was (no mix of two runs)
-    before = {p: open(p, "rb").read() for p in glob.glob(f"{prefix}*")}
-    proc = start_process(["tools/batch_predict.py", f"--saved_model={exported}",
-                          f"--input_data_pattern={root / 'bad.tfrecord'}",
-                          f"--output_prefix={prefix}", "--num_shards=1", *WORKERS])
-    ((code, _, err),) = finish_processes([proc])
+    summary = json.loads((root / "out" / "pred.summary.json").read_text())
+    assert summary["runner"] == "DirectRunner, 2 workers (multi_processing)"
+
+
+def test_batch_predict_stopped_by_a_bad_record_leaves_the_earlier_run(served, runs):
+    # on_bad_record=error (the export's default): the run stops at the bad record and
+    # the earlier output stays as it was (no mix of two runs)
+    root, _ = served
+    code, _, err = runs["stopped"]
     assert code == 1
     assert err.strip().splitlines()[-1] == (
         f"error: bad record: {root / 'bad.tfrecord'}: record 2 (id short): feature list rgb: "
         "frame 0 has 1000 bytes, expected 1024 (3 of 3 frames wrong) (set "
         "data.on_bad_record=skip to drop and count such records)")
-    assert {p: open(p, "rb").read() for p in glob.glob(f"{prefix}*")} == before
-    assert not glob.glob(str(root / "out" / ".pred.staging-*"))
+    assert sorted(os.listdir(root / "kept")) == [
+        "pred-00000-of-00002.jsonl", "pred-00001-of-00002.jsonl", "pred.summary.json"]
+    assert (root / "kept" / "pred-00000-of-00002.jsonl").read_text() == "earlier run\n"
 
 
-def test_batch_embed_writes_the_embeddings_of_embed(served):
-    root, exported = served
-    from videotag.retrieval import embedding_batches, write_embeddings
+def test_batch_embed_writes_the_embeddings_of_embed(served, runs):
+    root, _ = served
     from videotag.retrieval.vectors import read_shards
 
-    good = str(root / "good*.tfrecord")
-    write_embeddings(embedding_batches(good, saved_model=exported), str(root / "single"),
-                     ["tfrecord"], verbose=False)
-    proc = start_process(["tools/batch_embed.py", f"--saved_model={exported}",
-                          f"--input_data_pattern={good}", f"--output_prefix={root / 'emb'}",
-                          *WORKERS])
-    ((code, _, err),) = finish_processes([proc])
+    code, _, err = runs["embed"]
     assert code == 0, err[-3000:]
     want_ids, want = read_shards([str(root / "single.tfrecord")])
     got_ids, got = read_shards(sorted(glob.glob(str(root / "emb-*-of-*.tfrecord"))))
