@@ -4,8 +4,8 @@ make_demo_videos, an undecodable one in the dead letters), batch-predict and
 batch-embed (records of a tiny exported model: the same lines and embeddings; bad
 and truncated records skipped into the dead letters, or stopping the run with the
 previous output left as it was; a re-run's files replacing an earlier run's). The
-inference pipelines run together, in one fixture: the DirectRunner's start-up is
-most of their time.
+pipelines run together, in one fixture: the DirectRunner's start-up is most of
+their time.
 
 `--direct_running_mode=multi_processing`: each worker is its own Python process, as
 on a cluster, so the DoFns, the model handler and the settings cross a pickle and
@@ -43,28 +43,32 @@ def _parse(path_glob):
     return out
 
 
-def test_batch_extract_writes_the_records_of_extract_and_dead_letters_a_broken_video(tmp_path):
-    videos = tmp_path / "videos"
-    manifest = make_demo_videos(videos, num_videos=4, width=64, height=48)
-    (videos / "broken.mp4").write_bytes(os.urandom(3000))
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    """4 demo videos and an undecodable one, in a manifest."""
+    root = tmp_path_factory.mktemp("videos")
+    manifest = make_demo_videos(root / "videos", num_videos=4, width=64, height=48)
+    (root / "videos" / "broken.mp4").write_bytes(os.urandom(3000))
     with open(manifest, "a", encoding="utf-8") as f:
         f.write("broken.mp4\tnot a video\tRed\n")
-    common = [f"--input={manifest}", f"--label_file={videos / 'labels.txt'}", *TINY]
-    single = start_process(["tools/extract_features.py", *common, "--fit_pca",
-                            f"--pca_dir={tmp_path / 'pca'}", f"--output_dir={tmp_path / 'one'}",
-                            "--noprogress"])
-    ((code, _, err),) = finish_processes([single])
+    return root, [f"--input={manifest}", f"--label_file={root / 'videos' / 'labels.txt'}",
+                  *TINY]
+
+
+def test_batch_extract_writes_the_records_of_extract_and_dead_letters_a_broken_video(
+        videos, runs):
+    tmp_path, _ = videos
+    code, _, err = runs["extract"]
     assert code == 1 and "broken.mp4: cannot be opened as a video" in err, err[-2000:]
-    batch = start_process(["tools/batch_extract.py", *common, f"--pca_dir={tmp_path / 'pca'}",
-                           f"--output_dir={tmp_path / 'many'}", *WORKERS])
-    ((code, _, err),) = finish_processes([batch])
+    code, _, err = runs["batch-extract"]
     assert code == 1, err[-3000:]  # like extract: a video failed
     assert "extracted 4 videos" in err and "1 failed" in err
     assert "DirectRunner, 2 workers (multi_processing)" in err
     assert err.strip().splitlines()[-1].startswith("error: 1 video(s) failed (dead letters in")
     (dead,) = [json.loads(line) for line in (tmp_path / "many" / "failed.jsonl").open()]
-    assert dead["path"] == str(videos / "broken.mp4")
-    assert dead["reason"].startswith(f"{videos / 'broken.mp4'}: cannot be opened as a video")
+    broken = tmp_path / "videos" / "broken.mp4"
+    assert dead["path"] == str(broken)
+    assert dead["reason"].startswith(f"{broken}: cannot be opened as a video")
     one, many = _parse(str(tmp_path / "one" / "part-*.tfrecord")), _parse(
         str(tmp_path / "many" / "part-*.tfrecord"))
     assert sorted(one) == sorted(many) == [f"demo{i:03d}" for i in range(4)]
@@ -117,12 +121,17 @@ def _previous_run(prefix, shards):
 
 
 @pytest.fixture(scope="module")
-def runs(served):
-    """The three inference pipelines, started together (the DirectRunner's start-up
-    dominates): batch-predict skipping bad records over an earlier 5-shard run,
-    batch-predict stopping at a bad record over an earlier run (2 worker threads),
-    batch-embed; with the single-machine predict and embed computed meanwhile."""
+def runs(served, videos):
+    """Every pipeline, started together (the DirectRunner's start-up is most of their
+    time): extract fitting the PCA then batch-extract with it; batch-predict skipping
+    bad records over an earlier 5-shard run, batch-predict stopping at a bad record
+    over an earlier run (2 worker threads), batch-embed; with the single-machine
+    predict and embed computed meanwhile. {name: (exit code, stdout, stderr)}."""
     root, exported = served
+    video_root, common = videos
+    single_extract = start_process([
+        "tools/extract_features.py", *common, "--fit_pca", f"--pca_dir={video_root / 'pca'}",
+        f"--output_dir={video_root / 'one'}", "--noprogress"])
     from videotag.inference import predict_from_saved_model, write_predictions_file
     from videotag.retrieval import embedding_batches, write_embeddings
 
@@ -145,8 +154,13 @@ def runs(served):
                            str(root / "single.jsonl"), "jsonl", verbose=False)
     write_embeddings(embedding_batches(good, saved_model=exported), str(root / "single"),
                      ["tfrecord"], verbose=False)
-    predicted, stopped, embedded = finish_processes(procs, timeout=900)
-    return {"predict": predicted, "stopped": stopped, "embed": embedded}
+    out = {"extract": finish_processes([single_extract], timeout=600)[0]}
+    batch_extract = start_process([
+        "tools/batch_extract.py", *common, f"--pca_dir={video_root / 'pca'}",
+        f"--output_dir={video_root / 'many'}", *WORKERS])
+    out.update(zip(["predict", "stopped", "embed", "batch-extract"],
+                   finish_processes([*procs, batch_extract], timeout=900)))
+    return out
 
 
 def test_batch_predict_writes_the_lines_of_predict_and_skips_bad_records(served, runs):
