@@ -116,14 +116,17 @@ def saved_model_batches(path: str, pattern: str, batch_size: int = 256) -> Itera
                 try:
                     out = serve(example_bytes=batch)
                 except tf.errors.InvalidArgumentError as exc:
-                    raise DataError(f"{shard}: {_rejection(exc.message, int(index[0]))}") from None
+                    raise DataError(
+                        f"{shard}: {describe_rejection(exc.message, int(index[0]))}") from None
                 yield {k: v.numpy() for k, v in out.items()}
         except tf.errors.DataLossError:
             raise DataError(f"{shard}: the shard is corrupt or truncated (CRC check failed)") from None
 
 
-def _rejection(message: str, first: int) -> str:
-    """The serving graph's complaint, with record indexes counted from the shard start."""
+def describe_rejection(message: str, first: int) -> str:
+    """The serving graph's complaint about a batch of records, "record <i> (id <id>):
+    <problem>", with record indexes counted from `first`, the index of the batch's
+    first record in its shard."""
     text = describe_parse_failure(message)
     if text is None:
         lines = [line for line in message.splitlines() if "bad request:" in line]
