@@ -31,6 +31,7 @@ COMMANDS = {
     "similar": "similar",
     "build-index": "build_index",
     "make-demo-videos": "make_demo_videos",
+    "make-text-preset": "make_text_preset",
     "validate-data": "validate_data",
     "batch-extract": "batch_extract",
     "batch-predict": "batch_predict",

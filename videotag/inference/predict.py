@@ -84,13 +84,25 @@ def model_dir_batches(model_dir: str, pattern: str, top_k: int = 20,
 
 
 def load_saved_model(path: str):
-    """`tf.saved_model.load`, with a clear error for a folder that is not one."""
+    """`tf.saved_model.load`, with a clear error for a folder that is not one; the ops
+    of tensorflow-text are registered when the graph needs them."""
     if not tf.io.gfile.exists(f"{str(path).rstrip('/')}/saved_model.pb"):
         raise ModelError(f"{path}: no saved_model.pb here (give a version folder such as "
                          "exports/nextvlad/1)")
     try:
         return tf.saved_model.load(path)
-    except (OSError, ValueError, tf.errors.OpError) as exc:
+    except (OSError, ValueError, RuntimeError, tf.errors.OpError) as exc:
+        if "Op type not registered" not in str(exc):
+            raise ModelError(f"{path}: not a loadable SavedModel ({exc})") from None
+    # a transformer title encoder's tokenizer is tensorflow-text ops (as in TF Serving)
+    try:
+        import tensorflow_text  # noqa: F401  (registers its ops with TensorFlow)
+    except ImportError:
+        raise ModelError(f"{path}: its graph has ops of tensorflow-text (a transformer title "
+                         "tokenizer): pip install 'videotag[text]'") from None
+    try:
+        return tf.saved_model.load(path)
+    except (OSError, ValueError, RuntimeError, tf.errors.OpError) as exc:
         raise ModelError(f"{path}: not a loadable SavedModel ({exc})") from None
 
 
