@@ -115,6 +115,12 @@ class ModelConfig:
     name: str = ""
     head: HeadConfig = field(default_factory=HeadConfig)
 
+    def frozen_layers(self) -> Dict[str, List[str]]:
+        """Layers the model's own keys keep fixed in training, as {config key: layer
+        path patterns} (e.g. a text encoder's `freeze` flag); the trainer freezes
+        them as it does `train.freeze`. None here."""
+        return {}
+
 
 @dataclass
 class TrainConfig:
@@ -197,6 +203,12 @@ class TrainConfig:
             `keep_checkpoints` newest; "" keeps none.
         early_stopping: stop when a validation metric stops improving (see
             `videotag.config.selection.EarlyStoppingConfig`).
+        lr_multipliers: per-layer learning rates, `{pattern: multiplier}` over layer
+            paths (as `freeze`): the update of every weight of a matching layer is
+            scaled by the multiplier (its learning rate times it, whatever the
+            schedule); a later pattern overrides an earlier one for the layers both
+            match. E.g. `{title_embedding: 0.1, "title_encoder/transformer": 0.1}`
+            fine-tunes a pretrained title encoder at a tenth of the rate.
         lock_stale_seconds: the lock of a run on another host whose heartbeat is
             older than this is taken over (runs on the same host are checked by
             their process); the heartbeat is refreshed every tenth of it.
@@ -237,11 +249,16 @@ class TrainConfig:
     eval_every_steps: int = 0
     keep_best: str = ""
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    lr_multipliers: Dict[str, float] = field(default_factory=dict)
     lock_stale_seconds: float = 600.0
     stop_timeout_seconds: float = 25.0
 
     def validate(self, path: str = "train") -> None:
         """Checks what the types do not (raises ConfigError naming the key)."""
+        for pattern, multiplier in self.lr_multipliers.items():
+            if multiplier < 0:
+                raise ConfigError(f"config key '{path}.lr_multipliers.{pattern}' is {multiplier}; "
+                                  "a learning-rate multiplier must be >= 0")
         engine.check_positive(path, self, ("batch_size",))
         engine.check_choice(f"{path}.distribution", self.distribution, DISTRIBUTIONS)
         engine.check_choice(f"{path}.mixed_precision", self.mixed_precision, MIXED_PRECISION)

@@ -90,6 +90,13 @@ def describe_wrong_type(text: str) -> Optional[str]:
     return f"{where}{header}: {found.message().numpy()[0].decode('utf-8', 'replace')}"
 
 
+def bad_record_error(detail: str) -> DataError:
+    """The error that stops a run at a bad record (`data.on_bad_record=error`);
+    `detail` is the parser's "<file>: record <i> (id <id>): <problem>"."""
+    return DataError(f"bad record: {detail.strip()} (set data.on_bad_record=skip to drop and "
+                     "count such records)")
+
+
 def describe_parse_failure(text: str) -> Optional[str]:
     """"<record name>: <problem>" for a parse op's error about one record, else None."""
     match = _UNPARSEABLE.search(text)
@@ -116,14 +123,10 @@ def translate_error(exc: BaseException, files: Optional[List[str]] = None) -> Op
     if _ERROR_MARK in text:
         match = re.search(_ERROR_MARK + r"[^A-Za-z0-9_=-]+([A-Za-z0-9_=-]+)", text)
         detail = base64.urlsafe_b64decode(match.group(1) + "==").decode("utf-8", "replace")
-        return DataError(
-            f"bad record: {detail.strip()} (set data.on_bad_record=skip to drop and count "
-            "such records)"
-        )
+        return bad_record_error(detail)
     wrong_type = describe_wrong_type(text)
     if wrong_type:
-        return DataError(f"bad record: {wrong_type} (set data.on_bad_record=skip to drop and "
-                         "count such records)")
+        return bad_record_error(wrong_type)
     unparseable = describe_parse_failure(text)
     if unparseable:
         return DataError(f"bad record: {unparseable}")

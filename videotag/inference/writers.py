@@ -25,6 +25,19 @@ def _entry(cid: int, name: str, prob: float, keys=("id", "name", "probability"))
     return dict(zip(keys, (cid, name, round(prob, 6))))
 
 
+def json_line(row: Prediction, threshold: float = 0.0) -> str:
+    """One video's JSON Lines line (without the line break): `{"id", "tags": [{"id",
+    "name", "probability"}, ...], "category": {"id", "name", "probability"}}` (`tags`
+    and `category` only when the model has that head; tags below `threshold` left
+    out, the category always kept)."""
+    entry = {"id": row.video_id}
+    if row.tags is not None:
+        entry["tags"] = [_entry(*t) for t in row.tags if t[2] >= threshold]
+    if row.category is not None:
+        entry["category"] = _entry(*row.category)
+    return json.dumps(entry, ensure_ascii=False)
+
+
 def write_predictions(predictions: Iterable, out: IO[str], fmt: str, threshold: float = 0.0,
                       verbose: bool = True, progress_seconds: float = 10.0) -> int:
     """Writes predictions in one of three formats; returns the number of videos.
@@ -61,12 +74,7 @@ def write_predictions(predictions: Iterable, out: IO[str], fmt: str, threshold: 
                 for cid, name, prob in _tags_or_category(row)]
             out.write(("\n" if progress.count == 0 else ",\n") + json.dumps(entry, ensure_ascii=False))
         else:
-            entry = {"id": row.video_id}
-            if row.tags is not None:
-                entry["tags"] = [_entry(*t) for t in row.tags]
-            if row.category is not None:
-                entry["category"] = _entry(*row.category)
-            out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            out.write(json_line(row) + "\n")
         progress.add()
     progress.close()
     if fmt == "json":

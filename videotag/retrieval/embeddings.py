@@ -152,7 +152,7 @@ def write_embeddings(batches: Iterable[Tuple[Sequence[str], np.ndarray]], prefix
                         records = outputs.enter_context(files.closing(
                             tf.io.TFRecordWriter(records_tmp), records_path, "embeddings file"))
                     for vid, vector in zip(ids, vectors):
-                        records.write(_example(vid, vector))
+                        records.write(embedding_example(vid, vector))
             progress.add(len(ids))
         progress.close()
         if progress.count == 0:
@@ -160,7 +160,8 @@ def write_embeddings(batches: Iterable[Tuple[Sequence[str], np.ndarray]], prefix
     return progress.count, dim
 
 
-def _example(video_id: str, vector: np.ndarray) -> bytes:
+def embedding_example(video_id: str, vector: np.ndarray) -> bytes:
+    """A serialized `tf.train.Example` of one video: `id` (bytes), `embedding` (floats)."""
     return tf.train.Example(features=tf.train.Features(feature={
         "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[video_id.encode("utf-8")])),
         "embedding": tf.train.Feature(float_list=tf.train.FloatList(value=vector.tolist())),

@@ -19,7 +19,7 @@ from videotag.registry import build_model
 from videotag.training import storage
 from videotag.training.checkpoints import CheckpointStore
 from videotag.training.ema import keeps_average
-from videotag.training.freeze import freeze_layers
+from videotag.training.freeze import freeze_configured
 from videotag.training.selection import BEST_DIR
 from videotag.training.step import make_optimizer
 
@@ -67,7 +67,7 @@ def load_trained(model_dir: str, checkpoint: Optional[str] = None):
     model = build_model(cfg)
     optimizer = None
     if cfg.train.ema_decay:  # the averages are optimizer variables: restore both
-        freeze_layers(model, cfg.train.freeze)  # the optimizer's variables follow these
+        freeze_configured(model, cfg)  # the optimizer's variables follow these
         optimizer = make_optimizer(cfg)
         optimizer.build(model.trainable_variables)
     if checkpoint in (None, "latest", "best"):

@@ -46,7 +46,8 @@ from videotag.training.checkpoints import CheckpointStore, RunState, needed_byte
 from videotag.training.ema import averaged_values
 from videotag.training.lock import RunLock, check_worker_lock, cluster_id
 from videotag.training.stop import StopSignals, _StopNow
-from videotag.training.freeze import freeze_layers
+from videotag.training.freeze import configured_freezes, freeze_configured
+from videotag.training.learning_rates import set_learning_rate_multipliers
 from videotag.training.loading import (  # noqa: F401  (load_trained, checkpoint_path: public here)
     CHECKPOINT_DIR,
     CONFIG_FILE,
@@ -99,8 +100,9 @@ def _dtype_policy(mixed_precision: str):
 def build_for_training(cfg: Config, strategy: tf.distribute.Strategy):
     """(model, optimizer) built in the strategy's scope: the model under the
     configured precision policy, batch norm synchronised over several replicas (per
-    `train.sync_batch_norm`), the layers of `train.freeze` frozen, Adam built on the
-    trainable weights.
+    `train.sync_batch_norm`), the layers of `train.freeze` (and of the model's own
+    freeze keys) frozen, Adam built on the trainable weights with the multipliers of
+    `train.lr_multipliers`.
 
     Raises:
         ConfigError: XLA with several replicas and synchronised batch norm.
@@ -116,9 +118,10 @@ def build_for_training(cfg: Config, strategy: tf.distribute.Strategy):
         with _dtype_policy(cfg.train.mixed_precision):
             model = build_model(cfg)
         distribution.set_sync_batch_norm(model, replicas > 1 and cfg.train.sync_batch_norm)
-        freeze_layers(model, cfg.train.freeze)
+        freeze_configured(model, cfg)
         optimizer = make_optimizer(cfg)
         optimizer.build(model.trainable_variables)
+        set_learning_rate_multipliers(optimizer, model, cfg.train.lr_multipliers)
     return model, optimizer
 
 
@@ -209,10 +212,12 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
         list_files(cfg.data.eval_data_pattern)  # fail early on an empty glob
     replicas = strategy.num_replicas_in_sync
     model, optimizer = build_for_training(cfg, strategy)
-    if verbose and cfg.train.freeze:
+    freezes = configured_freezes(cfg)
+    if verbose and freezes:
         trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
-        print(f"training {trainable:,} of {model.count_params():,} parameters (train.freeze: "
-              f"{', '.join(cfg.train.freeze)})", file=sys.stderr)
+        asked = "; ".join(f"{key}: {', '.join(patterns)}" for key, patterns in freezes)
+        print(f"training {trainable:,} of {model.count_params():,} parameters ({asked})",
+              file=sys.stderr)
     state = RunState()
     started = None
     if latest is not None:
