@@ -286,3 +286,37 @@ def segment_windows(frames: Dict[str, tf.Tensor], num_frames: tf.Tensor, segment
         gathered = tf.gather_nd(values, index)
         windows[name] = tf.where(valid[:, :, tf.newaxis], gathered, tf.zeros_like(gathered))
     return windows, window_frames, video, start
+
+
+def segment_probabilities(model, inputs: Dict[str, tf.Tensor], cfg: "DataConfig",
+                          classes) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The model's tag probabilities for every segment of a batch of videos.
+
+    Each segment is scored on its window (`segment_windows`: its frames, plus
+    `data.segment_context` frames on each side): a model trained on rated segments
+    and a model trained on whole videos are applied alike. A model that reads
+    titles gets each window's video title.
+
+    Args:
+        model: a callable on model inputs (`training=False`) returning a dict with
+            `tags` [N, num_classes].
+        inputs: the batch's model inputs (uint8 frames [B, T, size], `num_frames`,
+            and `title` when the model reads it).
+        cfg: the data config (features, segment size and context).
+        classes: int [C'] the classes to return (the segment classes).
+
+    Returns:
+        (probabilities float32 [N, C'], video int32 [N], start int32 [N], end int32
+        [N]): per segment, in video then start order; `end` is the segment's end time
+        (start + segment_size, or the video's end).
+    """
+    frames = {n: inputs[n] for n in cfg.feature_names if n in inputs}
+    windows, window_frames, video, start = segment_windows(
+        frames, inputs[schema.NUM_FRAMES_KEY], cfg.segment_size, cfg.segment_context)
+    windows[schema.NUM_FRAMES_KEY] = window_frames
+    if schema.TITLE_KEY in inputs:
+        windows[schema.TITLE_KEY] = tf.gather(inputs[schema.TITLE_KEY], video)
+    tags = tf.cast(model(windows, training=False)["tags"], tf.float32)
+    end = tf.minimum(start + cfg.segment_size,
+                     tf.gather(tf.cast(inputs[schema.NUM_FRAMES_KEY], tf.int32), video))
+    return tf.gather(tags, tf.constant(classes, tf.int32), axis=1), video, start, end
