@@ -44,16 +44,18 @@ class SegmentRanking:
     (`submission_rows`).
 
     Args:
-        num_classes: class ids are in [0, num_classes).
+        num_classes: class ids are in [0, num_classes); None: any id >= 0 (the
+            counters grow to the largest id seen).
         top_n: the segments kept per class (N).
     """
 
-    def __init__(self, num_classes: int, top_n: int = DEFAULT_TOP_N):
-        if int(num_classes) != num_classes or num_classes < 1:
+    def __init__(self, num_classes: Optional[int] = None, top_n: int = DEFAULT_TOP_N):
+        if num_classes is not None and (int(num_classes) != num_classes or num_classes < 1):
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
         if int(top_n) != top_n or top_n < 1:
             raise ValueError(f"top_n must be a positive integer, got {top_n!r}")
-        self.num_classes, self.top_n = int(num_classes), int(top_n)
+        self.fixed = num_classes is not None
+        self.num_classes, self.top_n = int(num_classes or 1), int(top_n)
         self._kept = _entries(0)
         self._pending: List[Tuple[np.ndarray, ...]] = []
         self._pending_size = 0
@@ -84,7 +86,7 @@ class SegmentRanking:
                 [0, num_classes), a rating other than -1, 0 and 1.
         """
         scores = np.asarray(scores, np.float32)
-        classes = np.asarray(classes, np.int64)
+        classes = self._checked(classes)
         if scores.ndim != 2 or classes.shape != (scores.shape[1],):
             raise ValueError(f"scores [n, c] and classes [c] expected, got {scores.shape} and "
                              f"{classes.shape}")
@@ -114,7 +116,7 @@ class SegmentRanking:
         The ratings of candidates are counted too (`count_ratings`): give ratings
         only when every rated pair is among the candidates.
         """
-        classes = np.asarray(classes, np.int64)
+        classes = self._checked(classes)
         scores = np.asarray(scores, np.float32)
         if ratings is not None:
             ratings = np.asarray(ratings, np.int8)
@@ -130,19 +132,33 @@ class SegmentRanking:
         pairs of `classes` and `ratings` (int arrays of one shape; None: none)."""
         if ratings is None:
             return
-        classes, ratings = np.asarray(classes).ravel(), np.asarray(ratings).ravel()
+        classes, ratings = self._checked(np.asarray(classes).ravel()), np.asarray(ratings).ravel()
         if ratings.size and (ratings.min() < UNRATED or ratings.max() > 1):
             raise ValueError("ratings must be -1 (unrated), 0 or 1")
         self._rated += np.bincount(classes[ratings >= 0], minlength=self.num_classes)
         self._positives += np.bincount(classes[ratings == 1], minlength=self.num_classes)
+
+    def _checked(self, classes) -> np.ndarray:
+        """int64 class ids, checked against (or growing) the class range."""
+        classes = np.asarray(classes, np.int64)
+        if classes.size and classes.min() < 0:
+            raise ValueError("negative class ids")
+        top = int(classes.max()) + 1 if classes.size else 0
+        if top > self.num_classes:
+            if self.fixed:
+                raise ValueError(f"class ids outside [0, {self.num_classes})")
+            grow = top - self.num_classes
+            self._floor = np.concatenate([self._floor, np.full(grow, -np.inf, np.float32)])
+            self._positives = np.concatenate([self._positives, np.zeros(grow, np.int64)])
+            self._rated = np.concatenate([self._rated, np.zeros(grow, np.int64)])
+            self.num_classes = top
+        return classes
 
     def _add(self, classes, scores, video_ids, starts, ratings) -> None:
         if classes.size == 0:
             return
         if np.isnan(scores).any():
             raise ValueError("a segment score is NaN")
-        if classes.min() < 0 or classes.max() >= self.num_classes:
-            raise ValueError(f"class ids outside [0, {self.num_classes})")
         if ratings is None:
             ratings = np.full(classes.shape, UNRATED, np.int8)
         self._pending.append((classes.astype(np.int32), scores,
