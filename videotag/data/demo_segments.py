@@ -2,11 +2,11 @@
 
 The 2019 YT8M release rates 5-second segments of a video for its labels: a rated
 segment shows the class (1) or does not (0). The demo rates likewise: for each of a
-video's labels that is a segment class, up to `RATED_PER_LABEL` segments drawn at
-random among the clear ones: positive when at least half of the segment's frames
-show the class (`chunk_frames`'s `content`), negative when none does; a segment
-that shows it in fewer frames is not rated. Segments lie within the frames a model
-reads (`MAX_FRAMES`).
+video's labels that is a segment class, up to `RATED_PER_LABEL` of its segments drawn
+at random: positive when any of the segment's frames shows the class
+(`chunk_frames`'s `content`: as a rater would see it there, however briefly),
+negative when none does. Segments lie within the frames a model reads
+(`MAX_FRAMES`).
 
 The segment classes are every demo class but the four broad ones (Vehicle, Music,
 Animal, Food), as the 2019 release rates 1,000 of its 3,862 classes.
@@ -52,12 +52,9 @@ def segment_ratings(content: np.ndarray, labels: list[int], classes: set[int],
     for label in labels:
         if label not in classes:
             continue
-        shows = np.array([np.count_nonzero(content[s:min(s + SEGMENT_SIZE, n)] == label)
-                          for s in starts])
-        frames = np.minimum(starts + SEGMENT_SIZE, n) - starts
-        positive, negative = 2 * shows >= frames, shows == 0
-        clear = np.flatnonzero(positive | negative)
-        chosen = np.sort(rng.permutation(clear)[:RATED_PER_LABEL])
+        positive = np.array([np.any(content[s:min(s + SEGMENT_SIZE, n)] == label)
+                             for s in starts])
+        chosen = np.sort(rng.permutation(len(starts))[:RATED_PER_LABEL])
         for i in chosen:
             out[0].append(int(label))
             out[1].append(int(starts[i]))
