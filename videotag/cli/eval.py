@@ -53,6 +53,9 @@ def define_flags() -> None:
                         "instead of the model.")
     flags.DEFINE_string("segment_label_file", None, "With --segments: the segment classes "
                         "(segment_label_ids.csv); default the run's.")
+    flags.DEFINE_integer("segment_context", None, "With --segments: frames on each side of a "
+                         "segment that its window adds; default the run's "
+                         "data.segment_context (0).")
 
 
 def main(argv):
@@ -142,6 +145,10 @@ def _segments(argv):
     cfg, model = load_trained(FLAGS.model_dir)
     cfg.data.on_bad_record = FLAGS.on_bad_record or cfg.data.on_bad_record
     cfg.data.segment_label_file = FLAGS.segment_label_file or cfg.data.segment_label_file
+    if FLAGS.segment_context is not None:
+        if FLAGS.segment_context < 0:
+            raise ConfigError("--segment_context must not be negative")
+        cfg.data.segment_context = FLAGS.segment_context
     pattern = FLAGS.eval_data_pattern or cfg.data.eval_data_pattern
     if not pattern:
         raise ConfigError(f"{FLAGS.model_dir}: the config has no data.eval_data_pattern; "
