@@ -274,3 +274,25 @@ def test_memory_is_bounded_by_the_top_n_per_class(monkeypatch):
     # the kept top 50 of 10 classes, at most a merge's worth of candidates, the counters
     assert most <= (50 * 10 + 2000 + 10 * 1000) * per_entry + 10 * 20
     assert ranking.num_segments == 60_000
+
+
+def test_the_demo_rates_segments_from_what_each_frame_shows():
+    from videotag.data import demo_segments
+
+    # 16 frames: segments at 0, 5, 10, 15; class 3 shows in frames 2 and 15, class 5
+    # in 5-9; class 0 is not a segment class (it is not rated)
+    content = np.full(16, -1, np.int16)
+    content[[2, 15]], content[5:10] = 3, 5
+    labels, starts, scores = demo_segments.segment_ratings(
+        content, [3, 5, 0], {3, 5, 7}, np.random.default_rng(0))
+    assert list(zip(labels, starts, scores)) == [
+        (3, 0, 1.0), (3, 5, 0.0), (3, 10, 0.0), (3, 15, 1.0),
+        (5, 0, 0.0), (5, 5, 1.0), (5, 10, 0.0), (5, 15, 0.0)]
+    # a long video: RATED_PER_LABEL distinct segments, in order, within MAX_FRAMES
+    content = np.full(400, 7, np.int16)
+    content[::2] = -1
+    labels, starts, scores = demo_segments.segment_ratings(
+        content, [7], {7}, np.random.default_rng(1))
+    assert labels == [7] * demo_segments.RATED_PER_LABEL and scores == [1.0] * len(labels)
+    assert starts == sorted(set(starts)) and max(starts) < demo_segments.MAX_FRAMES
+    assert all(s % demo_segments.SEGMENT_SIZE == 0 for s in starts)

@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+# found on the PATH, as .ci/run looks for them before installing them
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 def _tag(cid, name, p):
@@ -49,9 +50,9 @@ def page(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    for program in (CHROMIUM, CHROMEDRIVER):
-        assert shutil.which(program), (f"{program} is missing: apt-get install chromium "
-                                       "chromium-driver (.ci/run installs them)")
+    assert CHROMIUM and CHROMEDRIVER, ("chromium or chromedriver is not on the PATH: "
+                                       "apt-get install chromium chromium-driver (.ci/run "
+                                       "installs them)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
