@@ -120,7 +120,7 @@ def write_segment_predictions(predictions: Iterable[SegmentPrediction],
         The number of videos.
     """
     ranking = SegmentRanking(top_n=top_n) if submission_file else None
-    progress = Progress("predicted", progress_seconds if verbose else 0)
+    progress = Progress("predicted", every=progress_seconds if verbose else 0)
     with open_output(timeline_file) if timeline_file else _nowhere() as timeline:
         for row in predictions:
             if timeline is not None:
