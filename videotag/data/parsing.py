@@ -21,6 +21,10 @@ The rules, one reason of `PARSE_REASONS` each:
 - `bad_category`: the category, when read, is one value in [0, data.num_categories).
 - `bad_segments`: the segment ratings, when read (`data.segment_labels`), are
   consistent: the rules and messages are `videotag.data.segments.SegmentRule`'s.
+- `wrong_type`: every key read holds values of the type asked (frames bytes, labels
+  and category int64, id and title bytes, video-level features float), found from
+  the wire format before parsing (`videotag.data.kinds`): such a record is set aside
+  and described by this reason alone, instead of failing the parse of its batch.
 
 Frame features stay uint8 codes: a record's frames travel as one string of bytes
 (one scalar per record through tf.data) until `decode_frames` turns a batch of them
@@ -36,12 +40,13 @@ from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tu
 import tensorflow as tf
 
 from videotag.data import schema
+from videotag.data.kinds import check_kinds
 
 if TYPE_CHECKING:
     from videotag.config import DataConfig
 
 PARSE_REASONS = ("missing_id", "no_frames", "bad_frame_bytes", "label_out_of_range",
-                 "bad_title", "bad_category", "bad_segments")
+                 "bad_title", "bad_category", "bad_segments", "wrong_type")
 # Context keys that hold the video id in the YT8M releases (2017: video_id).
 ID_KEYS = ("id", "video_id")
 # At most this many bad values (label ids, segment start times, ...) are quoted per record.
@@ -84,11 +89,16 @@ class RecordParser:
             models read neither).
         segments: read and check the segment ratings (`SegmentRule`); default
             `targets and cfg.segment_labels`. Needs the frame features.
+        check_types: find the records whose keys hold values of another type first
+            (`wrong_type`); without it such a record fails the parse op of its whole
+            batch, with TensorFlow's "Data types don't match" naming it (the tf.data
+            pipeline then describes it with a parser that checks: see
+            `videotag.data.tf_errors`), and the other records pay nothing for it.
     """
 
     def __init__(self, cfg: "DataConfig", features: Optional[Sequence[str]] = None,
                  title: Optional[bool] = None, targets: bool = True,
-                 segments: Optional[bool] = None):
+                 segments: Optional[bool] = None, check_types: bool = True):
         sizes = dict(zip(cfg.feature_names, cfg.feature_sizes))
         names = list(cfg.feature_names) if features is None else list(features)
         unknown = [n for n in names if n not in sizes]
@@ -109,6 +119,7 @@ class RecordParser:
             from videotag.data.segments import SegmentRule  # it builds on this module
 
             self.segments = SegmentRule(cfg)
+        self.check_types = check_types
 
     def parse(self, serialized: tf.Tensor, names: tf.Tensor) -> ParsedRecords:
         """Parses serialized records string [B], named by `names` string [B].
@@ -136,14 +147,23 @@ class RecordParser:
             spec[self.category_key] = _ragged(tf.int64)
         if self.segments:
             spec.update({key: _ragged(dtype) for key, dtype in self.segments.keys.items()})
+        sequence = {n: _ragged(tf.string) for n, _ in self.features} if self.frame_level else {}
+        if not self.frame_level:
+            spec.update({n: _ragged(tf.float32) for n, _ in self.features})
+        kinds = None
+        if self.check_types:
+            hints = {n: (f"one value of {size} bytes per frame" if self.frame_level
+                         else f"{size} values") for n, size in self.features}
+            kinds = check_kinds(serialized, names, self.frame_level,
+                                {k: f.dtype for k, f in spec.items()},
+                                {k: f.dtype for k, f in sequence.items()}, self.id_key, hints)
+            serialized = tf.where(kinds.wrong, "", serialized)  # parsed as an empty record
         if self.frame_level:
             context, lists, _ = tf.io.parse_sequence_example(
-                serialized, context_features=spec,
-                sequence_features={n: _ragged(tf.string) for n, _ in self.features},
+                serialized, context_features=spec, sequence_features=sequence,
                 example_names=names)
             features, checks = self._frames(lists, count)
         else:
-            spec.update({n: _ragged(tf.float32) for n, _ in self.features})
             context = tf.io.parse_example(serialized, spec, example_names=names)
             features, checks = self._means(context)
         ids = context[self.id_key]
@@ -160,6 +180,11 @@ class RecordParser:
             length = tf.reduce_min(tf.stack(
                 [lists[n].row_lengths() for n, _ in self.features], axis=1), axis=1)
             checks["bad_segments"] = self.segments.check(context, features, length, count)
+        if kinds is not None:  # a record of the wrong types is described by that alone
+            checks = {r: (bad & ~kinds.wrong, m) for r, (bad, m) in checks.items()}
+            checks["wrong_type"] = (kinds.wrong, kinds.message)
+            features[schema.VIDEO_ID_KEY] = tf.where(kinds.wrong, kinds.video_id,
+                                                     features[schema.VIDEO_ID_KEY])
         return features, checks
 
     # --- one rule each: (bad [B], a function writing the messages [B]) ----------------

@@ -16,12 +16,18 @@ from videotag.inference.segments import (
     predict_segments_from_saved_model,
     write_segment_predictions,
 )
-from videotag.inference.writers import FORMATS, write_predictions, write_predictions_file
+from videotag.inference.writers import (
+    FORMATS,
+    json_line,
+    write_predictions,
+    write_predictions_file,
+)
 
 __all__ = [
     "FORMATS",
     "Prediction",
     "SegmentPrediction",
+    "json_line",
     "load_saved_model",
     "model_dir_batches",
     "predict_from_model_dir",
