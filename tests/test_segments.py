@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import videotag.evaluation.segments as segment_metric
 from tests.helpers import frame_record, tiny_config, with_segments, write_file
-from videotag.data import RecordParser, SkipCounter, data_errors, make_dataset
+from videotag.data import PARSE_REASONS, RecordParser, SkipCounter, data_errors, make_dataset
 from videotag.data.segments import load_segment_classes, segment_windows
 from videotag.errors import DataError
 from videotag.evaluation.segments import SegmentRanking, submission_ap
@@ -62,7 +62,8 @@ def test_each_bad_kind_and_its_message():
     errors = [e.decode() for e in parsed.errors.numpy()]
     assert errors == [""] + [f"record {i} (id bad): {m}" for i, (_, m) in enumerate(BAD, 1)]
     bad = parsed.bad.numpy()
-    assert not bad[0].any() and (bad[1:, -1] & (bad[1:].sum(1) == 1)).all()  # bad_segments
+    column = PARSE_REASONS.index("bad_segments")
+    assert not bad[0].any() and (bad[1:, column] & (bad[1:].sum(1) == 1)).all()
 
 
 def test_a_bad_record_stops_every_segment_pipeline_or_is_skipped(tmp_path):
