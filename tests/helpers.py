@@ -19,6 +19,8 @@ def tiny_config(model="NEXTVLAD", **overrides):
         "model.cluster_size": 8,
         "model.groups": 4,
         "model.dropout": 0.0,
+        # the paper config rescales rgb by YT8M's PCA eigenvalues, which need a file
+        "model.input.normalization": "none",
         "train.batch_size": 8,
         "train.epochs": 1,
         "eval.batch_size": 16,

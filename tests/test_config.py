@@ -58,7 +58,8 @@ def test_round_trip(tmp_path):
 def test_public_api():
     assert "NEXTVLAD" in videotag.list_models()
     cfg = videotag.config.load("nextvlad", ["data.num_classes=5", "model.hidden_size=16",
-                                            "model.cluster_size=4"])
+                                            "model.cluster_size=4",
+                                            "model.input.normalization=none"])
     model = videotag.build_model(cfg)
     assert set(model.output) == {"tags", "embedding"}
 
