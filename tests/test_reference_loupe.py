@@ -285,3 +285,17 @@ def test_paper_configurations_are_the_published_commands():
                 t.clip_gradient_per_variable) == (80, 2e-4, 1.0, True)
         assert m.batch_norm_momentum == 0.999
     assert videotag.config.load("softdbof").model.gated_pooling
+
+
+def test_batch_norm_momentum_reaches_every_batch_norm():
+    from videotag.training.distribution import nested_layers
+
+    for name, momentum in (("netfv", 0.999), ("netfv_demo", 0.99)):
+        cfg = videotag.config.load(name, [f"data.num_classes={CLASSES}", "model.cluster_size=4",
+                                          "model.hidden_size=6", "model.gating_batch_norm=true"])
+        model = videotag.build_model(cfg)
+        norms = [layer for layer in nested_layers(model)
+                 if isinstance(layer, keras.layers.BatchNormalization)]
+        # the input batch norms, the assignments' (inside NetFV) and the gating's
+        assert len(norms) == 5
+        assert {layer.momentum for layer in norms} == {momentum}
