@@ -4,8 +4,9 @@ input normalisation of reference models."""
 import keras
 from keras import ops
 
+from videotag.config.inputs import NORMALIZATIONS
 from videotag.data import schema
-NORMALIZATION_MODES = ("none", "l2", "eigenvalues")
+
 # the NeXtVLAD authors subtract 4/512 (the dequantization's half step) from rgb
 EIGENVALUE_OFFSET = 4.0 / 512
 
@@ -58,9 +59,9 @@ class FrameNormalization(keras.layers.Layer):
 
     def __init__(self, mode="l2", scale=None, **kwargs):
         super().__init__(**kwargs)
-        if mode not in NORMALIZATION_MODES:
+        if mode not in NORMALIZATIONS:
             raise ValueError(f"FrameNormalization mode is '{mode}'; valid: "
-                             f"{', '.join(NORMALIZATION_MODES)}")
+                             f"{', '.join(NORMALIZATIONS)}")
         if mode == "eigenvalues" and not scale:
             raise ValueError("FrameNormalization mode 'eigenvalues' needs `scale`")
         self.mode = mode
