@@ -90,11 +90,12 @@ def reference(name):
 
 def paper_parameters(name):
     """Parameters of the model built from `configs/<name>.yaml`, counted from its
-    weights' shapes (built in a `keras.StatelessScope`, which allocates none; the
+    weights' shapes (built in a `keras.StatelessScope` that does not initialise its
+    variables, so none is allocated, and the session cleared after; the
     input normalisation's eigenvalues are constants, not weights, so the count does
     not need their file)."""
     cfg = videotag.config.load(name.lower(), ["model.input.normalization=none"])
-    with keras.StatelessScope():
+    with keras.StatelessScope(initialize_variables=False):
         model = videotag.build_model(cfg)
     count = sum(math.prod(w.shape) for w in model.weights)
     del model

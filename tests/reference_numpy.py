@@ -190,11 +190,15 @@ def counts(model) -> Tuple[int, int]:
 
 
 def paper_model(name, overrides=()):
-    """The model of `configs/<name>.yaml` built without allocating its weights (a
-    `keras.StatelessScope` defers them; only their shapes exist)."""
+    """The model of `configs/<name>.yaml` built without allocating its weights: a
+    `keras.StatelessScope(initialize_variables=False)` defers them, only their shapes
+    exist, and `keras.backend.clear_session()` forgets the deferred initialisations
+    (the next stateless scope would otherwise allocate them)."""
     cfg = videotag.config.load(name.lower(), list(overrides))
-    with keras.StatelessScope():
-        return cfg, videotag.build_model(cfg)
+    with keras.StatelessScope(initialize_variables=False):
+        model = videotag.build_model(cfg)
+    keras.backend.clear_session()
+    return cfg, model
 
 
 def mapped_count(variables: Dict[str, np.ndarray], moving=("moving_mean", "moving_variance")):
