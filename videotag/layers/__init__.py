@@ -29,6 +29,7 @@ from videotag.layers.text import (
     TokenMask,
     build_text_encoder,
 )
+from videotag.layers.text_transformer import PresetTitleTokenizer, TransformerTitleEncoder
 from videotag.layers.trn import TemporalRelation
 from videotag.layers.vlad import NetFV, NetRVLAD, NetVLAD, NeXtVLAD
 
@@ -53,6 +54,7 @@ __all__ = [
     "NetRVLAD",
     "NetVLAD",
     "NeXtVLAD",
+    "PresetTitleTokenizer",
     "SEContextGating",
     "SampleFrames",
     "SoftAssignment",
@@ -63,6 +65,7 @@ __all__ = [
     "TextGuidedAttention",
     "TitleTokenizer",
     "TokenMask",
+    "TransformerTitleEncoder",
     "build_fusion",
     "build_head",
     "build_text_encoder",
