@@ -56,6 +56,17 @@ class DataConfig:
             every record must hold one `category` id in [0, num_categories).
         category_key: context key of the category id.
         category_file: category names (one per line, or id,name), optional.
+        segment_labels: read the YT8M 2019 segment ratings (context
+            `segment_labels`, `segment_start_times`, `segment_scores`): training
+            examples are then the rated segments (the loss only on rated pairs) and
+            evaluation scores every segment with the segment metric
+            (`videotag.data.segments`, `videotag.evaluation.segments`).
+        segment_size: frames per segment (5 in the 2019 release: 5 seconds).
+        segment_label_file: the segment classes, one class id per line under an
+            `Index` header (the 2019 release's `segment_label_ids.csv`: 1,000 of
+            the 3,862 classes); empty: every class is a segment class.
+        segment_context: frames on each side of a segment that its scoring window
+            adds (0: the model sees the segment's own frames).
     """
 
     train_data_pattern: str = ""
@@ -77,6 +88,10 @@ class DataConfig:
     num_categories: int = 0
     category_key: str = "category"
     category_file: str = ""
+    segment_labels: bool = False
+    segment_size: int = 5
+    segment_label_file: str = ""
+    segment_context: int = 0
 
     def validate(self, path: str = "data") -> None:
         """Checks what the types do not (raises ConfigError naming the key)."""
@@ -100,6 +115,11 @@ class DataConfig:
                               "positive ints")
         if self.num_categories < 0:
             raise ConfigError(f"config key '{path}.num_categories' must be 0 (none) or positive")
+        engine.check_positive(path, self, ("segment_size",))
+        engine.check_positive(path, self, ("segment_context",), strict=False)
+        if self.segment_labels and self.record_type != "frame":
+            raise ConfigError(f"config key '{path}.segment_labels' needs frame-level records "
+                              f"({path}.record_type=frame)")
 
 
 @dataclass
@@ -313,6 +333,11 @@ class Config:
             raise ConfigError(
                 "config key 'model.head.tasks' has 'category' but 'data.num_categories' is 0; "
                 "set it to the number of categories"
+            )
+        if d.segment_labels and list(self.model.head.tasks) != ["tags"]:
+            raise ConfigError(
+                "config key 'data.segment_labels' trains on segment tags alone: "
+                f"'model.head.tasks' must be [tags], not {list(self.model.head.tasks)}"
             )
 
     def to_dict(self) -> Dict[str, Any]:

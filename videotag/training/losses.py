@@ -22,10 +22,16 @@ def task_losses(outputs: Dict[str, tf.Tensor], targets: Dict[str, tf.Tensor],
     """Per-example losses by output name, float32 [B].
 
     `tags`: binary cross-entropy averaged over the classes (multi-hot targets);
-    `category`: cross-entropy of the softmax (integer targets).
+    with `tag_weights` (rated segments: 1 where a class is rated) the
+    cross-entropy summed over the rated classes alone, as the YT8M starter code's
+    `CrossEntropyLoss` with `label_weights` (unrated pairs are neither positive
+    nor negative); `category`: cross-entropy of the softmax (integer targets).
     """
     losses = {}
-    if "tags" in tasks:
+    if "tags" in tasks and "tag_weights" in targets:
+        per_class = ops.binary_crossentropy(targets["tags"], ops.cast(outputs["tags"], "float32"))
+        losses["tags"] = ops.sum(per_class * targets["tag_weights"], axis=-1)
+    elif "tags" in tasks:
         losses["tags"] = keras.losses.binary_crossentropy(
             targets["tags"], ops.cast(outputs["tags"], "float32"))
     if "category" in tasks:

@@ -309,6 +309,12 @@ def summary_line(summary: Dict, top_k: int = 20) -> str:
         f"{summary['seconds']} s"
     )
     gap = summary.get("validation", {}).get("gap")
+    segment_map = summary.get("validation", {}).get("segment_map")
+    if segment_map is not None:
+        line += f"; validation segment mAP {segment_map:.4f}"
+        untrained = summary.get("untrained_validation", {}).get("segment_map")
+        if untrained is not None:
+            line += f" (untrained {untrained:.4f})"
     if gap is not None:
         line += f"; validation GAP@{top_k} {gap:.4f}"
         untrained = summary.get("untrained_validation", {}).get("gap")
