@@ -15,6 +15,7 @@ from typing import Any, Dict, List
 
 from videotag.config import engine
 from videotag.config.head import HeadConfig
+from videotag.config.inputs import InputConfig
 from videotag.errors import ConfigError
 
 RECORD_TYPES = ("frame", "video")
@@ -126,11 +127,28 @@ class ModelConfig:
     """Fields shared by every model.
 
     Each model subclasses this beside its builder, in `videotag/models/<name>.py`,
-    with its hyper-parameters as typed fields (and may give it a `validate(path)`).
+    with its hyper-parameters as typed fields (and may give it a `validate(path)`);
+    a subclass gives the fields below its reference's defaults.
+
+    Attributes:
+        name: the registered model.
+        head: the classifier head(s).
+        input: the input normalisation of the frames.
+        batch_norm_momentum: momentum of every batch norm's moving statistics
+            (`moving = momentum * moving + (1 - momentum) * batch`): 0.99 is
+            Keras's default, 0.999 the default `decay` of TF-slim's batch norm,
+            which the YT8M starter code, LOUPE and NeXtVLAD use.
     """
 
     name: str = ""
     head: HeadConfig = field(default_factory=HeadConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    batch_norm_momentum: float = 0.99
+
+    def validate(self, path: str = "model") -> None:
+        """The momentum must be in [0, 1) (raises ConfigError naming the key)."""
+        if not 0.0 <= self.batch_norm_momentum < 1.0:
+            raise ConfigError(f"config key '{path}.batch_norm_momentum' must be in [0, 1)")
 
     def frozen_layers(self) -> Dict[str, List[str]]:
         """Layers the model's own keys keep fixed in training, as {config key: layer
@@ -162,6 +180,9 @@ class TrainConfig:
             examples before either schedule (0: none).
         clip_gradient_norm: clip gradients to this global norm (0: off); the norm
             is that of the gradient of the whole global batch.
+        clip_gradient_per_variable: clip the gradient of each variable to
+            `clip_gradient_norm` on its own (`tf.clip_by_norm`, as the YT8M starter
+            code and its descendants do) instead of their global norm.
         weight_decay: L2 penalty `weight_decay * sum(w ** 2)` on every trainable
             matrix and tensor (kernels, embeddings, VLAD centres; not biases or
             batch-norm scales), added to the model's own regularisation losses.
@@ -217,6 +238,7 @@ class TrainConfig:
     lr_final_ratio: float = 0.0
     lr_warmup_examples: int = 0
     clip_gradient_norm: float = 0.0
+    clip_gradient_per_variable: bool = False
     weight_decay: float = 0.0
     fgm_alpha: float = 0.0
     fgm_epsilon: float = 1.0

@@ -42,9 +42,12 @@ def task_losses(outputs: Dict[str, tf.Tensor], targets: Dict[str, tf.Tensor],
 
 def weighted_loss(cfg: Config, outputs, targets) -> tf.Tensor:
     """The multi-task loss per example, float32 [B]: the task losses weighted by
-    `model.head.tags_weight` and `category_weight`."""
+    `model.head.tags_weight` and `category_weight` (the `tags` cross-entropy summed
+    over the classes with `model.head.tags_loss: sum`)."""
     head = cfg.model.head
     weights = {"tags": head.tags_weight, "category": head.category_weight}
+    if head.tags_loss == "sum":  # binary cross-entropy summed over the classes
+        weights["tags"] *= cfg.data.num_classes
     losses = task_losses(outputs, targets, head.tasks)
     return tf.add_n([weights[name] * loss for name, loss in losses.items()])
 

@@ -3,8 +3,8 @@
 On each replica the step computes its videos' losses, each divided by the number of
 videos of the *global* batch, takes the gradients, and sums them over the replicas
 (one all-reduce); the sum is the gradient of the global batch's mean loss. Clipping
-by global norm, the float16 loss scale's overflow check and the update then all see
-that global gradient, on every replica alike.
+(by global norm, or variable by variable), the float16 loss scale's overflow check
+and the update then all see that global gradient, on every replica alike.
 """
 
 from __future__ import annotations
@@ -137,7 +137,9 @@ class TrainStep:
         norm = tf.linalg.global_norm(grads)
         scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if self.float16 else 1.0
         clip = self.cfg.train.clip_gradient_norm
-        if clip:
+        if clip and self.cfg.train.clip_gradient_per_variable:
+            grads = [tf.clip_by_norm(g, clip * scale) for g in grads]
+        elif clip:
             grads, _ = tf.clip_by_global_norm(grads, clip * scale, use_norm=norm)
         self.optimizer.apply(grads, self.variables)
         parts["grad_norm"] = norm / scale / self.replicas  # summed over replicas

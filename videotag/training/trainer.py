@@ -56,20 +56,24 @@ CHECKPOINT_DIR = "checkpoints"
 
 def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
     """Compiles for `model.fit` (the trainer itself does not use fit): Adam with the
-    configured schedule, binary cross-entropy on `tags`, cross-entropy on `category`
-    (weighted by `model.head.tags_weight` / `category_weight`), no loss on
-    `embedding`."""
+    configured schedule and clipping, binary cross-entropy on `tags` (summed over the
+    classes with `model.head.tags_loss: sum`), cross-entropy on `category` (weighted
+    by `model.head.tags_weight` / `category_weight`), no loss on `embedding`."""
     clip = cfg.train.clip_gradient_norm or None
+    per_variable = cfg.train.clip_gradient_per_variable
     head = cfg.model.head
     losses, weights = {}, {}
     if "tags" in head.tasks:
         losses["tags"] = keras.losses.BinaryCrossentropy()
-        weights["tags"] = head.tags_weight
+        weights["tags"] = head.tags_weight * (cfg.data.num_classes if head.tags_loss == "sum"
+                                              else 1)
     if "category" in head.tasks:
         losses["category"] = keras.losses.SparseCategoricalCrossentropy()
         weights["category"] = head.category_weight
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate_schedule(cfg), global_clipnorm=clip),
+        optimizer=keras.optimizers.Adam(learning_rate_schedule(cfg),
+                                        clipnorm=clip if per_variable else None,
+                                        global_clipnorm=None if per_variable else clip),
         loss=losses,
         loss_weights=weights,
     )
