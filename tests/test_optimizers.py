@@ -66,10 +66,14 @@ def test_piecewise_schedule_steps_by_epoch_as_paddlevideo():
     with pytest.raises(ConfigError, match=r"'train.lr_values' must hold one rate more than"):
         tiny_config(**{"train.lr_schedule": "piecewise", "train.lr_boundaries": "[5, 8]",
                        "train.lr_values": "[0.1, 0.01]"})
-    # PaddleVideo's Attention-LSTM recipe, in its configuration
+    # PaddleVideo's Attention-LSTM recipe, in its configuration: Paddle's rho, and its
+    # epsilon 1e-6 scaled to gradients of the batch's mean loss (the reference's: the
+    # sum over its 128 videos; see the YAML)
     recipe = videotag.config.load("attention_lstm").train
     assert recipe.optimizer.type == "rmsprop" and recipe.optimizer.params.centered
-    assert (recipe.optimizer.params.rho, recipe.optimizer.params.epsilon) == (0.95, 1e-6)
+    assert recipe.batch_size == 128
+    assert (recipe.optimizer.params.rho, recipe.optimizer.params.epsilon) == \
+        (0.95, 1e-6 / 128 ** 2)
     assert (recipe.lr_boundaries, recipe.lr_values) == ([5, 8], values)
 
 

@@ -132,3 +132,20 @@ def test_selection_needs_validation_data_and_a_best_checkpoint(tmp_path):
     with pytest.raises(ModelError, match=r"no best checkpoint in checkpoints/best/ \(train with "
                                          "train.keep_best set\)"):
         checkpoint_path(str(tmp_path / "m"), "best")
+
+
+def test_a_run_on_rated_segments_selects_by_the_segment_metric():
+    # its validation is the segment metric alone (evaluate() with data.segment_labels)
+    cfg = tiny_config(**{"data.segment_labels": True, "train.keep_best": "segment_map",
+                         "train.early_stopping.patience": 1,
+                         "train.early_stopping.metric": "segment_map"})
+    assert cfg.train.keep_best == cfg.train.early_stopping.metric == "segment_map"
+    with pytest.raises(ConfigError, match=r"'train.keep_best' is 'gap' but a run on rated "
+                                          r"segments \(data.segment_labels\) is validated by "
+                                          "segment_map"):
+        tiny_config(**{"data.segment_labels": True, "train.keep_best": "gap"})
+    with pytest.raises(ConfigError, match=r"'train.early_stopping.metric' is 'segment_map' but "
+                                          "segment_map is the validation of a run on rated "
+                                          "segments"):
+        tiny_config(**{"train.early_stopping.patience": 1,
+                       "train.early_stopping.metric": "segment_map"})

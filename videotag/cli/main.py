@@ -26,6 +26,7 @@ COMMANDS = {
     "eval": "eval",
     "export": "export",
     "predict": "predict",
+    "timeline": "timeline",
     "extract": "extract",
     "embed": "embed",
     "similar": "similar",

@@ -7,6 +7,8 @@ r"""Train a registered model (on the built-in demo data when no data is given).
     videotag train --distribution=mirrored ...                    # every GPU of the machine
     TF_CONFIG='{...}' videotag train --distribution=multi_worker \
         --override train.steps_per_epoch=1000 ...                  # one process per worker
+    videotag train --segments --model_name=NEXTVLAD --config=nextvlad_demo \
+        --model_dir=runs/segments              # on the rated segments (YT8M 2019 layout)
 
 Running the same command again resumes from the newest checkpoint in --model_dir.
 `--init_from=DIR_OR_CHECKPOINT` starts a new run from another run's weights (a model
@@ -43,6 +45,9 @@ def define_flags() -> None:
                         "or .keras file whose weights of matching path and shape are loaded "
                         "(sets train.init_from).")
     flags.DEFINE_multi_string("override", [], "key=value config override (repeatable).")
+    flags.DEFINE_bool("segments", False, "Train on the rated segments of segment-rated records "
+                      "(data.segment_labels=true): the loss only on rated pairs, validation "
+                      "with the segment metric.")
 
 
 def main(argv):
@@ -69,6 +74,7 @@ def main(argv):
         ("train.batch_size", FLAGS.batch_size),
         ("train.distribution", FLAGS.distribution),
         ("train.init_from", FLAGS.init_from),
+        ("data.segment_labels", True if FLAGS.segments else None),
     ):
         if value is not None:
             overrides.append(f"{key}={value}" if not isinstance(value, str) else f"{key}={value!r}")

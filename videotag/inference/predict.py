@@ -57,31 +57,43 @@ def _text(value) -> str:
 def model_dir_batches(model_dir: str, pattern: str, top_k: int = 20,
                       batch_size: Optional[int] = None,
                       on_bad_record: Optional[str] = None,
-                      checkpoint: Optional[str] = None) -> Iterator[Batch]:
+                      checkpoint: Optional[str] = None, segments: bool = False,
+                      segment_label_file: Optional[str] = None) -> Iterator[Batch]:
     """Output batches of a trained model directory on validated records, in file order.
 
     `on_bad_record` ("error" or "skip") overrides the run's `data.on_bad_record`;
     `checkpoint` picks the weights as for `load_trained` (default `model.keras`).
+    With `segments`, the batches are shaped like the `predict_segments` outputs
+    (the segment classes of `segment_label_file`, default the run's).
     """
     from videotag.training.trainer import load_trained
 
     cfg, model = load_trained(model_dir, checkpoint)
-    return model_batches(cfg, model, pattern, top_k, batch_size, on_bad_record)
+    return model_batches(cfg, model, pattern, top_k, batch_size, on_bad_record, segments,
+                         segment_label_file)
 
 
 def model_batches(cfg, model, pattern: str, top_k: int = 20, batch_size: Optional[int] = None,
-                  on_bad_record: Optional[str] = None) -> Iterator[Batch]:
+                  on_bad_record: Optional[str] = None, segments: bool = False,
+                  segment_label_file: Optional[str] = None) -> Iterator[Batch]:
     """Output batches of a Keras `model` with its config (a trained model, or an
-    ensemble of them) on validated records, in file order."""
+    ensemble of them) on validated records, in file order; `segments` and
+    `segment_label_file` as for `model_dir_batches`."""
     from videotag.export.saved_model import build_serving_module
 
     cfg.data.on_bad_record = on_bad_record or cfg.data.on_bad_record
+    cfg.data.segment_label_file = segment_label_file or cfg.data.segment_label_file
     files = list_files(pattern)
     module = build_serving_module(model, cfg, top_k)
-    step = tf.function(module.outputs, input_signature=[input_signature(cfg.data)])
+    def outputs(inputs):
+        if segments:
+            return {**module.outputs(inputs), **module.segment_outputs(inputs)}
+        return module.outputs(inputs)
+
+    step = tf.function(outputs, input_signature=[input_signature(cfg.data)])
     skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
-    # records to predict carry no category target: it is not read (nor required)
-    read = dataclasses.replace(cfg.data, num_categories=0)
+    # records to predict carry no targets (category, segment ratings): not read
+    read = dataclasses.replace(cfg.data, num_categories=0, segment_labels=False)
     ds = make_dataset(read, pattern, batch_size or cfg.eval.batch_size, training=False,
                       skip_counter=skips, bucket=False)
     with data_errors(files):
@@ -116,9 +128,14 @@ def load_saved_model(path: str):
         raise ModelError(f"{path}: not a loadable SavedModel ({exc})") from None
 
 
-def saved_model_batches(path: str, pattern: str, batch_size: int = 256) -> Iterator[Batch]:
-    """Output batches of an exported SavedModel's `serving_default` on raw records."""
-    serve = load_saved_model(path).signatures["serving_default"]
+def saved_model_batches(path: str, pattern: str, batch_size: int = 256,
+                        signature: str = "serving_default") -> Iterator[Batch]:
+    """Output batches of an exported SavedModel's `signature` on raw records."""
+    signatures = load_saved_model(path).signatures
+    if signature not in signatures:
+        raise ModelError(f"{path}: no signature {signature} (it has {', '.join(signatures)}): "
+                         "export the model again with this videotag")
+    serve = signatures[signature]
     for shard in list_files(pattern):
         records = tf.data.TFRecordDataset(shard).enumerate().batch(batch_size)
         try:

@@ -3,7 +3,7 @@
 from videotag.layers.assignment import SoftAssignment
 from videotag.layers.attention import AttentionClusters, AttentionPooling
 from videotag.layers.dbof import DBoF, SoftDBoF
-from videotag.layers.frames import Dequantize, FrameMask
+from videotag.layers.frames import Dequantize, FrameMask, FrameNormalization
 from videotag.layers.fusion import (
     ConcatSEFusion,
     GatedFusion,
@@ -44,6 +44,7 @@ __all__ = [
     "DBoF",
     "Dequantize",
     "FrameMask",
+    "FrameNormalization",
     "GatedFusion",
     "HmcHead",
     "LogisticHead",

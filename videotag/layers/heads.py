@@ -10,15 +10,23 @@ from keras import layers, ops, regularizers
 
 @keras.saving.register_keras_serializable(package="videotag")
 class LogisticHead(keras.layers.Layer):
-    """Independent sigmoid per class (multi-label). [B, D] -> [B, num_classes]."""
+    """Independent sigmoid per class (multi-label). [B, D] -> [B, num_classes].
 
-    def __init__(self, num_classes, l2_penalty=1e-8, **kwargs):
+    Args:
+        num_classes: C.
+        l2_penalty: L2 of the weights (`l2_penalty * sum(w ** 2)`).
+        l2_bias: regularise the bias with the same L2 (the NeXtVLAD authors' head).
+    """
+
+    def __init__(self, num_classes, l2_penalty=1e-8, l2_bias=False, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.l2_penalty = l2_penalty
+        self.l2_bias = bool(l2_bias)
         self.dense = layers.Dense(
             num_classes,
             kernel_regularizer=regularizers.L2(l2_penalty) if l2_penalty else None,
+            bias_regularizer=regularizers.L2(l2_penalty) if l2_penalty and l2_bias else None,
             name="logits",
             dtype=self.dtype_policy,
         )
@@ -34,6 +42,7 @@ class LogisticHead(keras.layers.Layer):
             **super().get_config(),
             "num_classes": self.num_classes,
             "l2_penalty": self.l2_penalty,
+            "l2_bias": self.l2_bias,
         }
 
 
@@ -212,7 +221,7 @@ class CategoryHead(keras.layers.Layer):
 def build_head(head_cfg, num_classes, name="tags"):
     """The head a `HeadConfig` describes."""
     if head_cfg.type == "logistic":
-        return LogisticHead(num_classes, head_cfg.l2_penalty, name=name)
+        return LogisticHead(num_classes, head_cfg.l2_penalty, head_cfg.l2_bias, name=name)
     if head_cfg.type == "moe":
         return MoeHead(num_classes, head_cfg.num_mixtures, head_cfg.l2_penalty, name=name)
     if head_cfg.type == "hmc":

@@ -22,10 +22,16 @@ def task_losses(outputs: Dict[str, tf.Tensor], targets: Dict[str, tf.Tensor],
     """Per-example losses by output name, float32 [B].
 
     `tags`: binary cross-entropy averaged over the classes (multi-hot targets);
-    `category`: cross-entropy of the softmax (integer targets).
+    with `tag_weights` (rated segments: 1 where a class is rated) the
+    cross-entropy summed over the rated classes alone, as the YT8M starter code's
+    `CrossEntropyLoss` with `label_weights` (unrated pairs are neither positive
+    nor negative); `category`: cross-entropy of the softmax (integer targets).
     """
     losses = {}
-    if "tags" in tasks:
+    if "tags" in tasks and "tag_weights" in targets:
+        per_class = ops.binary_crossentropy(targets["tags"], ops.cast(outputs["tags"], "float32"))
+        losses["tags"] = ops.sum(per_class * targets["tag_weights"], axis=-1)
+    elif "tags" in tasks:
         losses["tags"] = keras.losses.binary_crossentropy(
             targets["tags"], ops.cast(outputs["tags"], "float32"))
     if "category" in tasks:
@@ -36,9 +42,12 @@ def task_losses(outputs: Dict[str, tf.Tensor], targets: Dict[str, tf.Tensor],
 
 def weighted_loss(cfg: Config, outputs, targets) -> tf.Tensor:
     """The multi-task loss per example, float32 [B]: the task losses weighted by
-    `model.head.tags_weight` and `category_weight`."""
+    `model.head.tags_weight` and `category_weight` (the `tags` cross-entropy summed
+    over the classes with `model.head.tags_loss: sum`)."""
     head = cfg.model.head
     weights = {"tags": head.tags_weight, "category": head.category_weight}
+    if head.tags_loss == "sum":  # binary cross-entropy summed over the classes
+        weights["tags"] *= cfg.data.num_classes
     losses = task_losses(outputs, targets, head.tasks)
     return tf.add_n([weights[name] * loss for name, loss in losses.items()])
 

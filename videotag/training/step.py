@@ -3,8 +3,8 @@
 On each replica the step computes its videos' losses, each divided by the number of
 videos of the *global* batch, takes the gradients, and sums them over the replicas
 (one all-reduce); the sum is the gradient of the global batch's mean loss. Clipping
-by global norm, the float16 loss scale's overflow check and the update then all see
-that global gradient, on every replica alike.
+(by global norm, or variable by variable), the float16 loss scale's overflow check
+and the update then all see that global gradient, on every replica alike.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def make_optimizer(cfg: Config, steps_per_epoch: int = 0, summed_by_step: bool =
         steps_per_epoch: steps of an epoch, for a cosine schedule over the run.
         summed_by_step: for `TrainStep`, which sums the gradients over replicas
             and clips them itself; False: Keras's own optimizer class, clipping by
-            `train.clip_gradient_norm` (for `model.fit`).
+            `train.clip_gradient_norm` (the global norm, or each variable's with
+            `train.clip_gradient_per_variable`; for `model.fit`).
     """
     t = cfg.train
     schedule = learning_rate_schedule(cfg, steps_per_epoch)
@@ -88,7 +89,8 @@ def make_optimizer(cfg: Config, steps_per_epoch: int = 0, summed_by_step: bool =
     if t.ema_decay:
         kwargs.update(use_ema=True, ema_momentum=t.ema_decay)
     if not summed_by_step and t.clip_gradient_norm:
-        kwargs["global_clipnorm"] = t.clip_gradient_norm
+        kwargs["clipnorm" if t.clip_gradient_per_variable else "global_clipnorm"] = \
+            t.clip_gradient_norm
     ours, plain = OPTIMIZER_CLASSES[t.optimizer.type]
     optimizer = (ours if summed_by_step else plain)(schedule, **kwargs)
     if t.mixed_precision == "mixed_float16":
@@ -182,7 +184,9 @@ class TrainStep:
         norm = tf.linalg.global_norm(grads)
         scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if self.float16 else 1.0
         clip = self.cfg.train.clip_gradient_norm
-        if clip:
+        if clip and self.cfg.train.clip_gradient_per_variable:
+            grads = [tf.clip_by_norm(g, clip * scale) for g in grads]
+        elif clip:
             grads, _ = tf.clip_by_global_norm(grads, clip * scale, use_norm=norm)
         self.optimizer.apply(grads, self.variables)
         parts["grad_norm"] = norm / scale / self.replicas  # summed over replicas

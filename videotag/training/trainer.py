@@ -67,14 +67,16 @@ from videotag.training.warm_start import warm_start
 
 def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
     """Compiles for `model.fit` (the trainer itself does not use fit): the optimizer
-    of `train.optimizer` with the configured schedule, binary cross-entropy on
-    `tags`, cross-entropy on `category` (weighted by `model.head.tags_weight` /
-    `category_weight`), no loss on `embedding`."""
+    of `train.optimizer` with the configured schedule and clipping (global or per
+    variable), binary cross-entropy on `tags` (summed over the classes with
+    `model.head.tags_loss: sum`), cross-entropy on `category` (weighted by
+    `model.head.tags_weight` / `category_weight`), no loss on `embedding`."""
     head = cfg.model.head
     losses, weights = {}, {}
     if "tags" in head.tasks:
         losses["tags"] = keras.losses.BinaryCrossentropy()
-        weights["tags"] = head.tags_weight
+        weights["tags"] = head.tags_weight * (cfg.data.num_classes if head.tags_loss == "sum"
+                                              else 1)
     if "category" in head.tasks:
         losses["category"] = keras.losses.SparseCategoricalCrossentropy()
         weights["category"] = head.category_weight
@@ -359,6 +361,12 @@ def summary_line(summary: Dict, top_k: int = 20) -> str:
         f"{summary['seconds']} s"
     )
     gap = summary.get("validation", {}).get("gap")
+    segment_map = summary.get("validation", {}).get("segment_map")
+    if segment_map is not None:
+        line += f"; validation segment mAP {segment_map:.4f}"
+        untrained = summary.get("untrained_validation", {}).get("segment_map")
+        if untrained is not None:
+            line += f" (untrained {untrained:.4f})"
     if gap is not None:
         line += f"; validation GAP@{top_k} {gap:.4f}"
         untrained = summary.get("untrained_validation", {}).get("gap")
