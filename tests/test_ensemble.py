@@ -37,7 +37,8 @@ COMMON = {"data.num_classes": CLASSES, "train.batch_size": 8, "train.epochs": 1,
 
 def _softdbof(root, **kw):
     overrides = {**COMMON, "data.max_frames": 12, "model.cluster_size": 16,
-                 "model.hidden_size": 16, "model.max_pool": True, **kw}
+                 "model.hidden_size": 16, "model.max_pool": True,
+                 "model.gated_pooling": False, **kw}  # max pooling, not with the gate
     return videotag.config.load("softdbof", [f"{k}={v}" for k, v in overrides.items()])
 
 
