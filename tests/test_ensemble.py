@@ -173,3 +173,18 @@ def test_members_must_share_classes(members, tmp_path):
     (tmp_path / "bare" / "1" / "saved_model.pb").write_bytes(b"")
     with pytest.raises(ModelError, match=r"this SavedModel has no assets.extra/model.keras"):
         load_member(str(tmp_path / "bare" / "1"))
+
+
+def test_segments_take_one_model_not_an_ensemble(members):
+    root, _ = members
+    models = [str(root / "nextvlad"), str(root / "softdbof")]
+    results = finish_processes([
+        start_process(["-m", "videotag", "eval", "--segments", "--ensemble", *models]),
+        start_process(["-m", "videotag", "predict", "--segments", "--ensemble", *models,
+                       f"--input_data_pattern={root / 'val.tfrecord'}"])])
+    (eval_code, _, eval_err), (predict_code, _, predict_err) = results
+    assert eval_code == 1 and predict_code == 1
+    assert "error: --segments scores one model directory (--model_dir)" in eval_err
+    assert ("error: --segments predicts with one model (--model_dir or --saved_model), not "
+            "--ensemble") in predict_err
+    assert "Traceback" not in eval_err + predict_err
