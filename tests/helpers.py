@@ -206,6 +206,23 @@ def learnable_records(n, num_classes=4, frames=6, seed=0):
     return out
 
 
+def faint_records(n, num_classes=4, seed=0, shift=0, frames=4, amplitude=3.0, noise=40.0):
+    """Records of video i of class i % num_classes: a faint class prototype
+    (`amplitude` grey levels) under noise, so that a tiny model learns it over several
+    steps and stays short of perfect; the labels are moved by `shift` classes."""
+    rng = np.random.default_rng(seed)
+    protos = 128 + amplitude * np.random.default_rng(123).standard_normal(
+        (num_classes, 1024 + 128))
+    out = []
+    for i in range(n):
+        c = i % num_classes
+        x = np.clip(protos[c] + rng.normal(0, noise, (frames, 1024 + 128)), 0, 255)
+        x = x.astype(np.uint8)
+        out.append(frame_record(f"v{seed}-{i}".encode(), ((c + shift) % num_classes,),
+                                rgb=x[:, :1024], audio=x[:, 1024:]))
+    return out
+
+
 def write_lock(model_dir, **fields):
     """Writes a run lock (`videotag.training.lock`) of another run into `model_dir`:
     this host, pid 1, a fresh heartbeat, token "theirs", with `fields` changed."""

@@ -13,12 +13,14 @@ COMMANDS = ["train", "eval", "export", "predict", "timeline", "extract", "embed"
             "build-index", "make-demo-videos", "make-text-preset", "validate-data",
             "batch-extract", "batch-predict", "batch-embed"]
 # the flags of tools/train.py and tools/predict.py before the command moved into videotag,
-# and those added since (segments)
+# and those added since (warm start, checkpoints, ensembles, segments)
 TRAIN_FLAGS = {"model_name", "config", "model_dir", "train_data_pattern", "eval_data_pattern",
-               "epochs", "batch_size", "distribution", "logical_cpus", "override", "segments"}
+               "epochs", "batch_size", "distribution", "logical_cpus", "override", "init_from",
+               "segments"}
 PREDICT_FLAGS = {"on_bad_record", "model_dir", "saved_model", "input_data_pattern", "videos",
                  "extraction_config", "features_dir", "output_file", "format", "top_k",
-                 "threshold", "batch_size", "progress_seconds", "segments", "timeline_file",
+                 "threshold", "batch_size", "progress_seconds", "checkpoint", "ensemble",
+                 "ensemble_weights", "ensemble_embedding", "segments", "timeline_file",
                  "top_n", "segment_label_file"}
 
 

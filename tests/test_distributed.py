@@ -68,10 +68,14 @@ def test_two_workers_train_together(shards, tmp_path):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     model_dir = tmp_path / "m"
-    args = _train_args(shards, model_dir, "--epochs=2", "--distribution=multi_worker",
+    # 3 epochs, but early stopping (no gain can exceed min_delta 2) stops after the
+    # second: the chief decides for both workers, or the other would wait for it
+    args = _train_args(shards, model_dir, "--epochs=3", "--distribution=multi_worker",
                        f"--eval_data_pattern={shards / 'validate*.tfrecord'}",
                        "--override=train.steps_per_epoch=3",
-                       "--override=train.mixed_precision=mixed_bfloat16")
+                       "--override=train.mixed_precision=mixed_bfloat16",
+                       "--override=train.early_stopping.patience=1",
+                       "--override=train.early_stopping.min_delta=2")
     procs = [start_process(args, env={"TF_CONFIG": json.dumps(
         {"cluster": cluster, "task": {"type": "worker", "index": i}})}) for i in range(2)]
     (chief_code, _, chief_err), (code, _, err) = finish_processes(procs, timeout=300)
@@ -79,6 +83,7 @@ def test_two_workers_train_together(shards, tmp_path):
     assert code == 0, err[-3000:]
     summary = json.loads((model_dir / "metrics.json").read_text())["summary"]
     assert summary["replicas"] == 2 and summary["epochs"] == 2 and summary["steps"] == 6
+    assert summary["stopped_early"].startswith("stopped early at step 6: validation gap")
     assert 0.0 <= summary["validation"]["gap"] <= 1.0
     assert "trained NEXTVLAD: 2 epochs, 6 steps" in chief_err
     # only the chief writes and reports

@@ -137,7 +137,8 @@ def test_predict_step_sends_only_top_k_and_counters_to_the_host(records):
     shapes = {k: tuple(v.shape) for k, v in out.items()}
     assert shapes == {
         "top_classes": (6, 4), "top_scores": (6, 4), "top_positive": (6, 4),
-        "num_labels": (6,), "perr_hits": (6,), "class_positives": (NUM_CLASSES,),
+        "num_labels": (6,), "perr_hits": (6,), "first_positive_rank": (6,),
+        "class_positives": (NUM_CLASSES,),
         "true_positives": (NUM_CLASSES,), "false_positives": (NUM_CLASSES,), "nan_scores": (),
     }
     # Eager Keras scores can differ from the traced ones in the last bit.

@@ -1,8 +1,9 @@
 """What videotag needs from Keras beyond its public API, checked so that a Keras
 release that changes it fails here, naming the hook.
 
-One private hook remains: `ReducedGradientsAdam` (videotag/training/step.py)
-overrides the TensorFlow optimizer's `_all_reduce_sum_gradients`, because Keras 3
+One private hook remains: `ReducedGradientsAdam` (videotag/training/step.py), and
+`ReducedGradientsAdamW` and `ReducedGradientsRMSprop` with it, override the
+TensorFlow optimizer's `_all_reduce_sum_gradients`, because Keras 3
 offers no public way to apply gradients already summed over replicas (its
 `apply()` sums them again). Per-variable learning rates
 (videotag/training/learning_rates.py) override the public `update_step` and call
@@ -23,10 +24,11 @@ from tests.tiny_models import ZOO, check_registered, tiny_model_config
 from videotag.training.learning_rates import LearningRateMultipliers
 from videotag.layers import MaskedBatchNormalization
 from videotag.training.distribution import nested_layers, set_sync_batch_norm
-from videotag.training.step import ReducedGradientsAdam
+from videotag.training.step import OPTIMIZER_CLASSES, ReducedGradientsAdam
 
 # (class of videotag, private Keras method it overrides): every such override
-ALLOWED_PRIVATE_OVERRIDES = {("ReducedGradientsAdam", "_all_reduce_sum_gradients")}
+ALLOWED_PRIVATE_OVERRIDES = {(name, "_all_reduce_sum_gradients") for name in (
+    "ReducedGradientsAdam", "ReducedGradientsAdamW", "ReducedGradientsRMSprop")}
 
 
 def test_the_optimizer_hook_all_reduce_sum_gradients_is_still_there():
@@ -44,10 +46,12 @@ def test_the_optimizer_hook_all_reduce_sum_gradients_is_still_there():
     assert callers and f"self.{hook}(" in inspect.getsource(vars(callers[0])["_backend_update_step"]), (
         f"{where} is no longer what the TensorFlow optimizer's update step calls to sum "
         "the gradients over replicas: check videotag.training.step.ReducedGradientsAdam")
-    # ours is the one Adam's update step now finds, and it sums nothing
-    assert [c for c in ReducedGradientsAdam.__mro__ if hook in vars(c)][0] is ReducedGradientsAdam
-    pairs = [("g", "v")]
-    assert ReducedGradientsAdam(0.1)._all_reduce_sum_gradients(iter(pairs)) == pairs
+    # ours is the one each optimizer's update step now finds, and it sums nothing
+    for ours, plain in OPTIMIZER_CLASSES.values():
+        assert [c for c in ours.__mro__ if hook in vars(c)][0] is ours
+        assert ours.__mro__[1] is plain
+        pairs = [("g", "v")]
+        assert ours(0.1)._all_reduce_sum_gradients(iter(pairs)) == pairs
 
 
 def test_learning_rate_multipliers_scale_each_variable_s_update():

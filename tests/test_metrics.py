@@ -329,7 +329,7 @@ def test_precision_recall_f1_at_threshold():
     assert all(v == 0.0 for v in empty.values())
 
 
-def test_hit_at_k_for_every_k_up_to_top_k():
+def test_hit_at_k_for_every_k_whatever_top_k():
     # v0: .1 .4 .3 .2 labels 1 0 0 0 -> ranking c1 c2 c3 c0: first positive at rank 4
     # v1: .5 .5 .1 .0 labels 0 1 0 0 -> tie: c0 before c1, first positive at rank 2
     # v2: no labels                   -> never a hit, still in the denominator
@@ -346,8 +346,17 @@ def test_hit_at_k_for_every_k_up_to_top_k():
     ev3 = StreamingEvaluator(4, top_k=3)
     ev3.add(pred, lab)
     assert_close(ev3.result()["hit_at_k"], 1 / 3)
-    with pytest.raises(ValueError, match="Hit@4"):
-        ev3.hit_at(4)  # beyond the kept top 3 of 4 classes
+    assert_close(ev3.hit_at(4), 2 / 3)  # beyond the kept top 3: v0's label ranks 4th
+    # several k in the result, beyond top_k too, while GAP and mAP keep their k
+    ev1 = StreamingEvaluator(4, top_k=1, hit_at=[4, 2])
+    ev1.add(pred, lab)
+    result, alone = ev1.result(), StreamingEvaluator(4, top_k=1)
+    alone.add(pred, lab)
+    assert [result[f"hit_at_{k}"] for k in (1, 2, 4)] == pytest.approx([0, 1 / 3, 2 / 3])
+    assert "hit_at_3" not in result and result["hit_at_k"] == result["hit_at_1"]
+    assert result["gap"] == alone.result()["gap"] and result["map"] == alone.result()["map"]
+    with pytest.raises(ValueError, match="Hit@0"):
+        ev1.hit_at(0)
 
 
 def test_pr_curve_on_the_tie_case():
@@ -438,6 +447,8 @@ def test_against_reference(videos, classes, k, decimals, density):
         assert_close(result["gap"], ref_gap(pred, lab, k))
         for key, value in ref_prf(pred, lab, threshold).items():
             assert_close(result[key], value)
+        for j in (k + 1, 2 * k, classes):  # Hit@j beyond the kept top k
+            assert_close(ev.hit_at(j), ref_hit(pred, lab, j))
         recall, precision = ev.pr_curve()
         ref_recall, ref_precision = ref_pr_curve(pred, lab, k)
         np.testing.assert_allclose(recall, ref_recall, rtol=0, atol=1e-12)
@@ -517,8 +528,8 @@ def test_summary_holds_only_top_k_pairs_and_class_counters():
     shapes = {key: value.shape for key, value in summary.items()}
     assert shapes == {
         "top_classes": (50, 5), "top_scores": (50, 5), "top_positive": (50, 5),
-        "num_labels": (50,), "perr_hits": (50,), "class_positives": (30,),
-        "true_positives": (30,), "false_positives": (30,),
+        "num_labels": (50,), "perr_hits": (50,), "first_positive_rank": (50,),
+        "class_positives": (30,), "true_positives": (30,), "false_positives": (30,),
     }
     assert summary["top_scores"].dtype == np.float32  # float32 scores stay float32
     with pytest.raises(ValueError, match="top_classes"):

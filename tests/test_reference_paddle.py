@@ -243,3 +243,64 @@ def test_paper_configurations_are_the_published_ones():
     for cfg in (lstm, cluster):
         assert cfg.model.input.normalization == "none"  # dequantized features as they are
         assert cfg.model.head.tags_loss == "sum" and cfg.model.head.l2_penalty == 0.0
+
+
+# --- the training recipe --------------------------------------------------------------
+
+
+def test_the_attention_lstm_recipe_makes_the_references_updates():
+    """Two steps of the trainer with configs/attention_lstm.yaml's train section (at
+    epochs 0 and 5 of the piecewise rate) against paddle.optimizer.RMSProp (centered,
+    epsilon 1e-6 under the root) on the gradient of PaddleVideo's loss, the binary
+    cross-entropy summed over classes and the 128 videos, plus L2Decay(4e-4)'s 4e-4 w
+    (on the variables train.weight_decay decays: the biases are the stated deviation)."""
+    from tests.helpers import random_batch
+    from videotag.training.losses import decayed_variables
+    from videotag.training.schedules import set_epoch
+    from videotag.training.step import TrainStep, make_optimizer
+
+    import tensorflow as tf
+
+    cfg = videotag.config.load("attention_lstm", [
+        f"data.num_classes={CLASSES}", "data.max_frames=6", "model.embedding_size=8",
+        "model.lstm_size=8", "model.fc_sizes=[16]", "model.dropout=0.0"])
+    t, rms = cfg.train, cfg.train.optimizer.params
+    keras.utils.set_random_seed(0)
+    model = videotag.build_model(cfg)
+    optimizer = make_optimizer(cfg)
+    optimizer.build(model.trainable_variables)
+    step = TrainStep(cfg, model, optimizer, tf.distribute.get_strategy())
+    decayed = {v.path for v in decayed_variables(model)}
+    rng = np.random.default_rng(3)
+    weights = {v.path: v.numpy().astype(np.float64) for v in model.trainable_variables}
+    mean_square = {k: np.zeros_like(w) for k, w in weights.items()}
+    mean_grad = {k: np.zeros_like(w) for k, w in weights.items()}
+    unscaled = {}  # the same update with Paddle's epsilon unscaled: must differ
+    for epoch, seed in ((0, 1), (5, 2)):
+        inputs = {k: tf.constant(v) for k, v in
+                  random_batch(cfg, batch=t.batch_size, frames=6, seed=seed).items()}
+        labels = (rng.random((t.batch_size, CLASSES)) < 0.3).astype(np.float32)
+        with tf.GradientTape() as tape:  # PaddleVideo's loss: reduction 'sum'
+            probs = tf.cast(model(inputs, training=True)["tags"], tf.float32)
+            summed = tf.reduce_sum(keras.losses.binary_crossentropy(labels[..., None],
+                                                                    probs[..., None]))
+        grads = tape.gradient(summed, model.trainable_variables)
+        lr = t.lr_values[0] if epoch < 5 else t.lr_values[1]
+        for v, g in zip(model.trainable_variables, grads):
+            g = np.asarray(g, np.float64) + (4e-4 * weights[v.path] if v.path in decayed else 0)
+            mean_square[v.path] = 0.95 * mean_square[v.path] + 0.05 * g ** 2
+            mean_grad[v.path] = 0.95 * mean_grad[v.path] + 0.05 * g
+            variance = mean_square[v.path] - mean_grad[v.path] ** 2
+            if epoch == 0:
+                unscaled[v.path] = weights[v.path] - lr * (g / 128) / np.sqrt(
+                    variance / 128 ** 2 + 1e-6)
+            weights[v.path] = weights[v.path] - lr * g / np.sqrt(variance + 1e-6)
+        set_epoch(optimizer.lr_schedule, epoch)
+        step((inputs, {"tags": tf.constant(labels)}))
+        if epoch == 0:
+            assert not all(np.allclose(v.numpy(), unscaled[v.path], rtol=1e-3, atol=1e-7)
+                           for v in model.trainable_variables)
+        for v in model.trainable_variables:
+            np.testing.assert_allclose(v.numpy(), weights[v.path], rtol=1e-3, atol=1e-7,
+                                       err_msg=f"{v.path} after epoch {epoch}'s step")
+    assert (rms.rho, rms.centered, rms.momentum) == (0.95, True, 0.0)

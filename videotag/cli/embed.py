@@ -4,6 +4,8 @@ r"""Write the L2-normalised embedding of every video, for similar-video recall.
         --input_data_pattern='data/test*.tfrecord' --output=runs/emb/test
     # -> runs/emb/test.npy (float32 [N, D]) and runs/emb/test.ids.txt
     #    (--format=tfrecord: runs/emb/test.tfrecord, Examples with id and embedding)
+    videotag embed --model_dir=runs/nextvlad --checkpoint=best \
+        --input_data_pattern='data/test*.tfrecord' --output=runs/emb/test
 
 `python tools/embed.py` takes the same flags.
 """
@@ -11,6 +13,8 @@ r"""Write the L2-normalised embedding of every video, for similar-video recall.
 import sys
 
 from absl import flags
+
+from videotag.cli.model_flags import define_checkpoint_flag
 
 FLAGS = flags.FLAGS
 
@@ -27,6 +31,7 @@ def define_flags() -> None:
     flags.DEFINE_enum("on_bad_record", None, ["error", "skip"],
                       "Bad records (with --model_dir): stop or drop and count.")
     flags.DEFINE_float("progress_seconds", 10.0, "Seconds between progress lines (0: none).")
+    define_checkpoint_flag(__name__)
 
 
 def main(argv):
@@ -44,6 +49,8 @@ def main(argv):
 
     if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
         raise VideotagError("give exactly one of --model_dir and --saved_model")
+    if FLAGS.checkpoint and FLAGS.saved_model:
+        raise VideotagError("--checkpoint picks the weights of a --model_dir")
     unknown = [f for f in FLAGS.format if f not in EMBEDDING_FORMATS]
     if unknown or not FLAGS.format:
         raise VideotagError(f"--format takes {' and/or '.join(EMBEDDING_FORMATS)}, got {unknown}")
@@ -51,7 +58,7 @@ def main(argv):
         check_output_file(path, "embeddings file")
     list_files(FLAGS.input_data_pattern)
     batches = embedding_batches(FLAGS.input_data_pattern, FLAGS.model_dir, FLAGS.saved_model,
-                                FLAGS.batch_size, FLAGS.on_bad_record)
+                                FLAGS.batch_size, FLAGS.on_bad_record, FLAGS.checkpoint)
     count, dim = write_embeddings(batches, FLAGS.output, FLAGS.format,
                                   progress_seconds=FLAGS.progress_seconds)
     print(f"embedded {count} videos ({dim} dimensions) to {FLAGS.output}."

@@ -2,8 +2,10 @@ r"""Score a trained model with every metric and write a report; or compare two m
 
     videotag eval --model_dir=runs/nextvlad
     videotag eval --model_dir=runs/nextvlad --eval_data_pattern='yt8m/validate*.tfrecord' \
-        --top_k=20 --threshold=0.5 --report=reports/nextvlad.json
+        --top_k=20 --threshold=0.5 --hit_at=1,2,5 --report=reports/nextvlad.json
+    videotag eval --model_dir=runs/nextvlad --checkpoint=best
     videotag eval --compare runs/nextvlad runs/other
+    videotag eval --ensemble runs/nextvlad runs/softdbof exports/trn/1 --ensemble_weights=2,1,1
     videotag eval --segments --model_dir=runs/nextvlad \
         --eval_data_pattern='yt8m/3/frame/validate*.tfrecord' --top_n=100000
     videotag eval --segments --submission=submission.csv --eval_data_pattern=... \
@@ -11,20 +13,25 @@ r"""Score a trained model with every metric and write a report; or compare two m
 
 Prints a table and writes `<report>.json`, `<report>.md` (with the per-class AP table),
 `<report>_pr_curve.png` and `<report>_ap_histogram.png`. The default report is
-`<model_dir>/eval.json`, or `<first model_dir>/compare.json` with --compare. Compared
-models are scored on the same records (--eval_data_pattern, default the first
-model's validation data) and must have the same classes.
+`<model_dir>/eval.json`, `<first model_dir>/compare.json` with --compare, or
+`<first member>/ensemble_eval.json` with --ensemble (`./ensemble_eval.json` when the
+first member is a SavedModel). Compared models and ensemble members are scored on the
+same records (--eval_data_pattern, default the first model's validation data) and
+must have the same classes.
 
 --segments scores every segment with the YT8M 2019 segment metric (per class the top
 --top_n segments, rated pairs only; see videotag/evaluation/segments.py) and writes
-`<model_dir>/eval_segments.json` (or --report) with the per-class AP; with
---submission it scores a submission file (`Class,Segments`) instead of the model,
-with the model directory's data settings. `python tools/eval.py` takes the same flags.
+`<model_dir>/eval_segments.json` (or --report) with the per-class AP (the weights of
+--checkpoint); with --submission it scores a submission file (`Class,Segments`)
+instead of the model, with the model directory's data settings. `python tools/eval.py`
+takes the same flags.
 """
 
 import sys
 
 from absl import flags
+
+from videotag.cli.model_flags import define_checkpoint_flag, define_ensemble_flags
 
 FLAGS = flags.FLAGS
 
@@ -46,6 +53,10 @@ def define_flags() -> None:
                        "(precision/recall/F1); default 0.5.")
     flags.DEFINE_enum("on_bad_record", None, ["error", "skip"], "Bad records: stop (error) or "
                       "drop and count (skip); default the run's config.")
+    flags.DEFINE_list("hit_at", None, "The k of the Hit@k figures besides Hit@top_k, e.g. "
+                      "1,2,5 (any k; GAP and mAP keep --top_k); default the run's eval.hit_at.")
+    define_checkpoint_flag(__name__)
+    define_ensemble_flags(__name__)
     flags.DEFINE_bool("segments", False, "The segment metric (YT8M 2019) on segment-rated "
                       "records.")
     flags.DEFINE_integer("top_n", 100_000, "With --segments: segments ranked per class.")
@@ -56,6 +67,21 @@ def define_flags() -> None:
     flags.DEFINE_integer("segment_context", None, "With --segments: frames on each side of a "
                          "segment that its window adds; default the run's "
                          "data.segment_context (0).")
+
+
+def _hit_at():
+    from videotag.errors import ConfigError
+
+    if FLAGS.hit_at is None:
+        return None
+    try:
+        ks = [int(k) for k in FLAGS.hit_at]
+    except ValueError:
+        ks = []
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"--hit_at takes positive integers, e.g. 1,2,5 (got "
+                          f"{','.join(FLAGS.hit_at) or 'none'})")
+    return ks
 
 
 def main(argv):
@@ -72,19 +98,34 @@ def main(argv):
 
     if FLAGS.segments:
         return _segments(argv)
-    if FLAGS.compare:
+    hit_at = _hit_at()
+    if FLAGS.ensemble:
+        from videotag.cli.model_flags import load_ensemble_from_flags
+
+        model, cfg, members = load_ensemble_from_flags(argv, ["model_dir", "compare"])
+        model_dirs = [f"ensemble of {', '.join(m.source for m in members)}"]
+        loaded = [(cfg, model)]
+        first = members[0].source
+        default_report = os.path.join(
+            first if os.path.isfile(os.path.join(first, "config.yaml")) else ".",
+            "ensemble_eval.json")
+    elif FLAGS.compare:
         model_dirs = argv[1:]
         if len(model_dirs) != 2 or FLAGS.model_dir:
             raise ConfigError("--compare takes two model directories: --compare DIR_A DIR_B "
                               f"(got {model_dirs or 'none'})")
     else:
         if argv[1:]:
-            raise ConfigError(f"unexpected arguments {argv[1:]} (did you mean --compare?)")
+            raise ConfigError(f"unexpected arguments {argv[1:]} (did you mean --compare or "
+                              "--ensemble?)")
         if not FLAGS.model_dir:
-            raise ConfigError("--model_dir is required (or --compare DIR_A DIR_B)")
+            raise ConfigError("--model_dir is required (or --compare DIR_A DIR_B, or "
+                              "--ensemble A B ...)")
         model_dirs = [FLAGS.model_dir]
-
-    loaded = [load_trained(d) for d in model_dirs]
+    if not FLAGS.ensemble:
+        loaded = [load_trained(d, FLAGS.checkpoint) for d in model_dirs]
+        default_report = os.path.join(
+            model_dirs[0], "eval.json" if len(loaded) == 1 else "compare.json")
     first_cfg = loaded[0][0]
     pattern = FLAGS.eval_data_pattern or first_cfg.data.eval_data_pattern
     if not pattern:
@@ -96,8 +137,7 @@ def main(argv):
             f"{model_dirs[1]} has {loaded[1][0].data.num_classes} (data.num_classes)")
     # inputs and outputs are checked before the work
     list_files(pattern)
-    report = FLAGS.report or os.path.join(
-        model_dirs[0], "eval.json" if len(model_dirs) == 1 else "compare.json")
+    report = FLAGS.report or default_report
     check_output_file(report, "report")
     try:
         class_names = load_label_names(first_cfg.data.label_file, first_cfg.data.num_classes)
@@ -110,7 +150,8 @@ def main(argv):
         cfg.data.on_bad_record = FLAGS.on_bad_record or cfg.data.on_bad_record
         evaluation = run_evaluation(
             model, cfg, pattern, FLAGS.batch_size, top_k=FLAGS.top_k or first_cfg.eval.top_k,
-            threshold=first_cfg.eval.threshold if FLAGS.threshold is None else FLAGS.threshold)
+            threshold=first_cfg.eval.threshold if FLAGS.threshold is None else FLAGS.threshold,
+            hit_at=hit_at)
         evaluations.append(evaluation)
         prefix = f"{model_dir}: " if len(loaded) == 2 else ""
         print(prefix + format_metrics(evaluation.metrics))
@@ -140,14 +181,14 @@ def _segments(argv):
     from videotag.files import open_output
     from videotag.training.trainer import load_trained
 
-    if argv[1:] or FLAGS.compare:
+    if argv[1:] or FLAGS.compare or FLAGS.ensemble:
         raise ConfigError("--segments scores one model directory (--model_dir)")
     if not FLAGS.model_dir:
         raise ConfigError("--segments needs --model_dir (its data settings; the model unless "
                           "--submission is given)")
     if FLAGS.top_n <= 0:
         raise ConfigError("--top_n must be positive")
-    cfg, model = load_trained(FLAGS.model_dir)
+    cfg, model = load_trained(FLAGS.model_dir, FLAGS.checkpoint)
     cfg.data.on_bad_record = FLAGS.on_bad_record or cfg.data.on_bad_record
     cfg.data.segment_label_file = FLAGS.segment_label_file or cfg.data.segment_label_file
     if FLAGS.segment_context is not None:

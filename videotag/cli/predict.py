@@ -7,6 +7,9 @@ r"""Predict the top-k tags (and the category) of every video: CSV, JSON or JSON 
     # video files: extracted with the training records' settings, VideoTag JSON out
     videotag predict --model_dir=runs/nextvlad --videos=my_videos/ \
         --extraction_config=features/extraction.yaml
+    # the best checkpoint (train.keep_best), or an ensemble's averaged probabilities
+    videotag predict --model_dir=runs/nextvlad --checkpoint=best --input_data_pattern=...
+    videotag predict --ensemble runs/nextvlad exports/softdbof/1 --input_data_pattern=...
     # segments: the 2019 Kaggle submission and a timeline per video
     videotag predict --segments --model_dir=runs/nextvlad \
         --input_data_pattern='data/test*.tfrecord' --output_file=submission.csv \
@@ -21,6 +24,8 @@ to --timeline_file). `python tools/predict.py` takes the same flags.
 import sys
 
 from absl import flags
+
+from videotag.cli.model_flags import define_checkpoint_flag, define_ensemble_flags
 
 FLAGS = flags.FLAGS
 
@@ -45,6 +50,8 @@ def define_flags() -> None:
     flags.DEFINE_float("threshold", 0.0, "Leave out tags below this probability (after top_k).")
     flags.DEFINE_integer("batch_size", 256, "Videos per batch.")
     flags.DEFINE_float("progress_seconds", 10.0, "Seconds between progress lines (0: none).")
+    define_checkpoint_flag(__name__)
+    define_ensemble_flags(__name__)
     flags.DEFINE_bool("segments", False, "Tag every segment: the segment submission to "
                       "--output_file, the timeline to --timeline_file.")
     flags.DEFINE_string("timeline_file", None, "With --segments: the timeline (JSON Lines).")
@@ -56,18 +63,33 @@ def define_flags() -> None:
 
 def main(argv):
     """Predicts and writes the rows. Returns 1 when a video could not be extracted."""
-    del argv
     from videotag.data import list_files
     from videotag.errors import VideotagError
     from videotag.files import check_output_dir, check_output_file
     from videotag.inference import (
+        predict_from_model,
         predict_from_model_dir,
         predict_from_saved_model,
         write_predictions_file,
     )
 
-    if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
-        raise VideotagError("give exactly one of --model_dir and --saved_model")
+    if FLAGS.segments and FLAGS.ensemble:
+        raise VideotagError("--segments predicts with one model (--model_dir or "
+                            "--saved_model), not --ensemble")
+    if FLAGS.ensemble:
+        from videotag.cli.model_flags import load_ensemble_from_flags
+
+        if FLAGS.videos or not FLAGS.input_data_pattern:
+            raise VideotagError("--ensemble predicts from records: give --input_data_pattern")
+        model, cfg, _ = load_ensemble_from_flags(argv, ["model_dir", "saved_model"])
+    elif argv[1:]:
+        raise VideotagError(f"unexpected arguments {argv[1:]} (did you mean --ensemble?)")
+    elif bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
+        raise VideotagError("give exactly one of --model_dir and --saved_model (or --ensemble "
+                            "A B ...)")
+    if FLAGS.checkpoint and (FLAGS.saved_model or FLAGS.videos):
+        raise VideotagError("--checkpoint picks the weights of a --model_dir predicting "
+                            "records (--input_data_pattern)")
     if bool(FLAGS.input_data_pattern) == bool(FLAGS.videos):
         raise VideotagError("give exactly one of --input_data_pattern and --videos")
     if FLAGS.top_k <= 0:
@@ -83,11 +105,14 @@ def main(argv):
     if FLAGS.input_data_pattern:
         list_files(FLAGS.input_data_pattern)
     failed = 0
-    if FLAGS.videos:
+    if FLAGS.ensemble:
+        rows = predict_from_model(cfg, model, FLAGS.input_data_pattern, FLAGS.top_k,
+                                  FLAGS.batch_size, FLAGS.on_bad_record)
+    elif FLAGS.videos:
         rows, failed = _video_rows()
     elif FLAGS.model_dir:
         rows = predict_from_model_dir(FLAGS.model_dir, FLAGS.input_data_pattern, FLAGS.top_k,
-                                      FLAGS.batch_size, FLAGS.on_bad_record)
+                                      FLAGS.batch_size, FLAGS.on_bad_record, FLAGS.checkpoint)
     else:
         rows = predict_from_saved_model(FLAGS.saved_model, FLAGS.input_data_pattern,
                                         FLAGS.top_k, FLAGS.batch_size)
@@ -123,7 +148,7 @@ def _segments():
     elif FLAGS.model_dir:
         rows = predict_segments_from_model_dir(
             FLAGS.model_dir, FLAGS.input_data_pattern, FLAGS.top_k, FLAGS.batch_size,
-            FLAGS.on_bad_record, FLAGS.segment_label_file)
+            FLAGS.on_bad_record, FLAGS.segment_label_file, FLAGS.checkpoint)
     else:
         rows = predict_segments_from_saved_model(FLAGS.saved_model, FLAGS.input_data_pattern,
                                                  FLAGS.top_k, FLAGS.batch_size)

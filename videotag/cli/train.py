@@ -11,6 +11,10 @@ r"""Train a registered model (on the built-in demo data when no data is given).
         --model_dir=runs/segments              # on the rated segments (YT8M 2019 layout)
 
 Running the same command again resumes from the newest checkpoint in --model_dir.
+`--init_from=DIR_OR_CHECKPOINT` starts a new run from another run's weights (a model
+directory, a checkpoint folder or a .keras file): every weight whose path and shape
+match is loaded, the rest (e.g. a head with another number of classes) initialised
+anew, and the run reports which; the run's own checkpoints win when it resumes.
 The demo data is generated on first use into $VIDEOTAG_DEMO_DIR when set, else
 data/demo_generated in a source checkout, else $XDG_CACHE_HOME/videotag/demo
 (~/.cache/videotag/demo). `python tools/train.py` takes the same flags.
@@ -37,6 +41,9 @@ def define_flags() -> None:
                       "Overrides train.distribution.")
     flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices "
                          "(to try --distribution=mirrored on a machine without GPUs).")
+    flags.DEFINE_string("init_from", None, "Warm start: a model directory, checkpoint folder "
+                        "or .keras file whose weights of matching path and shape are loaded "
+                        "(sets train.init_from).")
     flags.DEFINE_multi_string("override", [], "key=value config override (repeatable).")
     flags.DEFINE_bool("segments", False, "Train on the rated segments of segment-rated records "
                       "(data.segment_labels=true): the loss only on rated pairs, validation "
@@ -66,6 +73,7 @@ def main(argv):
         ("train.epochs", FLAGS.epochs),
         ("train.batch_size", FLAGS.batch_size),
         ("train.distribution", FLAGS.distribution),
+        ("train.init_from", FLAGS.init_from),
         ("data.segment_labels", True if FLAGS.segments else None),
     ):
         if value is not None:

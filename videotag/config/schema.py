@@ -11,18 +11,21 @@ join sections are `Config.validate`'s.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Annotated, Any, Dict, List
 
 from videotag.config import engine
+from videotag.config.components import Component
 from videotag.config.head import HeadConfig
 from videotag.config.inputs import InputConfig
+from videotag.config.optimizer import OPTIMIZERS
+from videotag.config.selection import EarlyStoppingConfig, check_metric_fits, check_metric_name
 from videotag.errors import ConfigError
 
 RECORD_TYPES = ("frame", "video")
 BAD_RECORD_POLICIES = ("error", "skip")
 DISTRIBUTIONS = ("none", "mirrored", "multi_worker")
 MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
-LR_SCHEDULES = ("exponential", "cosine")
+LR_SCHEDULES = ("exponential", "cosine", "piecewise")
 
 
 @dataclass
@@ -167,15 +170,26 @@ class TrainConfig:
         steps_per_epoch: 0 means one full pass over the training data (then the
             data is read once per epoch); otherwise the data repeats and an epoch
             is this many steps (required with `distribution: multi_worker`).
-        learning_rate: peak learning rate (Adam).
+        optimizer: the optimizer and its parameters, a component: `adam` (the
+            default), `adamw` or `rmsprop` (see `videotag.config.optimizer`), e.g.
+            `{type: rmsprop, centered: true}`.
+        learning_rate: peak learning rate.
         lr_schedule: "exponential" (x `lr_decay` every `lr_decay_examples`
-            examples, staircase; the NeXtVLAD schedule) or "cosine" (from the peak
-            down to `lr_final_ratio` x peak over `cosine_decay_examples`).
+            examples, staircase; the NeXtVLAD schedule), "cosine" (from the peak
+            down to `lr_final_ratio` x peak over `cosine_decay_examples`) or
+            "piecewise" (`lr_values[i]` from epoch `lr_boundaries[i-1]`, as
+            PaddleVideo's PiecewiseDecay stepped once per epoch).
         lr_decay: multiply the learning rate by this ...
         lr_decay_examples: ... every this many training examples (0: constant).
         cosine_decay_examples: length of the cosine decay in examples, counted
             after the warm-up (0: the whole run, which needs `steps_per_epoch`).
         lr_final_ratio: the cosine schedule ends at this fraction of the peak.
+        lr_boundaries: "piecewise": the epochs (counted from 0) at which the
+            rate steps to the next of `lr_values`, increasing; PaddleVideo's
+            Attention-LSTM: [5, 8].
+        lr_values: "piecewise": the rates, one more than `lr_boundaries`
+            (`learning_rate` is then not used); PaddleVideo's Attention-LSTM:
+            [0.00025, 0.000025, 0.0000025].
         lr_warmup_examples: linear warm-up from 0 to the peak over this many
             examples before either schedule (0: none).
         clip_gradient_norm: clip gradients to this global norm (0: off); the norm
@@ -214,6 +228,22 @@ class TrainConfig:
             a layer whose path matches is frozen with everything inside it (its
             weights are not trained, its batch norms use their moving statistics).
             A pattern that matches no layer is an error.
+        init_from: warm start: a model directory, a checkpoint folder or a
+            `.keras` file whose weights are loaded wherever a weight's path and
+            shape match (`videotag.training.warm_start`); "" starts from random
+            weights. A run that resumes its own checkpoints does not use it.
+        ema_decay: keep an exponential moving average of the trained weights,
+            `average = ema_decay * average + (1 - ema_decay) * weight` after each
+            step (0: off); validation, the final model, export and prediction
+            then use the averaged weights, and checkpoints hold both.
+        eval_every_steps: also score the validation data every this many
+            steps (0: after each epoch only).
+        keep_best: keep the checkpoint of the best validation so far by this
+            metric (higher is better: `gap`, `map`, `hit_at_1`, `perr`,
+            `category_top1`, ...) in `checkpoints/best/`, apart from the
+            `keep_checkpoints` newest; "" keeps none.
+        early_stopping: stop when a validation metric stops improving (see
+            `videotag.config.selection.EarlyStoppingConfig`).
         lr_multipliers: per-layer learning rates, `{pattern: multiplier}` over layer
             paths (as `freeze`): the update of every weight of a matching layer is
             scaled by the multiplier (its learning rate times it, whatever the
@@ -230,12 +260,15 @@ class TrainConfig:
     batch_size: int = 160
     epochs: int = 5
     steps_per_epoch: int = 0
+    optimizer: Annotated[Component, OPTIMIZERS] = OPTIMIZERS.field()
     learning_rate: float = 2e-4
     lr_schedule: str = "exponential"
     lr_decay: float = 0.8
     lr_decay_examples: int = 2_000_000
     cosine_decay_examples: int = 0
     lr_final_ratio: float = 0.0
+    lr_boundaries: List[int] = field(default_factory=list)
+    lr_values: List[float] = field(default_factory=list)
     lr_warmup_examples: int = 0
     clip_gradient_norm: float = 0.0
     clip_gradient_per_variable: bool = False
@@ -253,6 +286,11 @@ class TrainConfig:
     tensorboard: bool = True
     log_every_steps: int = 20
     freeze: List[str] = field(default_factory=list)
+    init_from: str = ""
+    ema_decay: float = 0.0
+    eval_every_steps: int = 0
+    keep_best: str = ""
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     lr_multipliers: Dict[str, float] = field(default_factory=dict)
     lock_stale_seconds: float = 600.0
     stop_timeout_seconds: float = 25.0
@@ -290,6 +328,28 @@ class TrainConfig:
             )
         if not 0.0 <= self.lr_final_ratio <= 1.0:
             raise ConfigError(f"config key '{path}.lr_final_ratio' must be in [0, 1]")
+        self._validate_piecewise(path)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"config key '{path}.ema_decay' must be in [0, 1) (0: off)")
+        engine.check_positive(path, self, ("eval_every_steps",), strict=False)
+        if self.keep_best:
+            check_metric_name(self.keep_best, f"{path}.keep_best")
+
+    def _validate_piecewise(self, path: str) -> None:
+        bounds, values = self.lr_boundaries, self.lr_values
+        if self.lr_schedule != "piecewise":
+            if bounds or values:
+                raise ConfigError(f"config keys '{path}.lr_boundaries' and '{path}.lr_values' "
+                                  f"need {path}.lr_schedule=piecewise")
+            return
+        if len(values) != len(bounds) + 1:
+            raise ConfigError(f"config key '{path}.lr_values' must hold one rate more than "
+                              f"'{path}.lr_boundaries' ({len(values)} and {len(bounds)} given)")
+        if any(b <= 0 for b in bounds) or sorted(set(bounds)) != bounds:
+            raise ConfigError(f"config key '{path}.lr_boundaries' must be increasing positive "
+                              "epochs")
+        if any(v <= 0 for v in values):
+            raise ConfigError(f"config key '{path}.lr_values' must be positive rates")
 
 
 @dataclass
@@ -301,11 +361,20 @@ class EvalConfig:
         top_k: k of GAP@k, mAP and Hit@k (20 for YT8M).
         threshold: score at or above which a tag counts as predicted, for
             precision / recall / F1.
+        hit_at: the k of the Hit@k figures reported besides Hit@top_k (any k,
+            whatever `top_k`; MultimodalVideoTag reports Hit@1 and Hit@2).
     """
 
     batch_size: int = 256
     top_k: int = 20
     threshold: float = 0.5
+    hit_at: List[int] = field(default_factory=lambda: [1])
+
+    def validate(self, path: str = "eval") -> None:
+        """Positive batch size, top_k and Hit@k."""
+        engine.check_positive(path, self, ("batch_size", "top_k"))
+        if not self.hit_at or any(k <= 0 for k in self.hit_at):
+            raise ConfigError(f"config key '{path}.hit_at' must be positive ks, e.g. [1, 2, 5]")
 
 
 @dataclass
@@ -339,6 +408,13 @@ class Config:
                 "config key 'data.segment_labels' trains on segment tags alone: "
                 f"'model.head.tasks' must be [tags], not {list(self.model.head.tasks)}"
             )
+        t, tasks = self.train, self.model.head.tasks
+        if t.keep_best:
+            check_metric_fits(t.keep_best, "train.keep_best", tasks, self.eval.hit_at,
+                              d.segment_labels)
+        if t.early_stopping.patience:
+            check_metric_fits(t.early_stopping.metric, "train.early_stopping.metric", tasks,
+                              self.eval.hit_at, d.segment_labels)
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain dict of the config (YAML-serialisable, the form `from_dict` reads)."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+import re
+from typing import Any, Dict, Optional, Sequence
 
 import tensorflow as tf
 
@@ -58,6 +59,13 @@ def summarize_tags_tf(scores, labels, top_k, threshold) -> Dict[str, tf.Tensor]:
     n = tf.reduce_sum(tf.cast(positive, tf.int32), axis=1)
     kk = tf.minimum(top_k, num_classes)
     need = tf.maximum(kk, tf.reduce_max(tf.concat([n, [0]], axis=0)))
+    # the rank of each video's best-ranked label among all its classes (Hit@k, any k)
+    best = tf.reduce_max(tf.where(positive, scores, -float("inf")), axis=1)[:, tf.newaxis]
+    index = tf.range(num_classes)[tf.newaxis, :]
+    best_class = tf.reduce_min(tf.where(positive & (scores == best), index, num_classes),
+                               axis=1)[:, tf.newaxis]
+    before = (scores > best) | ((scores == best) & (index < best_class))
+    first_rank = tf.where(n > 0, tf.reduce_sum(tf.cast(before, tf.int32), axis=1), num_classes)
     values, classes = tf.math.top_k(scores, k=need, sorted=True)
     ranked_positive = tf.gather(positive, classes, batch_dims=1)
     within_n = tf.range(need)[tf.newaxis, :] < n[:, tf.newaxis]
@@ -78,6 +86,7 @@ def summarize_tags_tf(scores, labels, top_k, threshold) -> Dict[str, tf.Tensor]:
         "top_positive": ranked_positive[:, :kk],
         "num_labels": n,
         "perr_hits": count(ranked_positive & within_n, 1),
+        "first_positive_rank": first_rank,
         "class_positives": count(positive, 0),
         "true_positives": count(predicted & positive, 0),
         "false_positives": count(predicted & ~positive, 0),
@@ -168,6 +177,7 @@ def run_evaluation(
     predict=None,
     top_k: Optional[int] = None,
     threshold: Optional[float] = None,
+    hit_at: Optional[Sequence[int]] = None,
 ) -> Evaluation:
     """Scores `model` on the records of `pattern` with every metric.
 
@@ -180,6 +190,8 @@ def run_evaluation(
         predict: a step from `predict_function(model, cfg.data)`, to reuse its trace.
         top_k: k of GAP@k, mAP and Hit@k; default `cfg.eval.top_k`.
         threshold: threshold of precision / recall / F1; default `cfg.eval.threshold`.
+        hit_at: the k of the Hit@k figures besides Hit@top_k; default
+            `cfg.eval.hit_at`. Any k: it changes neither top_k nor GAP or mAP.
 
     Returns:
         An `Evaluation`; its metrics hold the `StreamingEvaluator.result()` keys
@@ -202,7 +214,9 @@ def run_evaluation(
         cfg.data, pattern, batch_size or cfg.eval.batch_size, training=False, skip_counter=skips
     )
     predict = predict or predict_function(model, cfg.data)
-    tags = StreamingEvaluator(cfg.data.num_classes, top_k=top_k, threshold=threshold)
+    hit_at = list(hit_at or getattr(cfg.eval, "hit_at", None) or [1])
+    tags = StreamingEvaluator(cfg.data.num_classes, top_k=top_k, threshold=threshold,
+                              hit_at=hit_at)
     category = CategoryEvaluator(num_categories) if num_categories > 0 else None
     seen = {"tags": False, "category": False}
     num_videos = 0
@@ -312,8 +326,15 @@ def category_head_accuracy(model, cfg, pattern: Optional[str] = None,
             "num_videos": metrics["num_category_videos"]}
 
 
+def hit_ks(result: Dict[str, Any]) -> list:
+    """The k of the `hit_at_<k>` figures of a metrics dict, ascending."""
+    found = (re.match(r"^hit_at_(\d+)$", key) for key in result)
+    return sorted(int(m.group(1)) for m in found if m)
+
+
 def format_metrics(result: Dict[str, Any], top_k: int = 20) -> str:
-    """One line: `GAP@20 0.8123  mAP 0.5012  Hit@1 0.8421  PERR 0.7012  (1000 videos)`.
+    """One line: `GAP@20 0.8123  mAP 0.5012  Hit@1 0.8421  PERR 0.7012  (1000 videos)`
+    (with every Hit@k of the result, e.g. `Hit@1 0.84  Hit@2 0.91`).
 
     Category accuracy is appended when present; a category-only result shows it alone;
     a segment result is `segment mAP@100000 0.7012  (1000 videos, 12345 segments,
@@ -326,9 +347,10 @@ def format_metrics(result: Dict[str, Any], top_k: int = 20) -> str:
                 f"({int(result['num_videos'])} videos, {int(result['num_segments'])} segments, "
                 f"{int(result['num_rated_pairs'])} rated pairs)")
     if "gap" in result:
+        hits = "  ".join(f"Hit@{k} {result[f'hit_at_{k}']:.4f}" for k in hit_ks(result))
         parts.append(
             f"GAP@{top_k} {result['gap']:.4f}  mAP {result['map']:.4f}  "
-            f"Hit@1 {result['hit_at_1']:.4f}  PERR {result['perr']:.4f}"
+            f"{hits}  PERR {result['perr']:.4f}"
         )
     if "category_top1" in result:
         parts.append(

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from videotag import files
-from videotag.evaluation.evaluator import Evaluation
+from videotag.evaluation.evaluator import Evaluation, hit_ks
 
 PR_CURVE_POINTS = 200  # points of the precision-recall curve kept in the JSON file
 PLOT_POINTS = 4000  # points drawn per curve
@@ -40,10 +40,12 @@ def metric_rows(result: Dict) -> List[Tuple[str, str]]:
             (f"mAP@{k} (classes with positives{f': {with_pos}' if with_pos is not None else ''})",
              "map"),
             (f"mAP@{k} (all classes)", "map_all_classes"),
-            ("Hit@1", "hit_at_1"),
-            (f"Hit@{k}", "hit_at_k"),
-            ("PERR", "perr"),
         ]
+        hits = hit_ks(result)
+        rows += [(f"Hit@{h}", f"hit_at_{h}") for h in hits]
+        if k not in hits:
+            rows.append((f"Hit@{k}", "hit_at_k"))
+        rows.append(("PERR", "perr"))
         for name in ("precision", "recall", "F1"):
             for avg in ("micro", "macro"):
                 rows.append((f"{name} @{t:g} ({avg})", f"{name.lower()}_{avg}"))

@@ -33,7 +33,7 @@ Conventions shared by every metric:
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -89,18 +89,24 @@ class StreamingEvaluator:
 
     Args:
         num_classes: number of classes (columns of every batch).
-        top_k: k of GAP@k, of the per-class AP pools and of Hit@k.
+        top_k: k of GAP@k, of the per-class AP pools and of `hit_at_k`.
         threshold: score at or above which a class counts as predicted, for
             precision / recall / F1.
+        hit_at: the k of the `hit_at_<k>` figures of `result()` (any k >= 1,
+            beyond `top_k` too; 1 is always there).
     """
 
-    def __init__(self, num_classes: int, top_k: int = 20, threshold: float = 0.5):
+    def __init__(self, num_classes: int, top_k: int = 20, threshold: float = 0.5,
+                 hit_at: Sequence[int] = (1,)):
         if int(num_classes) != num_classes or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
         if int(top_k) != top_k or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
         if not np.isfinite(threshold):
             raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+        if any(int(k) != k or k < 1 for k in hit_at):
+            raise ValueError(f"hit_at must hold positive integers, got {list(hit_at)!r}")
+        self.hit_ks = sorted({1, *(int(k) for k in hit_at)})
         self.num_classes = int(num_classes)
         self.top_k = int(top_k)
         self.threshold = float(threshold)
@@ -120,8 +126,8 @@ class StreamingEvaluator:
         self._class_positives = np.zeros(size, dtype=np.int64)
         self._true_positives = np.zeros(size, dtype=np.int64)
         self._false_positives = np.zeros(size, dtype=np.int64)
-        # Videos by the rank of their first positive in the top kk (index kk: none).
-        self._first_hit = np.zeros(self.kept + 1, dtype=np.int64)
+        # Videos by the rank of their best-ranked label (index num_classes: none).
+        self._first_rank = np.zeros(size + 1, dtype=np.int64)
         # PERR counters indexed by a video's label count n, so that the final sum
         # runs in a fixed order and is independent of batching.
         self._perr_hits_by_n = np.zeros(size + 1, dtype=np.int64)
@@ -136,7 +142,7 @@ class StreamingEvaluator:
         """Bytes held by the accumulated state (top-k triples and counters)."""
         arrays = self._scores + self._classes + self._positive + [
             self._class_positives, self._true_positives, self._false_positives,
-            self._first_hit, self._perr_hits_by_n, self._videos_by_n]
+            self._first_rank, self._perr_hits_by_n, self._videos_by_n]
         return int(sum(a.nbytes for a in arrays))
 
     def add(self, predictions, labels) -> None:
@@ -172,6 +178,7 @@ class StreamingEvaluator:
         shapes = {
             "top_classes": (batch, self.kept), "top_scores": (batch, self.kept),
             "top_positive": (batch, self.kept), "num_labels": (batch,), "perr_hits": (batch,),
+            "first_positive_rank": (batch,),
             "class_positives": (self.num_classes,), "true_positives": (self.num_classes,),
             "false_positives": (self.num_classes,),
         }
@@ -191,6 +198,9 @@ class StreamingEvaluator:
         hits = s["perr_hits"].astype(np.int64)
         if n.min() < 0 or n.max() > self.num_classes or (hits > n).any() or hits.min() < 0:
             raise ValueError("batch summary 'num_labels' / 'perr_hits' out of range")
+        ranks = s["first_positive_rank"].astype(np.int64)
+        if ranks.min() < 0 or ranks.max() > self.num_classes:
+            raise ValueError("batch summary 'first_positive_rank' out of range")
         positive = positive.astype(bool)
         if scores.dtype.kind != "f" or scores.dtype.itemsize < 4:
             scores = scores.astype(np.float64 if scores.dtype.kind != "f" else np.float32)
@@ -203,8 +213,7 @@ class StreamingEvaluator:
         self._class_positives += s["class_positives"].astype(np.int64)
         self._true_positives += s["true_positives"].astype(np.int64)
         self._false_positives += s["false_positives"].astype(np.int64)
-        first = np.where(positive.any(axis=1), positive.argmax(axis=1), self.kept)
-        self._first_hit += np.bincount(first, minlength=self.kept + 1)
+        self._first_rank += np.bincount(ranks, minlength=self.num_classes + 1)
         size = self.num_classes + 1
         self._perr_hits_by_n += np.bincount(n, weights=hits, minlength=size).astype(np.int64)
         self._videos_by_n += np.bincount(n, minlength=size)
@@ -294,16 +303,17 @@ class StreamingEvaluator:
         """Fraction of videos with a positive among their top k classes.
 
         Args:
-            k: 1 <= k <= top_k (any k >= 1 when top_k covers every class).
+            k: any k >= 1 (not bounded by `top_k`: the summaries carry the rank of
+                each video's best-ranked label).
 
         Returns:
             Hit@k; 0.0 with no videos.
         """
-        if k < 1 or (k > self.kept and self.kept < self.num_classes):
-            raise ValueError(f"Hit@{k} needs 1 <= k <= top_k ({self.top_k})")
+        if k < 1:
+            raise ValueError(f"Hit@{k} needs k >= 1")
         if not self._num_videos:
             return 0.0
-        return float(self._first_hit[: min(k, self.kept)].sum() / self._num_videos)
+        return float(self._first_rank[: min(k, self.num_classes)].sum() / self._num_videos)
 
     def hit_at_1(self) -> float:
         """Fraction of videos whose top-1 class is a positive (0.0 with no videos)."""
@@ -362,8 +372,8 @@ class StreamingEvaluator:
 
         Returns:
             dict with "gap", "map" (mean AP over classes with positives),
-            "map_all_classes" (mean AP over all classes), "hit_at_1",
-            "hit_at_k" (Hit@top_k), "perr", the micro and macro precision /
+            "map_all_classes" (mean AP over all classes), "hit_at_1" and
+            "hit_at_<k>" for each k of `hit_at`, "hit_at_k" (Hit@top_k), "perr", the micro and macro precision /
             recall / F1 at the threshold, "top_k", "threshold", "num_videos",
             "num_positives" (total positive labels) and
             "num_classes_with_positives".
@@ -373,7 +383,7 @@ class StreamingEvaluator:
             "gap": self.gap(),
             "map": mean_ap,
             "map_all_classes": mean_ap_all,
-            "hit_at_1": self.hit_at_1(),
+            **{f"hit_at_{k}": self.hit_at(k) for k in self.hit_ks},
             "hit_at_k": self.hit_at(self.top_k),
             "perr": self.perr(),
         }

@@ -10,12 +10,16 @@ A summary is a dict of arrays:
     top_positive     bool  [B, kk]  whether each is one of the video's labels
     num_labels       int   [B]      labels of each video (n of PERR)
     perr_hits        int   [B]      positives among the video's top-n classes
+    first_positive_rank int [B]     rank (from 0) of the video's best-ranked label
+                                    among all its classes; C when it has none
     class_positives  int   [C]      videos labelled with each class
     true_positives   int   [C]      videos with score >= threshold and the label
     false_positives  int   [C]      videos with score >= threshold, no label
 
 with kk = min(top_k, C). PERR needs the top-n classes of a video with n labels,
-which may exceed kk: the summary carries the hit count, not the ranking.
+which may exceed kk: the summary carries the hit count, not the ranking. Hit@k
+for any k (beyond kk too) needs only the rank of the first label, which the summary
+carries for the same reason.
 
 This module computes summaries with numpy from whole arrays (tests, benchmarks,
 users holding predictions in memory). `videotag.evaluation.evaluator` computes the
@@ -38,6 +42,7 @@ SUMMARY_KEYS = (
     "top_positive",
     "num_labels",
     "perr_hits",
+    "first_positive_rank",
     "class_positives",
     "true_positives",
     "false_positives",
@@ -190,6 +195,34 @@ def hits_in_top_n(
     return hits
 
 
+def first_positive_ranks(scores: np.ndarray, labels: np.ndarray,
+                         ranked_positive: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Rank (from 0, by the ranking rule) of each video's best-ranked label; the
+    number of classes for a video without labels.
+
+    Args:
+        scores: [videos, classes] scores.
+        labels: [videos, classes] bool labels.
+        ranked_positive: [videos, kk] bool, is-positive of the ranked top-kk.
+        n: [videos] int, number of labels of each video.
+
+    Returns:
+        [videos] int64 ranks.
+    """
+    num_classes = scores.shape[1]
+    found = ranked_positive.any(axis=1)
+    ranks = np.where(found, ranked_positive.argmax(axis=1), num_classes).astype(np.int64)
+    rows = np.flatnonzero(~found & (n > 0))
+    if rows.size:  # the first label lies beyond the top kk: rank these rows in full
+        row_scores, row_labels = scores[rows], labels[rows]
+        best = np.where(row_labels, row_scores, -np.inf).max(axis=1)[:, None]
+        best_class = (row_labels & (row_scores == best)).argmax(axis=1)[:, None]
+        before = (row_scores > best) | (
+            (row_scores == best) & (np.arange(num_classes)[None, :] < best_class))
+        ranks[rows] = np.count_nonzero(before, axis=1)
+    return ranks
+
+
 def summarize_batch(
     predictions, labels, top_k_: int = 20, threshold: float = 0.5,
     num_classes: Optional[int] = None,
@@ -221,6 +254,7 @@ def summarize_batch(
             "top_positive": np.zeros((0, kk), bool),
             "num_labels": np.zeros(0, np.int64),
             "perr_hits": np.zeros(0, np.int64),
+            "first_positive_rank": np.zeros(0, np.int64),
             "class_positives": zeros,
             "true_positives": zeros,
             "false_positives": zeros,
@@ -252,6 +286,7 @@ def summarize_batch(
         "top_positive": positive,
         "num_labels": n.astype(np.int64),
         "perr_hits": hits,
+        "first_positive_rank": first_positive_ranks(scores, labels, positive, n),
         "class_positives": class_positives.astype(np.int64),
         "true_positives": tp.astype(np.int64),
         "false_positives": (predicted - tp).astype(np.int64),

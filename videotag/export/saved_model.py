@@ -135,6 +135,7 @@ def inference_copy(model):
 def export_saved_model(
     model, cfg, export_dir: str, version: Optional[int] = None, name: Optional[str] = None,
     top_k: Optional[int] = None, save_keras: bool = True,
+    extra_files: Optional[Dict[str, str]] = None,
 ) -> str:
     """Writes the SavedModel to `<export_dir>/<name>/<version>/` and returns that path.
 
@@ -150,6 +151,8 @@ def export_saved_model(
         top_k: tags per video; default `cfg.export.top_k`.
         save_keras: also save the Keras model as `assets.extra/model.keras` (no
             optimizer state: for inference and fine-tuning from its weights).
+        extra_files: more files for `assets.extra/`, name -> text (an
+            ensemble's `ensemble.json`).
 
     Raises:
         ModelError: a version that exists already, or a model that cannot be served.
@@ -186,5 +189,8 @@ def export_saved_model(
         write_warmup_file(files.join(extra, WARMUP_FILE), name, warmup_requests(module, cfg))
         if save_keras:
             model.save(files.join(extra, KERAS_FILE))
+        for file_name, text in (extra_files or {}).items():
+            with tf.io.gfile.GFile(files.join(extra, file_name), "w") as f:
+                f.write(text)
     update_models_config(export_dir)
     return target

@@ -1,11 +1,13 @@
 """Inference: predictions from a model directory or a SavedModel (`predict`), written
-as CSV, JSON or JSON Lines (`writers`); segment predictions, written as a timeline and
-a segment submission (`segments`)."""
+as CSV, JSON or JSON Lines (`writers`); ensembles of trained models (`ensemble`); segment
+predictions, written as a timeline and a segment submission (`segments`)."""
 
 from videotag.inference.predict import (
     Prediction,
     load_saved_model,
+    model_batches,
     model_dir_batches,
+    predict_from_model,
     predict_from_model_dir,
     predict_from_saved_model,
     saved_model_batches,
@@ -29,7 +31,9 @@ __all__ = [
     "SegmentPrediction",
     "json_line",
     "load_saved_model",
+    "model_batches",
     "model_dir_batches",
+    "predict_from_model",
     "predict_from_model_dir",
     "predict_from_saved_model",
     "predict_segments_from_model_dir",

@@ -56,26 +56,40 @@ def _text(value) -> str:
 
 def model_dir_batches(model_dir: str, pattern: str, top_k: int = 20,
                       batch_size: Optional[int] = None,
-                      on_bad_record: Optional[str] = None, segments: bool = False,
+                      on_bad_record: Optional[str] = None,
+                      checkpoint: Optional[str] = None, segments: bool = False,
                       segment_label_file: Optional[str] = None) -> Iterator[Batch]:
     """Output batches of a trained model directory on validated records, in file order.
 
-    `on_bad_record` ("error" or "skip") overrides the run's `data.on_bad_record`.
+    `on_bad_record` ("error" or "skip") overrides the run's `data.on_bad_record`;
+    `checkpoint` picks the weights as for `load_trained` (default `model.keras`).
     With `segments`, the batches are shaped like the `predict_segments` outputs
     (the segment classes of `segment_label_file`, default the run's).
     """
-    from videotag.export.saved_model import build_serving_module
     from videotag.training.trainer import load_trained
 
-    cfg, model = load_trained(model_dir)
+    cfg, model = load_trained(model_dir, checkpoint)
+    return model_batches(cfg, model, pattern, top_k, batch_size, on_bad_record, segments,
+                         segment_label_file)
+
+
+def model_batches(cfg, model, pattern: str, top_k: int = 20, batch_size: Optional[int] = None,
+                  on_bad_record: Optional[str] = None, segments: bool = False,
+                  segment_label_file: Optional[str] = None) -> Iterator[Batch]:
+    """Output batches of a Keras `model` with its config (a trained model, or an
+    ensemble of them) on validated records, in file order; `segments` and
+    `segment_label_file` as for `model_dir_batches`."""
+    from videotag.export.saved_model import build_serving_module
+
     cfg.data.on_bad_record = on_bad_record or cfg.data.on_bad_record
     cfg.data.segment_label_file = segment_label_file or cfg.data.segment_label_file
     files = list_files(pattern)
     module = build_serving_module(model, cfg, top_k)
-    outputs = module.outputs
-    if segments:
-        def outputs(inputs):
+    def outputs(inputs):
+        if segments:
             return {**module.outputs(inputs), **module.segment_outputs(inputs)}
+        return module.outputs(inputs)
+
     step = tf.function(outputs, input_signature=[input_signature(cfg.data)])
     skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
     # records to predict carry no targets (category, segment ratings): not read
@@ -169,9 +183,18 @@ def rows(batches: Iterable[Batch], top_k: int = 20) -> Iterator[Prediction]:
 
 def predict_from_model_dir(model_dir: str, pattern: str, top_k: int = 20,
                            batch_size: Optional[int] = None,
-                           on_bad_record: Optional[str] = None) -> Iterator[Prediction]:
+                           on_bad_record: Optional[str] = None,
+                           checkpoint: Optional[str] = None) -> Iterator[Prediction]:
     """Predictions of a trained model directory (Keras model, validated records)."""
-    return rows(model_dir_batches(model_dir, pattern, top_k, batch_size, on_bad_record), top_k)
+    return rows(model_dir_batches(model_dir, pattern, top_k, batch_size, on_bad_record,
+                                  checkpoint), top_k)
+
+
+def predict_from_model(cfg, model, pattern: str, top_k: int = 20,
+                       batch_size: Optional[int] = None,
+                       on_bad_record: Optional[str] = None) -> Iterator[Prediction]:
+    """Predictions of a Keras model with its config (e.g. an ensemble)."""
+    return rows(model_batches(cfg, model, pattern, top_k, batch_size, on_bad_record), top_k)
 
 
 def predict_from_saved_model(path: str, pattern: str, top_k: int = 20,

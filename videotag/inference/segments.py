@@ -65,12 +65,14 @@ def segment_rows(batches: Iterable[Batch], top_k: int = 20) -> Iterator[SegmentP
 def predict_segments_from_model_dir(model_dir: str, pattern: str, top_k: int = 20,
                                     batch_size: Optional[int] = None,
                                     on_bad_record: Optional[str] = None,
-                                    segment_label_file: Optional[str] = None
+                                    segment_label_file: Optional[str] = None,
+                                    checkpoint: Optional[str] = None
                                     ) -> Iterator[SegmentPrediction]:
     """Segment predictions of a trained model directory (Keras model, validated
-    records); `segment_label_file` replaces the run's segment classes."""
+    records); `segment_label_file` replaces the run's segment classes, `checkpoint`
+    picks the weights as for `load_trained`."""
     return segment_rows(model_dir_batches(model_dir, pattern, top_k, batch_size, on_bad_record,
-                                          segments=True,
+                                          checkpoint, segments=True,
                                           segment_label_file=segment_label_file), top_k)
 
 

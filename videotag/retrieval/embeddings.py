@@ -41,16 +41,18 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
 
 def embedding_batches(pattern: str, model_dir: Optional[str] = None,
                       saved_model: Optional[str] = None, batch_size: int = 256,
-                      on_bad_record: Optional[str] = None
+                      on_bad_record: Optional[str] = None, checkpoint: Optional[str] = None
                       ) -> Iterator[Tuple[List[str], np.ndarray]]:
     """(video ids, embeddings float32 [B, D]) of every record matching `pattern`, in
-    file order, from a model directory or an exported SavedModel (give one)."""
+    file order, from a model directory (`checkpoint` as for `load_trained`) or an
+    exported SavedModel (give one)."""
     from videotag.inference.predict import model_dir_batches, saved_model_batches
 
     if bool(model_dir) == bool(saved_model):
         raise ValueError("give exactly one of model_dir and saved_model")
     if model_dir:
-        batches = model_dir_batches(model_dir, pattern, 1, batch_size, on_bad_record)
+        batches = model_dir_batches(model_dir, pattern, 1, batch_size, on_bad_record,
+                                    checkpoint)
     else:
         batches = saved_model_batches(saved_model, pattern, batch_size)
     for out in batches:

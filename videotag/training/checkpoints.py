@@ -71,6 +71,12 @@ class RunState:
         epoch_sums: running sums of the logged losses over the epoch's steps.
         history: one entry per completed epoch (losses, validation metrics).
         untrained_validation: the untrained model's metrics, when scored.
+        validations: every validation of the run (step, epoch, metrics), those
+            of `train.eval_every_steps` included (see `selection.py`).
+        best: the best validation by `train.keep_best` (metric, value, step,
+            epoch, validation), or None.
+        early_stopping: the count of `train.early_stopping` (metric, best value
+            and its step, validations without improvement since), or None.
     """
 
     global_step: int = 0
@@ -79,6 +85,9 @@ class RunState:
     epoch_sums: Dict[str, float] = field(default_factory=dict)
     history: List[Dict] = field(default_factory=list)
     untrained_validation: Optional[Dict] = None
+    validations: List[Dict] = field(default_factory=list)
+    best: Optional[Dict] = None
+    early_stopping: Optional[Dict] = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, default=float)
@@ -268,8 +277,8 @@ class CheckpointStore:
             if len(store) != len(optimizer.variables):
                 raise ModelError(
                     f"{path}: the optimizer state has {len(store)} variables, the optimizer "
-                    f"{len(optimizer.variables)} (was train.mixed_precision changed? float16 "
-                    "adds a loss scale)"
+                    f"{len(optimizer.variables)} (was train.optimizer, train.ema_decay or "
+                    "train.mixed_precision changed? float16 adds a loss scale)"
                 )
             optimizer.load_own_variables(store)
         return RunState.from_json(storage.read_bytes(storage.join(path, STATE_FILE)).decode())

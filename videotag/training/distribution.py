@@ -111,6 +111,21 @@ def workers_sum(strategy: tf.distribute.Strategy, value: float) -> float:
     return float(total(tf.constant(value, tf.float32)))
 
 
+def chief_decides(strategy: tf.distribute.Strategy, flag: bool) -> bool:
+    """The chief worker's `flag`, on every worker (an all-reduce among the workers,
+    which every worker must reach); `flag` itself on one machine."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return bool(flag)
+    value = 1.0 if flag and is_chief(strategy) else 0.0
+
+    @tf.function
+    def total():
+        votes = strategy.run(lambda: tf.constant(value))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
+
+    return float(total()) > 0
+
+
 def set_sync_batch_norm(model, synchronized: bool) -> None:
     """Turns synchronised batch-norm statistics (over all replicas) on or off in
     every batch-norm layer of `model`, nested layers included (Keras's public

@@ -11,6 +11,7 @@ no longer depends on it).
 
 from __future__ import annotations
 
+import sys
 import time
 import posixpath
 from typing import IO, Callable, Dict, Optional
@@ -73,6 +74,13 @@ class EpochProgress:
         """After the epoch's step `step_in_epoch` (from 1), with its `values`
         (`loss`, and with FGM `clean` and `adversarial`)."""
         self.current.update(step_in_epoch, **values)
+
+    def message(self, text: str) -> None:
+        """Writes `text` as a line of its own, below the bar when one is drawn."""
+        if self.current is not None:
+            self.current.message(text)
+        elif self.verbose:
+            print(text, file=self.stream or sys.stderr, flush=True)
 
     def epoch_end(self) -> None:
         """Ends the epoch's bar."""

@@ -3,10 +3,13 @@
 Per step: stop when SIGTERM/SIGINT came (after a checkpoint of the step reached;
 see `stop.py`) or the run lock was lost, run the distributed step, stop on a loss
 that is not finite (before any checkpoint of that step), log, checkpoint every
-`train.checkpoint_every_steps`. Per epoch: mean losses, skipped records, validation
-(which a signal interrupts at once), `metrics.json`, a checkpoint. Each epoch reads
-a new pass over the data whose order depends only on `train.seed` and the epoch, so
-a resumed epoch skips exactly the batches it had trained on.
+`train.checkpoint_every_steps`, validate every `train.eval_every_steps`. Per epoch:
+mean losses, skipped records, validation (which a signal interrupts at once),
+`metrics.json`, a checkpoint. Each epoch reads a new pass over the data whose order
+depends only on `train.seed` and the epoch, so a resumed epoch skips exactly the
+batches it had trained on. Validation scores the moving average of the weights when
+`train.ema_decay` keeps one; after each, `selection.Selection` keeps the best
+checkpoint and may stop the run early.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from videotag.errors import TrainingError
 from videotag.evaluation.evaluator import evaluate, format_metrics
 from videotag.training import distribution, storage
 from videotag.training.checkpoints import checkpoint_step, weights_finite
+from videotag.training.ema import averaged_weights
+from videotag.training.schedules import set_epoch
 from videotag.training.stop import StopSignals, _StopNow
 
 LOSS_KEYS = ("loss", "clean_loss", "adversarial_loss")
@@ -35,27 +40,35 @@ class EpochLoop:
     `RunState`, which each checkpoint saves), so that a resumed loop goes on where
     the checkpoint stood. `stop` (a `StopSignals`) says when a signal asks the run
     to stop; `lock` (a `RunLock`) when another run took the model directory over.
+    `selection` (a `selection.Selection`) follows the validations; `stopped` holds
+    why the run stopped early (None otherwise).
     """
 
     def __init__(self, cfg, metrics_path, model, optimizer, step, strategy, store, state,
                  boards, progress, skips, predict, evaluate_here, verbose,
-                 stop: Optional[StopSignals] = None, lock=None):
+                 stop: Optional[StopSignals] = None, lock=None, selection=None):
         self.cfg, self.metrics_path = cfg, metrics_path
         self.model, self.optimizer = model, optimizer
         self.step, self.strategy, self.store, self.state = step, strategy, store, state
         self.boards, self.progress, self.skips = boards, progress, skips
         self.predict, self.evaluate_here, self.verbose = predict, evaluate_here, verbose
+        self.selection = selection
         self.float16 = cfg.train.mixed_precision == "mixed_float16"
         self._skipped_before: Dict[str, int] = {}
+        # every worker stops at the same validations; only the chief scores them
+        self.validating = bool(cfg.data.eval_data_pattern)
+        self._validated: Optional[tuple] = None  # (step, result) of the last validation
+        self.stopped: Optional[str] = None
         self.stop = stop or StopSignals()
         self.lock = lock
         self._saved_step = state.global_step  # the step the newest checkpoint holds
 
     def epochs(self) -> None:
         t, state = self.cfg.train, self.state
-        while state.epoch < t.epochs:
+        while state.epoch < t.epochs and self.stopped is None:
             self._train_epoch(state.epoch)
-            self._end_epoch(state.epoch)
+            if self.stopped is None:
+                self._end_epoch(state.epoch)
 
     def _batches(self, epoch: int):
         """The epoch's distributed batches, from the step where it stands."""
@@ -79,6 +92,7 @@ class EpochLoop:
         known = t.steps_per_epoch or next(
             (h["steps"] for h in reversed(state.history) if "steps" in h), None)
         self.progress.epoch_begin(epoch, known, state.step_in_epoch)
+        set_epoch(getattr(self.optimizer, "lr_schedule", None), epoch)
         window_start, window_steps = time.time(), 0
         for batch in self._batches(epoch):
             self._check_stop()
@@ -100,6 +114,13 @@ class EpochLoop:
                 window_start, window_steps = now, 0
             if t.checkpoint_every_steps and state.global_step % t.checkpoint_every_steps == 0:
                 self._save()
+            if (t.eval_every_steps and state.global_step % t.eval_every_steps == 0
+                    and state.step_in_epoch != known):  # the epoch's end validates anyway
+                result = self._validate(f"step {state.global_step}")
+                self.stopped = self._select(result, epoch + 1)
+                if self.stopped is not None:
+                    self._save()  # a resumed run (with a larger patience) goes on from here
+                    break
         self.progress.epoch_end()
 
     def _log_step(self, values: Dict[str, float], rate: float) -> None:
@@ -194,24 +215,71 @@ class EpochLoop:
                       f"{entry['skipped_records']}", file=sys.stderr)
         self.boards.scalars("train", {f"epoch_{k}": entry[k] for k in LOSS_KEYS if k in entry},
                             state.global_step)
-        if self.evaluate_here:
-            try:
-                with self.stop.interruptible():  # validation writes nothing: stop at once
-                    result = evaluate(self.model, cfg, verbose=self.verbose,
-                                      predict=self.predict)
-            except _StopNow:  # the epoch's steps are saved; its validation runs again
-                self._stop_now(agreed=False)
-            if self.verbose:
+        fresh, result = False, None
+        if self._validated is not None and self._validated[0] == state.global_step:
+            result = self._validated[1]  # validated at the epoch's last step already
+            if self.verbose and result is not None:
                 print(f"epoch {epoch + 1} validation: {format_metrics(result, cfg.eval.top_k)}",
                       file=sys.stderr)
+        elif self.validating:
+            fresh, result = True, self._validate(f"epoch {epoch + 1}")
+        if result is not None:
             entry["validation"] = result
-            self.boards.scalars("validation", numbers(result), state.global_step)
         self.boards.flush()
         state.history.append(entry)
         state.epoch, state.step_in_epoch, state.epoch_sums = epoch + 1, 0, {}
+        if fresh:  # the state stands at the next epoch, where a resumed run goes on
+            self.stopped = self._select(result, epoch + 1)
         if self.store.writer:
-            write_json(self.metrics_path, {"epochs": state.history})
+            write_json(self.metrics_path, metrics_payload(state))
         self._save()
+
+    def _validate(self, label: str) -> Optional[Dict]:
+        """Scores the validation data (the chief; None elsewhere) on the averaged
+        weights when kept, records and logs it."""
+        state, cfg = self.state, self.cfg
+        result = None
+        if self.evaluate_here:
+            try:
+                with self.stop.interruptible():  # validation writes nothing: stop at once
+                    with averaged_weights(self.model, self.optimizer):
+                        result = evaluate(self.model, cfg, verbose=self.verbose,
+                                          predict=self.predict)
+            except _StopNow:  # the steps are saved; an epoch's end validates again
+                self._stop_now(agreed=False)
+            line = f"{label} validation: {format_metrics(result, cfg.eval.top_k)}"
+            if self.verbose:
+                self.progress.message(line)
+            self.boards.scalars("validation", numbers(result), state.global_step)
+            state.validations.append({"step": state.global_step, "epoch": state.epoch + 1,
+                                      "metrics": result})
+        self._validated = (state.global_step, result)
+        return result
+
+    def _select(self, result: Optional[Dict], epoch: int) -> Optional[str]:
+        """Keep-best and early stopping after a validation; why the run stops, or
+        None. With several workers, the chief's decision is every worker's."""
+        stop = None
+        if self.selection is not None and result is not None:
+            stop = self.selection.observe(result, epoch, self.model, self.optimizer)
+            line = self.selection.best_line("new best")
+            if self.verbose and line and self.state.best["step"] == self.state.global_step:
+                self.progress.message(line)
+        if self.selection is not None and self.cfg.train.early_stopping.patience:
+            if distribution.chief_decides(self.strategy, stop is not None) and stop is None:
+                stop = "stopped early: the chief worker's validation stopped improving"
+        if stop is not None and self.verbose:
+            self.progress.message(stop)
+        return stop
+
+
+def metrics_payload(state) -> Dict:
+    """What metrics.json holds during a run: the epochs, every validation and the
+    best one (`train.keep_best`)."""
+    payload = {"epochs": state.history, "validations": state.validations}
+    if state.best is not None:
+        payload["best"] = state.best
+    return payload
 
 
 def numbers(result: Dict) -> Dict[str, float]:

@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from videotag.config import Config
+from videotag.config.optimizer import OPTIMIZERS
 from videotag.training.adversarial import SplitModel, fgm_forward
 from videotag.training.learning_rates import LearningRateMultipliers
 from videotag.training.losses import decayed_variables, weight_decay_loss, weighted_loss
@@ -36,19 +37,65 @@ class ReducedGradientsAdam(LearningRateMultipliers, keras.optimizers.Adam):
     no public way to apply gradients already summed over replicas (`apply()` in a
     replica context always sums them; the loss-scale optimizer refuses a
     cross-replica context). tests/test_keras_hooks.py fails, naming the hook, when
-    a Keras release changes it; setup.py allows the Keras releases it passed with.
+    a Keras release changes it; pyproject.toml allows the Keras releases it passed
+    with. `ReducedGradientsAdamW` and `ReducedGradientsRMSprop` take the same hook.
     """
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         return list(grads_and_vars)
 
 
-def make_optimizer(cfg: Config, steps_per_epoch: int = 0):
-    """Adam with the configured schedule; wrapped in a dynamic loss scale for
-    mixed_float16. Create it inside the strategy's scope."""
-    optimizer = ReducedGradientsAdam(learning_rate_schedule(cfg, steps_per_epoch))
-    if cfg.train.mixed_precision == "mixed_float16":
+class ReducedGradientsAdamW(keras.optimizers.AdamW):
+    """AdamW for gradients already summed over replicas (see `ReducedGradientsAdam`)."""
+
+    _all_reduce_sum_gradients = ReducedGradientsAdam._all_reduce_sum_gradients
+
+
+class ReducedGradientsRMSprop(keras.optimizers.RMSprop):
+    """RMSprop for gradients already summed over replicas (see `ReducedGradientsAdam`)."""
+
+    _all_reduce_sum_gradients = ReducedGradientsAdam._all_reduce_sum_gradients
+
+
+# `train.optimizer.type` -> (the Keras class for the train step, the plain Keras class)
+OPTIMIZER_CLASSES = {
+    "adam": (ReducedGradientsAdam, keras.optimizers.Adam),
+    "adamw": (ReducedGradientsAdamW, keras.optimizers.AdamW),
+    "rmsprop": (ReducedGradientsRMSprop, keras.optimizers.RMSprop),
+}
+
+
+def make_optimizer(cfg: Config, steps_per_epoch: int = 0, summed_by_step: bool = True):
+    """The optimizer of `train.optimizer` with the configured learning-rate schedule,
+    the moving average of the weights when `train.ema_decay` is set (Keras's own
+    `use_ema`, whose averages are optimizer variables and so go into every
+    checkpoint), wrapped in a dynamic loss scale for mixed_float16. Create it
+    inside the strategy's scope.
+
+    The schedule is kept as `optimizer.lr_schedule` (the trainer tells an
+    epoch-driven one the epoch: `schedules.set_epoch`).
+
+    Args:
+        cfg: the run's config.
+        steps_per_epoch: steps of an epoch, for a cosine schedule over the run.
+        summed_by_step: for `TrainStep`, which sums the gradients over replicas
+            and clips them itself; False: Keras's own optimizer class, clipping by
+            `train.clip_gradient_norm` (the global norm, or each variable's with
+            `train.clip_gradient_per_variable`; for `model.fit`).
+    """
+    t = cfg.train
+    schedule = learning_rate_schedule(cfg, steps_per_epoch)
+    kwargs = OPTIMIZERS.build(t.optimizer)
+    if t.ema_decay:
+        kwargs.update(use_ema=True, ema_momentum=t.ema_decay)
+    if not summed_by_step and t.clip_gradient_norm:
+        kwargs["clipnorm" if t.clip_gradient_per_variable else "global_clipnorm"] = \
+            t.clip_gradient_norm
+    ours, plain = OPTIMIZER_CLASSES[t.optimizer.type]
+    optimizer = (ours if summed_by_step else plain)(schedule, **kwargs)
+    if t.mixed_precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.lr_schedule = schedule
     return optimizer
 
 

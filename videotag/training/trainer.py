@@ -7,6 +7,7 @@ Layout of a model directory (local, or any file system `storage.py` reaches):
     vocab.txt                     the title vocabulary (models that read titles)
     checkpoints/ckpt-000000120/   weights, optimizer state, step and epoch, manifest
                                   (last N kept; see `checkpoints.py`)
+    checkpoints/best/ckpt-.../    the best validation's checkpoint (`train.keep_best`)
     logs/train, logs/validation   TensorBoard logs
     model.keras                   the final model (Keras format, float32)
     metrics.json                  losses and validation metrics per epoch, summary
@@ -15,7 +16,10 @@ Running the same command again on a model directory that holds checkpoints resum
 from the newest intact one: the same epoch, the same step in it, the same order of
 videos, and the run ends with the same number of steps as one that was never
 stopped. SIGTERM or SIGINT stops a run after a checkpoint of its current step (see
-`stop.py`), so the same command resumes it just the same.
+`stop.py`), so the same command resumes it just the same. A new run may start from
+another run's weights (`train.init_from`, `warm_start.py`); its own checkpoints win
+over that when it resumes. `loading.py` reads a model directory back
+(`load_trained`, also importable from here).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from videotag.config import Config, engine as config_engine, from_dict
+from videotag.config import Config, engine as config_engine
 from videotag.data import SkipCounter, data_errors, list_files
 from videotag.data.sources import resolve_data
 from videotag.data.vocab import prepare_vocabulary
@@ -39,28 +43,34 @@ from videotag.evaluation.evaluator import evaluate, format_metrics, predict_func
 from videotag.registry import build_model
 from videotag.training import distribution, storage
 from videotag.training.checkpoints import CheckpointStore, RunState, needed_bytes
+from videotag.training.ema import averaged_values
 from videotag.training.lock import RunLock, check_worker_lock, cluster_id
 from videotag.training.stop import StopSignals, _StopNow
-from videotag.training.logs import EpochProgress, TensorBoardLogs
-from videotag.training.loop import EpochLoop, numbers, write_json
-from videotag.training.schedules import learning_rate_schedule  # noqa: F401  (public here)
 from videotag.training.freeze import configured_freezes, freeze_configured
 from videotag.training.learning_rates import set_learning_rate_multipliers
+from videotag.training.loading import (  # noqa: F401  (load_trained, checkpoint_path: public here)
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    checkpoint_path,
+    load_trained,
+    read_config,
+)
+from videotag.training.logs import EpochProgress, TensorBoardLogs
+from videotag.training.loop import EpochLoop, metrics_payload, numbers, write_json
+from videotag.training.schedules import learning_rate_schedule  # noqa: F401  (public here)
+from videotag.training.selection import BEST_DIR, Selection
 from videotag.training.step import TrainStep, make_optimizer
-
-CONFIG_FILE = "config.yaml"
-MODEL_FILE = "model.keras"
-METRICS_FILE = "metrics.json"
-CHECKPOINT_DIR = "checkpoints"
+from videotag.training.warm_start import warm_start
 
 
 def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
-    """Compiles for `model.fit` (the trainer itself does not use fit): Adam with the
-    configured schedule and clipping, binary cross-entropy on `tags` (summed over the
-    classes with `model.head.tags_loss: sum`), cross-entropy on `category` (weighted
-    by `model.head.tags_weight` / `category_weight`), no loss on `embedding`."""
-    clip = cfg.train.clip_gradient_norm or None
-    per_variable = cfg.train.clip_gradient_per_variable
+    """Compiles for `model.fit` (the trainer itself does not use fit): the optimizer
+    of `train.optimizer` with the configured schedule and clipping (global or per
+    variable), binary cross-entropy on `tags` (summed over the classes with
+    `model.head.tags_loss: sum`), cross-entropy on `category` (weighted by
+    `model.head.tags_weight` / `category_weight`), no loss on `embedding`."""
     head = cfg.model.head
     losses, weights = {}, {}
     if "tags" in head.tasks:
@@ -71,9 +81,7 @@ def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
         losses["category"] = keras.losses.SparseCategoricalCrossentropy()
         weights["category"] = head.category_weight
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate_schedule(cfg),
-                                        clipnorm=clip if per_variable else None,
-                                        global_clipnorm=None if per_variable else clip),
+        optimizer=make_optimizer(cfg, summed_by_step=False),
         loss=losses,
         loss_weights=weights,
     )
@@ -122,7 +130,8 @@ def build_for_training(cfg: Config, strategy: tf.distribute.Strategy):
 def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     """Trains `cfg.model` on `cfg.data`, scoring the validation data after each epoch.
 
-    Resumes from the newest checkpoint of `model_dir` when there is one.
+    Resumes from the newest checkpoint of `model_dir` when there is one; otherwise
+    starts from the weights of `train.init_from` when set (a warm start).
 
     Args:
         cfg: the run's config; with no data patterns the demo data is used.
@@ -132,8 +141,11 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     Returns:
         A summary dict: model, model_dir, epochs, steps, seconds, final_loss, final
         validation metrics and, when `train.eval_before_training` is set, the
-        untrained model's metrics; with `data.on_bad_record=skip` the records
-        skipped in the first epoch.
+        metrics before training (`untrained_validation`: of the warm-started
+        weights with `train.init_from`); with `data.on_bad_record=skip` the records
+        skipped in the first epoch; `warm_start` (what `train.init_from` loaded),
+        `best` (`train.keep_best`: metric, value, step, epoch, checkpoint) and
+        `stopped_early` (why, when early stopping ended the run) when they apply.
 
     Raises:
         DataError: bad or unreadable training records (naming the file and record).
@@ -185,6 +197,7 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
          stop: StopSignals, lock: Optional[RunLock]) -> Dict:
     """`train()` once the run holds its model directory."""
     cfg = resolve_data(cfg, verbose=verbose)
+    _check_validation_data(cfg)
     store = CheckpointStore(storage.join(out, CHECKPOINT_DIR), cfg.train.keep_checkpoints,
                             writer=chief, before_save=lock.check if lock else None)
     latest = store.latest()
@@ -208,6 +221,7 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
         print(f"training {trainable:,} of {model.count_params():,} parameters ({asked})",
               file=sys.stderr)
     state = RunState()
+    started = None
     if latest is not None:
         latest, state = store.restore_latest(model, optimizer)
         if verbose and state.epoch >= cfg.train.epochs:
@@ -217,6 +231,17 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
         elif verbose:
             print(f"resuming from {latest} (epoch {state.epoch + 1}, step {state.step_in_epoch} "
                   f"of the epoch, {state.global_step} steps done)", file=sys.stderr)
+        if verbose and cfg.train.init_from:
+            print(f"train.init_from ({cfg.train.init_from}) is not used: the run resumes its "
+                  f"own checkpoint {latest}, which wins over a warm start", file=sys.stderr)
+    elif cfg.train.init_from:
+        started = warm_start(model, cfg.train.init_from)
+        if verbose:
+            print(started.report(limit=12), file=sys.stderr)
+    best_store = CheckpointStore(storage.join(out, CHECKPOINT_DIR, BEST_DIR), 1,
+                                 writer=chief and bool(cfg.train.keep_best),
+                                 before_save=lock.check if lock else None)
+    selection = Selection(cfg, state, best_store)
     if chief:  # once the checkpoint to resume from is known to be there and intact
         storage.write_atomic(storage.join(out, CONFIG_FILE),
                              config_engine.dump_yaml(cfg).encode())
@@ -226,6 +251,8 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
     predict = predict_function(model, cfg.data)  # one trace for every evaluation
     evaluate_here = bool(cfg.data.eval_data_pattern) and chief
     summary: Dict = {"model": cfg.model.name, "model_dir": str(out), "replicas": replicas}
+    if started is not None:
+        summary["warm_start"] = started.to_dict()
 
     if (cfg.train.eval_before_training and evaluate_here and state.global_step == 0
             and state.untrained_validation is None):
@@ -237,14 +264,19 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
             raise stop.stopped("before training started; nothing to save") from None
         boards.scalars("validation", numbers(state.untrained_validation), 0)
         if verbose:
-            print(f"untrained model validation: "
+            before = "warm-started model (before training)" if started else "untrained model"
+            print(f"{before} validation: "
                   f"{format_metrics(state.untrained_validation, cfg.eval.top_k)}", file=sys.stderr)
 
     progress = EpochProgress(verbose, cfg.train.batch_size, cfg.train.epochs,
                              fgm=bool(cfg.train.fgm_alpha))
     run = EpochLoop(cfg, storage.join(out, METRICS_FILE), model, optimizer, step, strategy,
                     store, state, boards, progress, skips, predict, evaluate_here, verbose,
-                    stop=stop, lock=lock)
+                    stop=stop, lock=lock, selection=selection)
+    run.stopped = selection.stopped()  # a run that stopped early stays stopped
+    if run.stopped and verbose:
+        print(f"{latest}: {run.stopped}: nothing to train (raise the patience or turn "
+              "train.early_stopping off to go on)", file=sys.stderr)
     try:
         with data_errors(files):
             run.epochs()
@@ -262,18 +294,37 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
         summary["untrained_validation"] = state.untrained_validation
     if history and "validation" in history[-1]:
         summary["validation"] = history[-1]["validation"]
+    if run.stopped:
+        summary["stopped_early"] = run.stopped
+    if state.best is not None:
+        summary["best"] = {k: v for k, v in state.best.items() if k != "validation"}
+        summary["best"]["checkpoint"] = str(selection.best_store.latest())
     if skips is not None:
         summary["skipped_records_per_epoch"] = (
             history[0].get("skipped_records", {}) if history else {})
         if verbose:
             print(f"training data in this run: {skips.summary()}", file=sys.stderr)
     if chief:
-        save_model_file(_final_model(cfg, model), storage.join(out, MODEL_FILE))
-        write_json(storage.join(out, METRICS_FILE), {"epochs": history, "summary": summary})
+        save_model_file(_final_model(cfg, averaged_values(model, optimizer)),
+                        storage.join(out, MODEL_FILE))
+        write_json(storage.join(out, METRICS_FILE), {**metrics_payload(state), "summary": summary})
     distribution.barrier(strategy)  # no worker leaves before the chief has written
     if verbose:
+        if selection.best_line():
+            print(selection.best_line(), file=sys.stderr)
         print(summary_line(summary, cfg.eval.top_k), file=sys.stderr)
     return summary
+
+
+def _check_validation_data(cfg: Config) -> None:
+    """Validation every N steps, keep-best and early stopping need validation data."""
+    t = cfg.train
+    for key, on in (("train.eval_every_steps", t.eval_every_steps),
+                    ("train.keep_best", t.keep_best),
+                    ("train.early_stopping.patience", t.early_stopping.patience)):
+        if on and not cfg.data.eval_data_pattern:
+            raise ConfigError(f"config key '{key}' needs validation data: set "
+                              "data.eval_data_pattern (--eval_data_pattern)")
 
 
 def _check_same_model(cfg: Config, saved_path: str) -> None:
@@ -294,11 +345,12 @@ def _check_same_model(cfg: Config, saved_path: str) -> None:
                 )
 
 
-def _final_model(cfg: Config, model: keras.Model) -> keras.Model:
-    """A float32 copy of `model` outside any strategy (what model.keras holds)."""
+def _final_model(cfg: Config, weights) -> keras.Model:
+    """A float32 model outside any strategy holding `weights` (`model.weights`
+    order): what model.keras holds."""
     with _dtype_policy("none"):
         final = build_model(cfg)
-    final.set_weights([v.numpy() for v in model.weights])
+    final.set_weights(weights)
     return final
 
 
@@ -319,18 +371,11 @@ def summary_line(summary: Dict, top_k: int = 20) -> str:
         line += f"; validation GAP@{top_k} {gap:.4f}"
         untrained = summary.get("untrained_validation", {}).get("gap")
         if untrained is not None:
-            line += f" (untrained {untrained:.4f})"
+            before = "before training" if summary.get("warm_start") else "untrained"
+            line += f" ({before} {untrained:.4f})"
+    if summary.get("stopped_early"):
+        line += f"; stopped early at step {summary['steps']}"
     return line + f"; model in {summary['model_dir']}"
-
-
-def read_config(path: str) -> Config:
-    """The config saved at `path` (`config.yaml` of a model directory, any file
-    system).
-
-    Raises:
-        ConfigError: not valid YAML, or keys this videotag does not know.
-    """
-    return from_dict(config_engine.parse_yaml(storage.read_bytes(path).decode("utf-8"), path))
 
 
 def save_model_file(model: keras.Model, path: str) -> None:
@@ -354,36 +399,3 @@ def save_model_file(model: keras.Model, path: str) -> None:
     except storage.WRITE_ERRORS as exc:
         storage.remove_quietly(tmp)
         raise StorageError(f"could not write {path}: {storage.describe(exc)}; {kept}") from None
-
-
-def load_trained(model_dir: str, checkpoint: Optional[str] = None):
-    """(config, model) of a trained model directory (local or any file system).
-
-    Uses `model.keras` when present, otherwise rebuilds the model from `config.yaml`
-    and loads the newest intact checkpoint (a damaged newer one is reported on
-    stderr and passed over), or `checkpoint`: a checkpoint directory (checked
-    against its manifest), or a `.weights.h5` / `.keras` weights file.
-
-    Raises:
-        ModelError: the directory holds no config or no weights.
-        StorageError: the checkpoints are all damaged, or `checkpoint` is.
-    """
-    root = str(model_dir)
-    config_path = storage.join(root, CONFIG_FILE)
-    if not storage.gfile.exists(config_path):
-        raise ModelError(f"{model_dir}: no {CONFIG_FILE}; is this a videotag model directory?")
-    cfg = read_config(config_path)
-    if checkpoint is None and storage.gfile.exists(storage.join(root, MODEL_FILE)):
-        return cfg, keras.saving.load_model(storage.join(root, MODEL_FILE))
-    model = build_model(cfg)
-    if checkpoint is not None:
-        if storage.gfile.isdir(str(checkpoint)):
-            CheckpointStore.restore(str(checkpoint), model)
-        else:
-            model.load_weights(str(checkpoint))
-        return cfg, model
-    store = CheckpointStore(storage.join(root, CHECKPOINT_DIR), writer=False)
-    path, _ = store.restore_latest(model)
-    if path is None:
-        raise ModelError(f"{model_dir}: no {MODEL_FILE} and no checkpoint in {CHECKPOINT_DIR}/")
-    return cfg, model
