@@ -23,8 +23,16 @@ class HeadConfig:
     Attributes:
         type: the `tags` head: "logistic", "moe" (mixture of experts, YT8M
             style) or "hmc" (seed 000: global and local branches averaged).
-        num_mixtures: experts per class for "moe".
-        l2_penalty: L2 regularisation of the head's weights.
+        num_mixtures: experts per class for "moe" (the dummy expert not counted).
+        l2_penalty: Keras L2 regularisation of the head's kernels: the penalty
+            `l2_penalty * sum(w ** 2)` (TF-slim's `l2_regularizer(l)`, which the
+            reference code uses, is `l / 2 * sum(w ** 2)`).
+        l2_bias: "logistic": regularise the bias too (the NeXtVLAD authors' head).
+        moe_gate_bias: "moe": the gates have a bias. The starter code's and
+            LOUPE's gates have none (false); videotag 0.1 had one.
+        moe_prob_gating: "moe": gate the output probabilities,
+            `p * sigmoid(bn(p W))` with W [C, C] (LOUPE's `moe_prob_gating`, on
+            in its published commands).
         tasks: the outputs to train: "tags" (multi-label, sigmoid) and/or
             "category" (multi-class softmax over data.num_categories).
         tags_weight: loss weight of `tags`.
@@ -41,6 +49,9 @@ class HeadConfig:
     type: str = "logistic"
     num_mixtures: int = 2
     l2_penalty: float = 1e-8
+    l2_bias: bool = False
+    moe_gate_bias: bool = False
+    moe_prob_gating: bool = False
     tasks: List[str] = field(default_factory=lambda: ["tags"])
     tags_weight: float = 1.0
     category_weight: float = 1.0
