@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Dict, Optional
 import tensorflow as tf
 
 from videotag.data import schema
+from videotag.data.kinds import check_record_kind
 from videotag.data.parsing import RecordParser, decode_frames
 from videotag.data.shards import keep_record, list_files, read_shard
 from videotag.data.skips import SkipCounter
@@ -74,9 +75,11 @@ def make_dataset(
             unless `training`.
 
     Raises:
-        DataError: the pattern matches no file.
+        DataError: the pattern matches no file, or its first record is of the other
+            kind (frame-level or video-level) than `data.record_type`.
     """
     files = list_files(pattern)
+    check_record_kind(cfg, files)
     skip = cfg.on_bad_record == "skip"
     if skip and skip_counter is None:
         skip_counter = SkipCounter()

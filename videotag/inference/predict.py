@@ -29,6 +29,7 @@ from videotag.data import (
     model_inputs,
     schema,
 )
+from videotag.data.kinds import check_record_kind
 from videotag.data.tf_errors import describe_parse_failure
 from videotag.errors import DataError, ModelError
 
@@ -96,9 +97,17 @@ def load_saved_model(path: str):
 
 
 def saved_model_batches(path: str, pattern: str, batch_size: int = 256) -> Iterator[Batch]:
-    """Output batches of an exported SavedModel's `serving_default` on raw records."""
+    """Output batches of an exported SavedModel's `serving_default` on raw records.
+
+    The records must be of the model's kind (frame-level or video-level, per the
+    config exported beside it): else a `DataError` says which kind they are.
+    """
     serve = load_saved_model(path).signatures["serving_default"]
-    for shard in list_files(pattern):
+    files = list_files(pattern)
+    exported = _exported_config(path)
+    if exported is not None:
+        check_record_kind(exported.data, files)
+    for shard in files:
         records = tf.data.TFRecordDataset(shard).enumerate().batch(batch_size)
         try:
             for index, batch in records:
@@ -109,6 +118,15 @@ def saved_model_batches(path: str, pattern: str, batch_size: int = 256) -> Itera
                 yield {k: v.numpy() for k, v in out.items()}
         except tf.errors.DataLossError:
             raise DataError(f"{shard}: the shard is corrupt or truncated (CRC check failed)") from None
+
+
+def _exported_config(path: str):
+    """The config exported with a SavedModel (`assets.extra/`), or None without one."""
+    from videotag import config as config_lib
+    from videotag.export.saved_model import CONFIG_FILE, EXTRA_DIR
+
+    saved = Path(path) / EXTRA_DIR / CONFIG_FILE
+    return config_lib.load(str(saved)) if saved.is_file() else None
 
 
 def _rejection(message: str, first: int) -> str:
