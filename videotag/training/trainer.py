@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from videotag.config import Config
 from videotag.data import SkipCounter, data_errors, list_files
+from videotag.data.kinds import check_record_kind
 from videotag.data.sources import resolve_data
 from videotag.data.vocab import prepare_vocabulary
 from videotag.errors import ConfigError, ModelError
@@ -135,6 +136,11 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     chief = distribution.is_chief(strategy)
     verbose = verbose and chief
     cfg = resolve_data(cfg, verbose=verbose)
+    # before anything is written: an empty glob, records of the other kind
+    files = list_files(cfg.data.train_data_pattern)
+    check_record_kind(cfg.data, files)
+    if cfg.data.eval_data_pattern:
+        check_record_kind(cfg.data, list_files(cfg.data.eval_data_pattern))
     out = Path(model_dir)
     store = CheckpointStore(out / CHECKPOINT_DIR, cfg.train.keep_checkpoints, writer=chief)
     latest = store.latest()
@@ -148,9 +154,6 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
         cfg.save(out / CONFIG_FILE)
     keras.utils.set_random_seed(cfg.train.seed)
 
-    files = list_files(cfg.data.train_data_pattern)
-    if cfg.data.eval_data_pattern:
-        list_files(cfg.data.eval_data_pattern)  # fail early on an empty glob
     replicas = strategy.num_replicas_in_sync
     model, optimizer = build_for_training(cfg, strategy)
     if verbose and cfg.train.freeze:
@@ -183,7 +186,7 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
                   f"{format_metrics(state.untrained_validation, cfg.eval.top_k)}", file=sys.stderr)
 
     progress = EpochProgress(verbose, cfg.train.batch_size, cfg.train.epochs,
-                             fgm=bool(cfg.train.fgm_alpha))
+                             fgm=bool(cfg.train.fgm_alpha), terms=step.terms)
     run = EpochLoop(cfg, out / METRICS_FILE, model, optimizer, step, strategy, store, state,
                     boards, progress, skips, predict, evaluate_here, verbose)
     try:
