@@ -32,6 +32,10 @@ TINY_OVERRIDES = {
             "model.hidden_size": 12},
     # no vocabulary file: every title token is out of vocabulary (the model warns);
     # the vocabulary step itself is covered by tests/test_multimodal.py
+    "LOGISTIC": {},
+    "MOE": {"model.head.num_mixtures": 2},
+    "MIX_NEXTVLAD": {"model.mix_number": 2, "model.cluster_size": 4, "model.groups": 2,
+                     "model.hidden_size": 8, "model.gating_reduction": 2, "model.dropout": 0.0},
     "MULTIMODAL": {
         "model.aggregators": "{rgb: {type: NEXTVLAD, cluster_size: 4, groups: 2}, "
                              "audio: {type: NETVLAD, cluster_size: 4}}",
@@ -73,9 +77,13 @@ def tiny_model_config(name, **overrides):
 
 
 def tiny_batch(cfg, num_frames, frames=None, seed=0):
-    """Model inputs: random uint8 frames, `num_frames`, and titles when the model reads them."""
+    """Model inputs: random uint8 frames, `num_frames`, and titles when the model reads
+    them; for a video-level model, random mean features of len(num_frames) videos."""
     rng = np.random.default_rng(seed)
     num_frames = np.asarray(num_frames, np.int32)
+    if cfg.data.record_type == "video":
+        return {n: rng.uniform(-2, 2, (len(num_frames), s)).astype(np.float32)
+                for n, s in zip(cfg.data.feature_names, cfg.data.feature_sizes)}
     steps = frames or int(num_frames.max())
     batch = {n: rng.integers(0, 256, (len(num_frames), steps, s), dtype=np.uint8)
              for n, s in zip(cfg.data.feature_names, cfg.data.feature_sizes)}
