@@ -4,8 +4,8 @@ single NEXTVLAD, on the built-in demo data.
 Trains, with the same seed and schedule (8 epochs of the demo configs):
 - NEXTVLAD (configs/nextvlad_demo.yaml);
 - MIX_NEXTVLAD (configs/mix_nextvlad_demo.yaml: 3 members, each that NEXTVLAD);
-- MIX_NEXTVLAD without the distillation term (`model.cl_lambda=0`: the members'
-  and the mixture's losses only);
+- MIX_NEXTVLAD_NO_DISTILLATION: the same without the distillation term
+  (`model.cl_lambda=0`: the members' and the mixture's losses only);
 then scores each on the validation data: the model's GAP@20, mAP and Hit@1 and, for
 a mixture, the GAP@20 of each member alone (sigmoid of its own logits), with the
 last epoch's distillation term and training time. Prints a Markdown table and the
@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 RUNS = {
     "NEXTVLAD": ("nextvlad_demo", []),
     "MIX_NEXTVLAD": ("mix_nextvlad_demo", []),
-    "MIX_NEXTVLAD, no distillation": ("mix_nextvlad_demo", ["model.cl_lambda=0"]),
+    "MIX_NEXTVLAD_NO_DISTILLATION": ("mix_nextvlad_demo", ["model.cl_lambda=0"]),
 }
 
 
@@ -63,7 +63,7 @@ def run(name: str, out_dir: Path, epochs: int | None) -> dict:
     if epochs:
         overrides.append(f"train.epochs={epochs}")
     cfg = config_lib.load(config, overrides)
-    model_dir = out_dir / name.lower().replace(", ", "_").replace(" ", "_")
+    model_dir = out_dir / name.lower()
     start = time.time()
     summary = train(cfg, str(model_dir), verbose=False)
     v = summary["validation"]
@@ -81,14 +81,13 @@ def run(name: str, out_dir: Path, epochs: int | None) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out_dir", default=None, help="model directories (default: a temp dir)")
-    parser.add_argument("--runs", default=",".join(RUNS), help=f"comma list of {'; '.join(RUNS)}")
+    parser.add_argument("--runs", default=",".join(RUNS), help=f"comma list of {', '.join(RUNS)}")
     parser.add_argument("--epochs", type=int, default=None, help="default: the configs' (8)")
     args = parser.parse_args()
     names = [n.strip() for n in args.runs.split(",") if n.strip()]
-    names = [n if n in RUNS else n.replace("_no_distillation", ", no distillation") for n in names]
     unknown = [n for n in names if n not in RUNS]
     if unknown:
-        parser.error(f"unknown run {unknown[0]} (valid: {'; '.join(RUNS)})")
+        parser.error(f"unknown run {unknown[0]} (valid: {', '.join(RUNS)})")
     out_dir = Path(args.out_dir or tempfile.mkdtemp(prefix="mix_bench_"))
     loads = [os.getloadavg()]
     rows = []

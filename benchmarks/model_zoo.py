@@ -36,7 +36,11 @@ REFERENCES = {
     "ATTENTION_CLUSTER": "Long et al. 2018, Attention Clusters (arXiv 1711.09550)",
     "ATTENTION_LSTM": "PaddleVideo Attention-LSTM (YT8M config)",
     "DBOF": "Abu-El-Haija et al. 2016, YT8M starter code (arXiv 1609.08675)",
+    "LOGISTIC": "Abu-El-Haija et al. 2016, YT8M starter code (arXiv 1609.08675), video-level",
     "LSTM": "Abu-El-Haija et al. 2016, YT8M starter code (arXiv 1609.08675)",
+    "MIX_NEXTVLAD": "Lin et al. 2018, NeXtVLAD mixture with online distillation "
+                    "(arXiv 1811.05014)",
+    "MOE": "Abu-El-Haija et al. 2016, YT8M starter code (arXiv 1609.08675), video-level",
     "NETFV": "Miech et al. 2017, LOUPE (arXiv 1706.06905)",
     "NETRVLAD": "Miech et al. 2017, LOUPE (arXiv 1706.06905)",
     "NETVLAD": "Miech et al. 2017, LOUPE (arXiv 1706.06905)",

@@ -203,7 +203,8 @@ def test_distillation_loss_is_the_authors():
     weights = _softmax(rng.normal(size=(6, 3)))
     mix_logit = np.sum(weights[:, :, None] * member_logits, axis=1).astype(np.float32)
     labels = (rng.random((6, classes)) < 0.1).astype(np.float32)
-    outputs = {"tags": tf.constant(_sigmoid(mix_logit)), "member_logits": tf.constant(member_logits),
+    outputs = {"tags": tf.constant(_sigmoid(mix_logit)),
+               "member_logits": tf.constant(member_logits),
                "mixture_logits": tf.constant(mix_logit)}
     terms = {k: _np(v) for k, v in loss_terms(cfg, outputs, {"tags": tf.constant(labels)}).items()}
     assert set(terms) == {"tags", "members", "distillation"}

@@ -12,9 +12,15 @@ import pytest
 import tensorflow as tf
 
 import videotag
-from tests.helpers import finish_processes, frame_record, learnable_records, start_process, write_file
+from tests.helpers import (
+    finish_processes,
+    frame_record,
+    learnable_records,
+    start_process,
+    write_file,
+)
 from tests.test_heads import starter_moe
-from videotag.data import make_dataset, schema
+from videotag.data import make_dataset
 from videotag.data.means import video_level_record
 from videotag.errors import ConfigError, DataError
 
