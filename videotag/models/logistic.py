@@ -33,6 +33,9 @@ class VideoLevelConfig(ModelConfig):
 
     def validate(self, path: str = "model") -> None:
         """The head is the model: `head.type` must be the model's (raises ConfigError)."""
+        inherited = getattr(super(), "validate", None)
+        if inherited is not None:
+            inherited(path)
         if self.head.type != self.head_type:
             raise ConfigError(f"config key '{path}.head.type' must be {self.head_type} for "
                               f"{self.name} (it is {self.head.type})")

@@ -55,6 +55,9 @@ class MixNeXtVLADConfig(NeXtVLADConfig):
 
     def validate(self, path: str = "model") -> None:
         """Checks the mixture's keys and that the head is logistic (raises ConfigError)."""
+        inherited = getattr(super(), "validate", None)
+        if inherited is not None:
+            inherited(path)
         engine.check_positive(path, self, ("mix_number", "cl_temperature"))
         engine.check_positive(path, self, ("cl_lambda",), strict=False)
         if "tags" not in self.head.tasks:
