@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Dict, Optional
 import tensorflow as tf
 
 from videotag.data import schema
-from videotag.data.kinds import check_record_kind
+from videotag.data.record_types import check_record_type
 from videotag.data.parsing import RecordParser, decode_frames
 from videotag.data.shards import keep_record, list_files, read_shard
 from videotag.data.skips import SkipCounter
@@ -79,7 +79,7 @@ def make_dataset(
             kind (frame-level or video-level) than `data.record_type`.
     """
     files = list_files(pattern)
-    check_record_kind(cfg, files)
+    check_record_type(cfg, files)
     skip = cfg.on_bad_record == "skip"
     if skip and skip_counter is None:
         skip_counter = SkipCounter()

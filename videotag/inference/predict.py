@@ -29,7 +29,7 @@ from videotag.data import (
     model_inputs,
     schema,
 )
-from videotag.data.kinds import check_record_kind
+from videotag.data.record_types import check_record_type
 from videotag.data.tf_errors import describe_parse_failure
 from videotag.errors import DataError, ModelError
 
@@ -106,7 +106,7 @@ def saved_model_batches(path: str, pattern: str, batch_size: int = 256) -> Itera
     files = list_files(pattern)
     exported = _exported_config(path)
     if exported is not None:
-        check_record_kind(exported.data, files)
+        check_record_type(exported.data, files)
     for shard in files:
         records = tf.data.TFRecordDataset(shard).enumerate().batch(batch_size)
         try:

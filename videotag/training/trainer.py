@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from videotag.config import Config
 from videotag.data import SkipCounter, data_errors, list_files
-from videotag.data.kinds import check_record_kind
+from videotag.data.record_types import check_record_type
 from videotag.data.sources import resolve_data
 from videotag.data.vocab import prepare_vocabulary
 from videotag.errors import ConfigError, ModelError
@@ -138,9 +138,9 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
     cfg = resolve_data(cfg, verbose=verbose)
     # before anything is written: an empty glob, records of the other kind
     files = list_files(cfg.data.train_data_pattern)
-    check_record_kind(cfg.data, files)
+    check_record_type(cfg.data, files)
     if cfg.data.eval_data_pattern:
-        check_record_kind(cfg.data, list_files(cfg.data.eval_data_pattern))
+        check_record_type(cfg.data, list_files(cfg.data.eval_data_pattern))
     out = Path(model_dir)
     store = CheckpointStore(out / CHECKPOINT_DIR, cfg.train.keep_checkpoints, writer=chief)
     latest = store.latest()

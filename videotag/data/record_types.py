@@ -1,11 +1,12 @@
-"""Frame-level or video-level: which kind of YT8M record a shard holds.
+"""Frame-level or video-level: which type of YT8M record a shard holds
+(`data.record_type`).
 
 A frame-level record is a `tf.train.SequenceExample` whose feature lists hold the
 frames (`rgb`, `audio`); a video-level record is a `tf.train.Example` whose features
 hold the mean of each feature (`mean_rgb`, `mean_audio`, floats). The two parse as
 each other without an error (an Example is a SequenceExample without feature lists),
 so records of the wrong kind would only fail record by record ("the video has no
-frames"). `check_record_kind` looks at the first record of the first shard before
+frames"). `check_record_type` looks at the first record of the first shard before
 anything else runs and names both kinds in one line.
 """
 
@@ -44,10 +45,11 @@ def first_record(path: str) -> Optional[bytes]:
     return data if len(data) == length else None
 
 
-def record_kind(serialized: bytes) -> Tuple[Optional[str], List[str]]:
-    """(kind, feature names) of a serialized record: ("frame", its non-empty feature
-    lists), ("video", its float context features named `mean_*`), or (None, [])
-    when it is neither (not a protocol message, or no features of either kind)."""
+def record_type(serialized: bytes) -> Tuple[Optional[str], List[str]]:
+    """(record type, feature names) of a serialized record: ("frame", its non-empty
+    feature lists), ("video", its float context features named `mean_*`), or
+    (None, []) when it is neither (not a protocol message, or no features of either
+    kind)."""
     try:
         record = tf.train.SequenceExample.FromString(serialized)
     except DecodeError:
@@ -66,7 +68,7 @@ def _describe(kind: str, names) -> str:
             else f"Example with mean features {names}")
 
 
-def check_record_kind(cfg: "DataConfig", files: List[str]) -> None:
+def check_record_type(cfg: "DataConfig", files: List[str]) -> None:
     """Stops when the first record of `files` is not of the kind `cfg.record_type`
     names (the kind of the model: `videotag.config.Config.validate` makes them agree).
 
@@ -76,7 +78,7 @@ def check_record_kind(cfg: "DataConfig", files: List[str]) -> None:
     if not files:
         return
     data = first_record(files[0])
-    kind, names = record_kind(data) if data is not None else (None, [])
+    kind, names = record_type(data) if data is not None else (None, [])
     need = cfg.record_type
     if kind is None or kind == need:
         return
