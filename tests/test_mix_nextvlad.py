@@ -2,7 +2,7 @@
 parameter count, its forward pass and its distillation loss written in NumPy from
 nextvlad.py (`MixNeXtVladModel`, `NeXtVLAD`), video_level_models.py
 (`LogisticModel`) and train.py; its members are NEXTVLAD models; it trains under
-mixed precision and shows its loss terms."""
+mixed precision and FGM and shows its loss terms."""
 
 import itertools
 import math
@@ -228,18 +228,19 @@ def test_mixture_config_is_checked():
 
 # --- training -----------------------------------------------------------------------------
 
-def test_trains_under_mixed_precision_and_reports_its_terms():
+def test_trains_under_mixed_precision_and_fgm_and_reports_its_terms():
     from videotag.training.step import TrainStep
     from videotag.training.trainer import build_for_training
 
     cfg = _config(**{"train.mixed_precision": "mixed_float16", "train.learning_rate": 0.01,
-                     "model.mix_number": 2})
+                     "train.fgm_alpha": 0.5, "train.fgm_epsilon": 2.0, "model.mix_number": 2})
     strategy = tf.distribute.get_strategy()
     keras.utils.set_random_seed(0)
     model, optimizer = build_for_training(cfg, strategy)
     assert model.get_layer("member0_hidden").compute_dtype == "float16"
     step = TrainStep(cfg, model, optimizer, strategy)
     assert step.terms == ["tags", "members", "distillation"]
+    assert step.split is not None  # FGM
     inputs = {k: tf.constant(v) for k, v in _batch([9, 4, 1, 6], seed=3).items()}
     labels = np.zeros((4, C), np.float32)
     labels[[0, 1, 2, 3], [0, 1, 1, 4]] = 1
@@ -250,9 +251,14 @@ def test_trains_under_mixed_precision_and_reports_its_terms():
         # (a float16 gradient may overflow: the step is skipped and the loss scale halved)
         assert all(math.isfinite(x) for k, x in v.items() if k != "grad_norm"), v
         assert v["distillation_loss"] > 0 and v["members_loss"] > v["tags_loss"] > 0
-        # the loss is its terms and the (float32) regularisation
+        # the logged terms are the clean pass's; the frames moved along the loss
+        # gradient give a larger loss
         assert v["clean_loss"] == pytest.approx(
             v["tags_loss"] + v["members_loss"] + v["distillation_loss"], rel=1e-5)
+        assert v["adversarial_loss"] > v["clean_loss"]
+        # the objective: clean + alpha * adversarial + the (float32) regularisation
+        regularization = v["loss"] - v["clean_loss"] - 0.5 * v["adversarial_loss"]
+        assert -1e-5 < regularization < 1e-3
     assert values[-1]["clean_loss"] < values[0]["clean_loss"]
     moved = [not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights)]
     assert all(moved)
@@ -269,3 +275,4 @@ def test_progress_line_shows_the_terms(capsys):
     line = capsys.readouterr().err.splitlines()[0]
     assert line.startswith("epoch 1 step 1, loss 0.5000, tags 0.1000, members 0.3000, "
                            "distillation 0.0200, ")
+

@@ -30,12 +30,12 @@ TINY_OVERRIDES = {
     "SOFTDBOF": {"model.cluster_size": 16, "model.hidden_size": 16, "model.max_pool": True},
     "TRN": {"model.segments": 4, "model.frame_size": 8, "model.bottleneck": 8,
             "model.hidden_size": 12},
-    # no vocabulary file: every title token is out of vocabulary (the model warns);
-    # the vocabulary step itself is covered by tests/test_multimodal.py
     "LOGISTIC": {},
     "MOE": {"model.head.num_mixtures": 2},
     "MIX_NEXTVLAD": {"model.mix_number": 2, "model.cluster_size": 4, "model.groups": 2,
                      "model.hidden_size": 8, "model.gating_reduction": 2, "model.dropout": 0.0},
+    # no vocabulary file: every title token is out of vocabulary (the model warns);
+    # the vocabulary step itself is covered by tests/test_multimodal.py
     "MULTIMODAL": {
         "model.aggregators": "{rgb: {type: NEXTVLAD, cluster_size: 4, groups: 2}, "
                              "audio: {type: NETVLAD, cluster_size: 4}}",
