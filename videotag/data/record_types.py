@@ -12,7 +12,6 @@ anything else runs and names both kinds in one line.
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 import tensorflow as tf
@@ -24,25 +23,17 @@ if TYPE_CHECKING:
     from videotag.config import DataConfig
 
 KINDS = {"frame": "frame-level", "video": "video-level"}
-_HEADER = 12  # TFRecord framing: 8-byte length, 4-byte CRC of the length
-_MAX_RECORD = 1 << 30
 
 
 def first_record(path: str) -> Optional[bytes]:
-    """The first record of a TFRecord file, or None when the file is empty, cut
-    short or unreadable (the pipeline then reports the damage itself)."""
+    """The first record of a TFRecord file, or None when the file is empty, damaged
+    or unreadable (the pipeline then reports the damage itself)."""
     try:
-        with tf.io.gfile.GFile(path, "rb") as f:
-            header = f.read(_HEADER)
-            if len(header) < _HEADER:
-                return None
-            (length,) = struct.unpack("<Q", header[:8])
-            if length > _MAX_RECORD:
-                return None
-            data = f.read(length)
+        for record in tf.data.TFRecordDataset(path).take(1):
+            return record.numpy()
     except (OSError, tf.errors.OpError):
         return None
-    return data if len(data) == length else None
+    return None
 
 
 def record_type(serialized: bytes) -> Tuple[Optional[str], List[str]]:
