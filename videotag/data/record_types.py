@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 
+from videotag.config.schema import RECORD_KINDS as KINDS
 from videotag.errors import DataError
 
 if TYPE_CHECKING:
     from videotag.config import DataConfig
-
-KINDS = {"frame": "frame-level", "video": "video-level"}
 
 
 def first_record(path: str) -> Optional[bytes]:
