@@ -47,6 +47,8 @@ TINY_OVERRIDES = {
 
 # Every model the zoo tests cover: the registered ones and those expected soon.
 ZOO = sorted(set(videotag.list_models()) | set(TINY_OVERRIDES))
+# The models of frames (padding, masks); the video-level models read one vector per video.
+FRAME_ZOO = [name for name in ZOO if name not in videotag.registry.models_reading("video")]
 
 
 def check_registered(name):
