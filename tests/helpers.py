@@ -91,16 +91,49 @@ def random_batch(cfg, batch=4, frames=6, seed=0, num_frames=None):
 REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
 
 
-def start_process(args, env=None, cwd=REPO):
-    """Starts `python *args` with this checkout on the path; output to pipes."""
+def start_process(args, env=None, cwd=REPO, prefix=()):
+    """Starts `python *args` with this checkout on the path; output to pipes.
+    `prefix`: a command that runs python (e.g. one that mounts a file system first)."""
     import os
     import subprocess
     import sys
 
     full_env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
     full_env.update(env or {})
-    return subprocess.Popen([sys.executable, *map(str, args)], cwd=cwd, env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([*map(str, prefix), sys.executable, *map(str, args)], cwd=cwd,
+                            env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+# Runs its arguments with a tmpfs of a given size mounted at a given folder, in a
+# private mount namespace (nothing is left mounted, whatever happens), then copies
+# what is on the tmpfs to another folder, for the test to look at, and exits with
+# the command's status (97: the mount failed).
+_ON_TMPFS = ('mnt="$1"; out="$2"; size="$3"; shift 3; '
+             'mount -t tmpfs -o "size=$size" tmpfs "$mnt" || exit 97; '
+             '"$@"; rc=$?; cp -a "$mnt/." "$out/"; exit $rc')
+
+
+def small_filesystem_prefix(mount_point, copy_to, size_kb):
+    """A `start_process` prefix running python on a real, small file system: a tmpfs
+    of `size_kb` KB at `mount_point` (copied to `copy_to` at the end), mounted in a
+    private mount namespace (`unshare --mount`, as root, or with a user namespace
+    otherwise). None when this machine allows neither."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return None
+    for flags in (["--mount"], ["--user", "--map-root-user", "--mount"]):
+        if flags == ["--mount"] and os.geteuid() != 0:
+            continue
+        probe = subprocess.run(["unshare", *flags, "sh", "-c", _ON_TMPFS, "sh", mount_point,
+                                copy_to, "64k", "true"], capture_output=True)
+        if probe.returncode == 0:
+            return ["unshare", *flags, "sh", "-c", _ON_TMPFS, "sh", mount_point, copy_to,
+                    f"{size_kb}k"]
+    return None
 
 
 def finish_processes(procs, timeout=300):
@@ -161,3 +194,18 @@ def learnable_records(n, num_classes=4, frames=6, seed=0):
         x = np.clip(protos[c] + rng.normal(0, 30, (frames, 1024 + 128)), 0, 255).astype(np.uint8)
         out.append(frame_record(f"v{seed}-{i}".encode(), (c,), rgb=x[:, :1024], audio=x[:, 1024:]))
     return out
+
+
+def write_lock(model_dir, **fields):
+    """Writes a run lock (`videotag.training.lock`) of another run into `model_dir`:
+    this host, pid 1, a fresh heartbeat, token "theirs", with `fields` changed."""
+    import json
+    import time
+
+    from videotag.training import lock as lock_lib
+
+    holder = dict(host=lock_lib.HOST, pid=1, started="2026-01-01 00:00:00 +0000",
+                  heartbeat=time.time(), token="theirs")
+    holder.update(fields)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "train.lock").write_text(json.dumps(holder))

@@ -10,7 +10,8 @@ from tests.helpers import REPO, finish_processes, start_process
 from videotag.cli.main import main
 
 COMMANDS = ["train", "eval", "export", "predict", "extract", "embed", "similar",
-            "make-demo-videos"]
+            "build-index", "make-demo-videos", "validate-data", "batch-extract",
+            "batch-predict", "batch-embed"]
 # the flags of tools/train.py and tools/predict.py before the command moved into videotag
 TRAIN_FLAGS = {"model_name", "config", "model_dir", "train_data_pattern", "eval_data_pattern",
                "epochs", "batch_size", "distribution", "logical_cpus", "override"}

@@ -70,7 +70,10 @@ def test_public_api():
      "config keys 'data.feature_names' and 'data.feature_sizes' differ in length"),
     (["data.on_bad_record=ignore"], "config key 'data.on_bad_record' must be 'error' or 'skip'"),
     (["data.max_frames=0"], "config key 'data.max_frames' must be positive"),
-    (["data.num_classes=-1"], "config key 'data.num_classes' must be positive"),
+    (["data.num_classes=-1"], "config key 'data.num_classes' must not be negative"),
+    (["data.num_classes=0", "data.train_data_pattern=x*.tfrecord"],
+     "config key 'data.num_classes' is 0, which takes the class count from data.label_file, "
+     "but data.label_file is not set"),
     (["data.length_buckets=[64, 32]"],
      "config key 'data.length_buckets' must be increasing positive ints"),
     (["data.num_categories=-1"], r"config key 'data.num_categories' must be 0 \(none\)"),

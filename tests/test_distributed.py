@@ -95,6 +95,7 @@ def test_two_workers_train_together(shards, tmp_path):
     assert sorted(p.name for p in (model_dir / "checkpoints").iterdir()) == [
         "ckpt-000000003", "ckpt-000000006"]
     assert not [p for p in os.listdir(model_dir) if p.startswith(".")]
+    assert not (model_dir / "train.lock").exists()  # the chief's lock, released
 
 
 def test_workers_read_disjoint_shares_of_the_data(tmp_path):

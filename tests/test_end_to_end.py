@@ -52,7 +52,8 @@ def test_train_writes_config_checkpoint_model_and_metrics(trained):
     demo, model_dir, _, proc = trained
     assert (model_dir / "config.yaml").is_file()
     assert (model_dir / "model.keras").is_file()
-    assert (model_dir / "checkpoints" / "ckpt-000000005" / "model.weights.h5").is_file()
+    assert (model_dir / "checkpoints" / "ckpt-000000005" / "model.keras").is_file()
+    assert (model_dir / "checkpoints" / "ckpt-000000005" / "manifest.json").is_file()
     metrics = json.loads((model_dir / "metrics.json").read_text())
     summary = metrics["summary"]
     assert summary["epochs"] == 1 and summary["steps"] == 5  # 160 videos / 32

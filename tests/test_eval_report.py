@@ -2,6 +2,7 @@
 step, category outputs, NaN refusal, and the table / JSON / Markdown / PNG report."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -221,16 +222,16 @@ NAMES = ["Game", "Vehicle", "Music | Live", "Car", "Concert", "Dance"]
 def test_report_of_one_model(tmp_path):
     evaluation = _evaluation(0)
     paths = write_report(str(tmp_path / "out" / "eval.json"), [evaluation], NAMES, ["runs/a"])
-    assert sorted(p.name for p in paths.values()) == [
+    assert sorted(Path(p).name for p in paths.values()) == [
         "eval.json", "eval.md", "eval_ap_histogram.png", "eval_pr_curve.png"]
-    report = json.loads(paths["json"].read_text())
+    report = json.loads(Path(paths["json"]).read_text())
     assert report["gap"] == evaluation.metrics["gap"] and report["model_dir"] == "runs/a"
     ap, positives = evaluation.tags.per_class_ap()
     assert [r["ap"] for r in report["per_class"]] == ap.tolist()
     assert [r["name"] for r in report["per_class"]] == NAMES
     assert report["per_class"][0]["positives"] == positives[0]
     assert len(report["pr_curve"]["recall"]) == len(report["pr_curve"]["precision"]) > 10
-    md = paths["markdown"].read_text()
+    md = Path(paths["markdown"]).read_text()
     assert f"| GAP@3 | {evaluation.metrics['gap']:.4f} |" in md
     assert f"| 2 | Music \\| Live | {positives[2]} | {ap[2]:.4f} |" in md  # pipe escaped
     assert "| 5 | Dance |" not in md and "1 classes without positives" in md
@@ -250,10 +251,10 @@ def test_report_comparing_two_models(tmp_path):
     a, b = _evaluation(0), _evaluation(1)
     paths = write_report(str(tmp_path / "compare.json"), [a, b], NAMES, ["runs/a", "runs/b"],
                          ["A", "B"])
-    report = json.loads(paths["json"].read_text())
+    report = json.loads(Path(paths["json"]).read_text())
     assert [m["model_dir"] for m in report["models"]] == ["runs/a", "runs/b"]
     assert report["models"][1]["gap"] == b.metrics["gap"]
-    md = paths["markdown"].read_text()
+    md = Path(paths["markdown"]).read_text()
     diff = b.metrics["gap"] - a.metrics["gap"]
     assert f"| GAP@3 | {a.metrics['gap']:.4f} | {b.metrics['gap']:.4f} | {diff:+.4f} |" in md
     ap_a, ap_b = a.tags.per_class_ap()[0], b.tags.per_class_ap()[0]
@@ -261,7 +262,7 @@ def test_report_comparing_two_models(tmp_path):
     table = format_table([a.metrics, b.metrics], ["A", "B"])
     assert table.splitlines()[0].split() == ["metric", "A", "B", "B", "-", "A"]
     assert f"{diff:+.4f}" in table
-    assert paths["pr_curve"].stat().st_size > 1000
+    assert Path(paths["pr_curve"]).stat().st_size > 1000
 
 
 def test_report_of_a_category_only_model(tmp_path):
@@ -269,5 +270,5 @@ def test_report_of_a_category_only_model(tmp_path):
                "num_videos": 10}
     paths = write_report(str(tmp_path / "eval.json"), [Evaluation(metrics=metrics)], NAMES)
     assert set(paths) == {"json", "markdown"}  # no tag figures to draw
-    assert "| category top-1 | 0.5000 |" in paths["markdown"].read_text()
-    assert json.loads(paths["json"].read_text())["category_top5"] == 0.9
+    assert "| category top-1 | 0.5000 |" in Path(paths["markdown"]).read_text()
+    assert json.loads(Path(paths["json"]).read_text())["category_top5"] == 0.9

@@ -15,30 +15,32 @@ from videotag.training.trainer import load_trained
 
 # tools/train.py, killed (SIGKILL, by itself) at a chosen checkpoint save:
 # "before N": as the save of step N begins (steps since the last checkpoint are lost);
-# "during N": with the weights file of step N half written.
+# "during N": with the weights file of step N half written (before its manifest).
 KILLER = textwrap.dedent("""
     import os, runpy, signal, sys
-    from pathlib import Path
-    from videotag.training import checkpoints
+    from videotag.training import checkpoints, manifest
 
     when, step = sys.argv[1], int(sys.argv[2])
     sys.argv = sys.argv[3:]
-    save, fsync = checkpoints.CheckpointStore.save, checkpoints._fsync
+    save, build = checkpoints.CheckpointStore.save, manifest.build
 
     def killing_save(self, model, optimizer, state):
         if when == "before" and state.global_step == step:
             os.kill(os.getpid(), signal.SIGKILL)
         return save(self, model, optimizer, state)
 
-    def killing_fsync(path):
-        if when == "during" and path.parent.name.startswith(f".ckpt-{step:09d}.tmp"):
-            weights = path.parent / "model.weights.h5"
-            weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    def killing_build(directory, names, at_step):
+        if when == "during" and at_step == step:
+            weights = os.path.join(directory, "model.keras")
+            with open(weights, "rb") as f:
+                data = f.read()
+            with open(weights, "wb") as f:
+                f.write(data[: len(data) // 2])
             os.kill(os.getpid(), signal.SIGKILL)
-        fsync(path)
+        return build(directory, names, at_step)
 
     checkpoints.CheckpointStore.save = killing_save
-    checkpoints._fsync = killing_fsync
+    manifest.build = killing_build
     runpy.run_path(sys.argv[0], run_name="__main__")
 """)
 
@@ -76,9 +78,9 @@ def test_killed_runs_resume_and_end_like_an_uninterrupted_run(shards, tmp_path):
         start_process([script, "during", 8, *command])])
     assert ref_code == 0, ref_err[-3000:]
     assert code == -signal.SIGKILL, err[-3000:]
-    partial = list((model_dir / "checkpoints").glob(".ckpt-000000008.tmp-*/model.weights.h5"))
+    partial = list((model_dir / "checkpoints").glob(".ckpt-000000008.tmp-*/model.keras"))
     assert len(partial) == 1  # the half-written weights are there, under a temporary name
-    assert store.latest().name == "ckpt-000000006"  # the latest is the previous, whole one
+    assert store.latest().endswith("ckpt-000000006")  # the latest is the previous, whole one
     _, model = load_trained(str(model_dir))
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
 
@@ -87,9 +89,11 @@ def test_killed_runs_resume_and_end_like_an_uninterrupted_run(shards, tmp_path):
     (code, _, err), = finish_processes([start_process([script, "before", 12, *command])])
     assert code == -signal.SIGKILL, err[-3000:]
     assert "resuming from" in err and "ckpt-000000006" in err
+    # the lock the killed run left is taken over: its process is gone
+    assert "taking over" in err and "there is no process" in err
     assert not list((model_dir / "checkpoints").glob(".ckpt-*"))  # the partial one is gone
-    state = json.loads((store.latest() / "state.json").read_text())
-    assert store.latest().name == "ckpt-000000008"
+    state = json.loads(open(f"{store.latest()}/state.json").read())
+    assert store.latest().endswith("ckpt-000000008")
     assert (state["epoch"], state["step_in_epoch"], len(state["history"])) == (1, 2, 1)
 
     # 3. the same command again, undisturbed, finishes the run

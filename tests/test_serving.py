@@ -90,8 +90,8 @@ def exports(tmp_path_factory):
     title_cfg = tiny_config(**common, **{"model.head.tasks": "[category]", "data.use_title": True})
     titled = build_title_model(title_cfg)
     exported = root / "exports"
-    paths = {"multi": export_saved_model(multi, multi_cfg, str(exported), name="multi"),
-             "titled": export_saved_model(titled, title_cfg, str(exported), name="titled")}
+    paths = {"multi": Path(export_saved_model(multi, multi_cfg, str(exported), name="multi")),
+             "titled": Path(export_saved_model(titled, title_cfg, str(exported), name="titled"))}
     models = {"multi": (multi, multi_cfg), "titled": (titled, title_cfg)}
     return root, paths, models
 

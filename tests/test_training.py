@@ -62,7 +62,7 @@ def test_training_learns_and_checkpoints(data, tmp_path):
     assert (state["global_step"], state["epoch"], state["step_in_epoch"]) == (36, 3, 0)
     assert [e["epoch"] for e in state["history"]] == [1, 2, 3]
     cfg, model = load_trained(str(tmp_path / "m"))
-    for checkpoint in ("ckpt-000000036", "ckpt-000000036/model.weights.h5"):
+    for checkpoint in ("ckpt-000000036", "ckpt-000000036/model.keras"):
         _, from_ckpt = load_trained(str(tmp_path / "m"),
                                     checkpoint=str(tmp_path / "m/checkpoints" / checkpoint))
         for a, b in zip(model.get_weights(), from_ckpt.get_weights()):

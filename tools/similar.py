@@ -1,4 +1,4 @@
-"""The most similar videos (exact cosine of the embeddings) of some videos or of all.
+"""The most similar videos (cosine of the embeddings) of some videos or of all.
 
 `python tools/similar.py` is `videotag similar`, with the same flags; the command
 lives in videotag/cli/similar.py.

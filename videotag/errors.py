@@ -22,3 +22,26 @@ class ModelError(VideotagError):
 
 class TrainingError(VideotagError):
     """Training cannot go on (a loss that is not finite); the message says what was kept."""
+
+
+class OutputError(VideotagError):
+    """An output cannot be written: its folder cannot be created or written, or the
+    file system ran out of space (the message names the path)."""
+
+
+class StorageError(VideotagError):
+    """A file system refused a write or holds a damaged file (no space left, a
+    truncated checkpoint, a write that read back different); the message names the
+    path and what was kept intact."""
+
+
+class RunStopped(VideotagError):
+    """A training run stopped on request (SIGTERM or SIGINT) after saving a
+    checkpoint; the same command resumes it. Not a failure: the `videotag` commands
+    print the message without `error:` and exit with `exit_status` (128 + the
+    signal's number, as for a process the signal ended)."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.signal_number = signal_number
+        self.exit_status = 128 + signal_number

@@ -32,18 +32,24 @@ def define_flags() -> None:
 def main(argv):
     """Embeds every video and writes the files. Returns the exit status."""
     del argv
+    from videotag.data import list_files
     from videotag.errors import VideotagError
+    from videotag.files import check_output_file
     from videotag.retrieval import (
         EMBEDDING_FORMATS,
         embedding_batches,
         write_embeddings,
     )
+    from videotag.retrieval.embeddings import embedding_paths
 
     if bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
         raise VideotagError("give exactly one of --model_dir and --saved_model")
     unknown = [f for f in FLAGS.format if f not in EMBEDDING_FORMATS]
     if unknown or not FLAGS.format:
         raise VideotagError(f"--format takes {' and/or '.join(EMBEDDING_FORMATS)}, got {unknown}")
+    for path in embedding_paths(FLAGS.output, FLAGS.format):  # before the work
+        check_output_file(path, "embeddings file")
+    list_files(FLAGS.input_data_pattern)
     batches = embedding_batches(FLAGS.input_data_pattern, FLAGS.model_dir, FLAGS.saved_model,
                                 FLAGS.batch_size, FLAGS.on_bad_record)
     count, dim = write_embeddings(batches, FLAGS.output, FLAGS.format,

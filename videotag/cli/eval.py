@@ -43,10 +43,12 @@ def main(argv):
     """Scores (or compares) and writes the report. Returns the exit status."""
     import os
 
+    from videotag.data import list_files
     from videotag.data.labels import load_label_names
     from videotag.errors import ConfigError, DataError
     from videotag.evaluation.evaluator import format_metrics, run_evaluation
     from videotag.evaluation.report import format_table, write_report
+    from videotag.files import check_output_file
     from videotag.training.trainer import load_trained
 
     if FLAGS.compare:
@@ -71,6 +73,16 @@ def main(argv):
         raise ConfigError(
             f"cannot compare: {model_dirs[0]} has {first_cfg.data.num_classes} classes, "
             f"{model_dirs[1]} has {loaded[1][0].data.num_classes} (data.num_classes)")
+    # inputs and outputs are checked before the work
+    list_files(pattern)
+    report = FLAGS.report or os.path.join(
+        model_dirs[0], "eval.json" if len(model_dirs) == 1 else "compare.json")
+    check_output_file(report, "report")
+    try:
+        class_names = load_label_names(first_cfg.data.label_file, first_cfg.data.num_classes)
+    except DataError as exc:
+        print(f"warning: {exc}; classes are shown by id", file=sys.stderr)
+        class_names = [str(i) for i in range(first_cfg.data.num_classes)]
 
     evaluations = []
     for model_dir, (cfg, model) in zip(model_dirs, loaded):
@@ -85,18 +97,11 @@ def main(argv):
         if skipped:
             print(f"{prefix}skipped bad records: {skipped}", file=sys.stderr)
 
-    try:
-        class_names = load_label_names(first_cfg.data.label_file, first_cfg.data.num_classes)
-    except DataError as exc:
-        print(f"warning: {exc}; classes are shown by id", file=sys.stderr)
-        class_names = [str(i) for i in range(first_cfg.data.num_classes)]
     names = ["model"] if len(loaded) == 1 else ["A", "B"]
     print()
     if len(loaded) == 2:
         print(f"A = {model_dirs[0]}\nB = {model_dirs[1]}")
     print(format_table([e.metrics for e in evaluations], names))
-    report = FLAGS.report or os.path.join(
-        model_dirs[0], "eval.json" if len(loaded) == 1 else "compare.json")
     paths = write_report(report, evaluations, class_names, model_dirs, names)
     print("\nreport: " + ", ".join(str(p) for p in paths.values()))
     return 0

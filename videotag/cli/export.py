@@ -27,8 +27,10 @@ def main(argv):
     """Exports and prints the docker command that serves the export."""
     del argv
     from videotag.export import docker_command, export_saved_model
+    from videotag.files import check_output_dir
     from videotag.training.trainer import load_trained
 
+    check_output_dir(FLAGS.export_dir, "export folder")  # before the work
     cfg, model = load_trained(FLAGS.model_dir)
     path = export_saved_model(model, cfg, FLAGS.export_dir, FLAGS.version, FLAGS.name,
                               top_k=FLAGS.top_k, save_keras=FLAGS.keras)

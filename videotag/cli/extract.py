@@ -7,8 +7,9 @@ r"""Extract YT8M frame-level records from your own videos.
     videotag extract --input=videos/manifest.tsv --output_dir=features \
         --pca_dir=pca --audio_weights=vggish_model.ckpt --label_file=vocabulary.csv
 
-Inputs (repeatable, or comma-separated): folders of videos, video files, manifests
-(`path<TAB>title<TAB>label1,label2`). A rerun skips the videos already written.
+Inputs (repeatable, or comma-separated): folders of videos, globs, video files,
+manifests (`path<TAB>title<TAB>label1,label2`). A rerun skips the videos already
+written. `videotag batch-extract` runs the same extraction as an Apache Beam pipeline.
 Exit status 1 when a video failed (the others are written and counted).
 `python tools/extract_features.py` takes the same flags.
 """
@@ -22,8 +23,17 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     """Defines the flags of this command in absl's global FLAGS."""
-    flags.DEFINE_multi_string("input", [],
-                              "Folder of videos, video file or manifest (repeatable).")
+    define_settings_flags()
+    flags.DEFINE_bool("fit_pca", False, "Fit the PCA on these videos and write it to --pca_dir "
+                      "(then extract too if --output_dir is given).")
+    flags.DEFINE_bool("progress", True, "Show a progress bar.")
+
+
+def define_settings_flags() -> None:
+    """The flags of the inputs, the output folder and the extraction settings (shared
+    with `videotag batch-extract`)."""
+    flags.DEFINE_multi_string("input", [], "Folder of videos, glob, video file or manifest "
+                              "(repeatable).")
     flags.DEFINE_string("output_dir", None, "Folder of the records (part-NNNNN.tfrecord).")
     flags.DEFINE_string("config", None,
                         "Extraction settings YAML (e.g. another run's extraction.yaml).")
@@ -34,17 +44,16 @@ def define_flags() -> None:
                         "weights file, or random.")
     flags.DEFINE_string("pca_dir", None, "PCA folder with one sub-folder per feature (rgb/, "
                         "audio/); replaces the pca.* settings.")
-    flags.DEFINE_bool("fit_pca", False, "Fit the PCA on these videos and write it to --pca_dir "
-                      "(then extract too if --output_dir is given).")
     flags.DEFINE_string("label_file", None, "Class names for the manifest's label names.")
-    flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
-def main(argv):
-    """Fits the PCA and/or extracts. Returns 1 when a video failed, else 0."""
-    del argv
-    from videotag.errors import ConfigError
-    from videotag.extraction import Extractor, extract, fit_pca, load
+def settings_from_flags():
+    """(extraction settings, inputs) of the settings flags.
+
+    Raises:
+        ConfigError: an unknown key or a bad value, naming the key.
+    """
+    from videotag.extraction import load
 
     inputs = [part for value in FLAGS.input for part in value.split(",") if part]
     overrides = list(FLAGS.override)
@@ -54,9 +63,24 @@ def main(argv):
             overrides.append(f"{key}={value!r}")
     cfg = load(FLAGS.config, overrides)
     if FLAGS.pca_dir:
-        cfg.pca = {name: f"{FLAGS.pca_dir}/{name}" for name in cfg.feature_names}
+        cfg.pca = {name: f"{FLAGS.pca_dir.rstrip('/')}/{name}" for name in cfg.feature_names}
+    return cfg, inputs
+
+
+def main(argv):
+    """Fits the PCA and/or extracts. Returns 1 when a video failed, else 0."""
+    del argv
+    from videotag.errors import ConfigError
+    from videotag.extraction import Extractor, extract, fit_pca
+    from videotag.files import check_output_dir
+
+    cfg, inputs = settings_from_flags()
     if not FLAGS.fit_pca and not FLAGS.output_dir:
         raise ConfigError("give --output_dir (extract) or --fit_pca with --pca_dir")
+    if FLAGS.output_dir:  # outputs are checked before the work
+        check_output_dir(FLAGS.output_dir, "output folder")
+    if FLAGS.fit_pca and FLAGS.pca_dir:
+        check_output_dir(FLAGS.pca_dir, "PCA folder")
     extractor = None
     if FLAGS.fit_pca:
         if not FLAGS.pca_dir:

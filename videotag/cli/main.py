@@ -2,9 +2,11 @@
 
 Each command is a module of this package whose docstring's first line says what it
 does, with a `define_flags()` that defines its absl flags and a `main(argv)` that
-returns the exit status. Only the chosen command's flags are defined, so commands
-share flag names (`--model_dir`) and `videotag <command> --help` lists that command's
-flags alone. `tools/<name>.py` call `run_command` with the same command.
+returns the exit status (and optionally a `parse_flags(argv)`, absl's flags parser,
+for commands that take other arguments too: the batch commands' Beam options). Only
+the chosen command's flags are defined, so commands share flag names (`--model_dir`)
+and `videotag <command> --help` lists that command's flags alone. `tools/<name>.py`
+call `run_command` with the same command.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ COMMANDS = {
     "extract": "extract",
     "embed": "embed",
     "similar": "similar",
+    "build-index": "build_index",
     "make-demo-videos": "make_demo_videos",
+    "validate-data": "validate_data",
+    "batch-extract": "batch_extract",
+    "batch-predict": "batch_predict",
+    "batch-embed": "batch_embed",
 }
 # absl's short-help flags, answered here with the command's own docstring and flags
 _HELP = {"-h", "-?", "--help", "-help", "--helpshort", "-helpshort"}
@@ -84,7 +91,8 @@ def run_command(name: str, argv: list[str] | None = None) -> None:
     if _HELP.intersection(args):
         print(command_help(name))
         sys.exit(0)
-    app.run(run(module.main), argv=argv)
+    app.run(run(module.main), argv=argv,
+            flags_parser=getattr(module, "parse_flags", app.parse_flags_with_usage))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,7 +44,9 @@ def define_flags() -> None:
 def main(argv):
     """Predicts and writes the rows. Returns 1 when a video could not be extracted."""
     del argv
+    from videotag.data import list_files
     from videotag.errors import VideotagError
+    from videotag.files import check_output_dir, check_output_file
     from videotag.inference import (
         predict_from_model_dir,
         predict_from_saved_model,
@@ -58,6 +60,13 @@ def main(argv):
     if FLAGS.top_k <= 0:
         raise VideotagError("--top_k must be positive")
     fmt = FLAGS.format or ("json" if FLAGS.videos else "csv")
+    # inputs and outputs are checked before the work
+    if FLAGS.output_file:
+        check_output_file(FLAGS.output_file, "predictions file")
+    if FLAGS.features_dir:
+        check_output_dir(FLAGS.features_dir, "features folder")
+    if FLAGS.input_data_pattern:
+        list_files(FLAGS.input_data_pattern)
     failed = 0
     if FLAGS.videos:
         rows, failed = _video_rows()

@@ -42,6 +42,10 @@ def main(argv):
     """Trains; the summary line goes to stderr. Returns the exit status."""
     del argv
     from videotag import config as config_lib
+    from videotag.data import list_files
+    from videotag.data.labels import check_label_files
+    from videotag.data.sources import uses_demo_data
+    from videotag.files import check_output_dir
     from videotag.registry import model_config_class
     from videotag.training import train
     from videotag.training.distribution import split_host_cpu
@@ -61,5 +65,13 @@ def main(argv):
         if value is not None:
             overrides.append(f"{key}={value}" if not isinstance(value, str) else f"{key}={value!r}")
     cfg = config_lib.load(FLAGS.config or FLAGS.model_name, overrides, model_name=FLAGS.model_name)
-    train(cfg, FLAGS.model_dir or f"runs/{cfg.model.name.lower()}")
+    # inputs, then outputs, are checked before the work (the demo data is made by train)
+    for pattern in (cfg.data.train_data_pattern, cfg.data.eval_data_pattern):
+        if pattern:
+            list_files(pattern)
+    if not uses_demo_data(cfg):
+        check_label_files(cfg.data)
+    model_dir = FLAGS.model_dir or f"runs/{cfg.model.name.lower()}"
+    check_output_dir(model_dir, "model directory")
+    train(cfg, model_dir)
     return 0

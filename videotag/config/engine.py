@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import typing
-from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Sequence, Tuple, Union
 
 import yaml
@@ -222,15 +221,30 @@ def read_yaml(source) -> Dict[str, Any]:
     """The top-level mapping of a YAML file (empty for an empty file).
 
     Args:
-        source: a path, or anything with `read_text()` such as an
-            `importlib.resources` Traversable.
+        source: a path (on any file system of TensorFlow), or anything with
+            `read_text()` such as an `importlib.resources` Traversable.
 
     Raises:
         ConfigError: the text is not YAML or not a mapping, naming the file.
     """
-    file = Path(source) if isinstance(source, (str, os.PathLike)) else source
+    if isinstance(source, (str, os.PathLike)):  # on any file system of TensorFlow
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(os.fspath(source), "rb") as f:
+            text = f.read().decode("utf-8")
+    else:
+        text = source.read_text(encoding="utf-8")
+    return parse_yaml(text, source)
+
+
+def parse_yaml(text: str, source: Any = "<text>") -> Dict[str, Any]:
+    """The top-level mapping of YAML `text` read from `source` (named in errors).
+
+    Raises:
+        ConfigError: the text is not YAML or not a mapping, naming `source`.
+    """
     try:
-        loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     if loaded is None:
@@ -254,6 +268,14 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def dump_yaml(obj: Any) -> str:
+    """`to_dict(obj)` as YAML text, keys in field order."""
+    return yaml.safe_dump(to_dict(obj), sort_keys=False)
+
+
 def save_yaml(obj: Any, path: str | os.PathLike) -> None:
-    """Writes `to_dict(obj)` as YAML, keys in field order (UTF-8)."""
-    Path(path).write_text(yaml.safe_dump(to_dict(obj), sort_keys=False), encoding="utf-8")
+    """Writes `to_dict(obj)` as YAML, keys in field order (UTF-8), on any file system
+    of TensorFlow; the file appears only when complete (`videotag.files`)."""
+    from videotag import files
+
+    files.write_text(os.fspath(path), dump_yaml(obj), what="config file")

@@ -37,7 +37,9 @@ class DataConfig:
         feature_names: frame feature lists, in model input order.
         feature_sizes: bytes per frame of each feature (1024 rgb, 128 audio).
         max_frames: frames used per video; longer videos are truncated.
-        num_classes: tag vocabulary size (3862 for YT8M 2018+; demo: from its labels).
+        num_classes: tag vocabulary size (3862 for YT8M 2018+; demo: from its labels);
+            0 takes it from `label_file` when the config is loaded. A label file
+            must define exactly this many classes (its highest id + 1).
         label_file: class names (YT8M vocabulary.csv, or one name per line).
         shuffle_buffer: records held for shuffling during training.
         num_parallel_reads: shards read at once (interleave cycle length).
@@ -85,7 +87,13 @@ class DataConfig:
                               "differ in length")
         if self.on_bad_record not in BAD_RECORD_POLICIES:
             raise ConfigError(f"config key '{path}.on_bad_record' must be 'error' or 'skip'")
-        engine.check_positive(path, self, ("max_frames", "num_classes"))
+        engine.check_positive(path, self, ("max_frames",))
+        engine.check_positive(path, self, ("num_classes",), strict=False)
+        demo = not (self.train_data_pattern or self.eval_data_pattern)  # brings its labels
+        if self.num_classes == 0 and (self.label_file or not demo):
+            from videotag.data.labels import resolve_num_classes
+
+            resolve_num_classes(self)
         buckets = self.length_buckets
         if buckets and (sorted(set(buckets)) != buckets or buckets[0] <= 0):
             raise ConfigError(f"config key '{path}.length_buckets' must be increasing "
@@ -167,6 +175,11 @@ class TrainConfig:
             a layer whose path matches is frozen with everything inside it (its
             weights are not trained, its batch norms use their moving statistics).
             A pattern that matches no layer is an error.
+        lock_stale_seconds: the lock of a run on another host whose heartbeat is
+            older than this is taken over (runs on the same host are checked by
+            their process); the heartbeat is refreshed every tenth of it.
+        stop_timeout_seconds: after SIGTERM or SIGINT, the process ends within
+            this many seconds, with or without the checkpoint of the current step.
     """
 
     batch_size: int = 160
@@ -194,6 +207,8 @@ class TrainConfig:
     tensorboard: bool = True
     log_every_steps: int = 20
     freeze: List[str] = field(default_factory=list)
+    lock_stale_seconds: float = 600.0
+    stop_timeout_seconds: float = 25.0
 
     def validate(self, path: str = "train") -> None:
         """Checks what the types do not (raises ConfigError naming the key)."""
@@ -201,7 +216,8 @@ class TrainConfig:
         engine.check_choice(f"{path}.distribution", self.distribution, DISTRIBUTIONS)
         engine.check_choice(f"{path}.mixed_precision", self.mixed_precision, MIXED_PRECISION)
         engine.check_choice(f"{path}.lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        engine.check_positive(path, self, ("epochs", "keep_checkpoints", "log_every_steps"))
+        engine.check_positive(path, self, ("epochs", "keep_checkpoints", "log_every_steps",
+                                           "lock_stale_seconds", "stop_timeout_seconds"))
         engine.check_positive(path, self, ("steps_per_epoch", "lr_decay_examples",
                                     "cosine_decay_examples", "lr_warmup_examples",
                                     "checkpoint_every_steps", "clip_gradient_norm",

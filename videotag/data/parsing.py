@@ -19,6 +19,10 @@ The rules, one reason of `PARSE_REASONS` each:
 - `label_out_of_range`: every label id is in [0, data.num_classes).
 - `bad_title`: the title, when read, is at most one value of valid UTF-8 text.
 - `bad_category`: the category, when read, is one value in [0, data.num_categories).
+- `wrong_type`: every key read holds values of the type asked (frames bytes, labels
+  and category int64, id and title bytes, video-level features float), found from
+  the wire format before parsing (`videotag.data.kinds`): such a record is set aside
+  and described by this reason alone, instead of failing the parse of its batch.
 
 Frame features stay uint8 codes: a record's frames travel as one string of bytes
 (one scalar per record through tf.data) until `decode_frames` turns a batch of them
@@ -34,12 +38,13 @@ from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tu
 import tensorflow as tf
 
 from videotag.data import schema
+from videotag.data.kinds import check_kinds
 
 if TYPE_CHECKING:
     from videotag.config import DataConfig
 
 PARSE_REASONS = ("missing_id", "no_frames", "bad_frame_bytes", "label_out_of_range",
-                 "bad_title", "bad_category")
+                 "bad_title", "bad_category", "wrong_type")
 # Context keys that hold the video id in the YT8M releases (2017: video_id).
 ID_KEYS = ("id", "video_id")
 # At most this many out-of-range label ids are quoted per record.
@@ -80,10 +85,15 @@ class RecordParser:
         title: read the title; default `cfg.use_title`.
         targets: read `labels` and, with `cfg.num_categories`, `category` (served
             models read neither).
+        check_types: find the records whose keys hold values of another type first
+            (`wrong_type`); without it such a record fails the parse op of its whole
+            batch, with TensorFlow's "Data types don't match" naming it (the tf.data
+            pipeline then describes it with a parser that checks: see
+            `videotag.data.tf_errors`), and the other records pay nothing for it.
     """
 
     def __init__(self, cfg: "DataConfig", features: Optional[Sequence[str]] = None,
-                 title: Optional[bool] = None, targets: bool = True):
+                 title: Optional[bool] = None, targets: bool = True, check_types: bool = True):
         sizes = dict(zip(cfg.feature_names, cfg.feature_sizes))
         names = list(cfg.feature_names) if features is None else list(features)
         unknown = [n for n in names if n not in sizes]
@@ -99,6 +109,7 @@ class RecordParser:
         self.num_classes = cfg.num_classes if targets else 0
         self.num_categories = (cfg.num_categories or 0) if targets else 0
         self.category_key = cfg.category_key
+        self.check_types = check_types
 
     def parse(self, serialized: tf.Tensor, names: tf.Tensor) -> ParsedRecords:
         """Parses serialized records string [B], named by `names` string [B].
@@ -124,14 +135,23 @@ class RecordParser:
             spec[self.title_key] = _ragged(tf.string)
         if self.num_categories:
             spec[self.category_key] = _ragged(tf.int64)
+        sequence = {n: _ragged(tf.string) for n, _ in self.features} if self.frame_level else {}
+        if not self.frame_level:
+            spec.update({n: _ragged(tf.float32) for n, _ in self.features})
+        kinds = None
+        if self.check_types:
+            hints = {n: (f"one value of {size} bytes per frame" if self.frame_level
+                         else f"{size} values") for n, size in self.features}
+            kinds = check_kinds(serialized, names, self.frame_level,
+                                {k: f.dtype for k, f in spec.items()},
+                                {k: f.dtype for k, f in sequence.items()}, self.id_key, hints)
+            serialized = tf.where(kinds.wrong, "", serialized)  # parsed as an empty record
         if self.frame_level:
             context, lists, _ = tf.io.parse_sequence_example(
-                serialized, context_features=spec,
-                sequence_features={n: _ragged(tf.string) for n, _ in self.features},
+                serialized, context_features=spec, sequence_features=sequence,
                 example_names=names)
             features, checks = self._frames(lists, count)
         else:
-            spec.update({n: _ragged(tf.float32) for n, _ in self.features})
             context = tf.io.parse_example(serialized, spec, example_names=names)
             features, checks = self._means(context)
         ids = context[self.id_key]
@@ -143,6 +163,11 @@ class RecordParser:
             checks["bad_title"] = self._title(context, features)
         if self.num_categories:
             checks["bad_category"] = self._category(context, features)
+        if kinds is not None:  # a record of the wrong types is described by that alone
+            checks = {r: (bad & ~kinds.wrong, m) for r, (bad, m) in checks.items()}
+            checks["wrong_type"] = (kinds.wrong, kinds.message)
+            features[schema.VIDEO_ID_KEY] = tf.where(kinds.wrong, kinds.video_id,
+                                                     features[schema.VIDEO_ID_KEY])
         return features, checks
 
     # --- one rule each: (bad [B], a function writing the messages [B]) ----------------

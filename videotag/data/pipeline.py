@@ -7,7 +7,7 @@ parsed and checked a chunk at a time by the one record parser
 record stops the pipeline with an error that
 `videotag.data.tf_errors.translate_error` turns into a `DataError` naming the file,
 the record index, the video id and the key; with `data.on_bad_record=skip` it is
-dropped and counted by reason (`SkipCounter`). Frame features stay uint8 until the
+dropped and counted by reason (`SkipCounter`), a key of the wrong value type included. Frame features stay uint8 until the
 model dequantizes them.
 """
 
@@ -110,7 +110,10 @@ def make_dataset(
     if skip:
         ds = ds.filter(lambda record, filename, index: keep_record(record, filename, index,
                                                                     skip_counter))
-    ds = ds.batch(PARSE_CHUNK).map(_parse_chunk(RecordParser(cfg), skip_counter if skip else None),
+    # a record of the wrong value types fails its chunk unless skipped (checking the
+    # types costs about as much as parsing, so it is paid only where a record is dropped)
+    parser = RecordParser(cfg, check_types=skip)
+    ds = ds.batch(PARSE_CHUNK).map(_parse_chunk(parser, skip_counter if skip else None),
                                    num_parallel_calls=tf.data.AUTOTUNE,
                                    deterministic=deterministic)
     ds = ds.unbatch()  # videos again, each frame feature one string of frame bytes

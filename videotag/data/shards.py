@@ -23,7 +23,9 @@ def list_files(pattern: str) -> List[str]:
     """Files matching a glob (several globs may be joined by commas), sorted.
 
     Raises:
-        DataError: the pattern is empty or matches no file.
+        DataError: the pattern is empty, matches no file, or matches only empty files
+            (a TFRecord file without records has 0 bytes; the files are looked at
+            until the first that is not empty, usually the first).
     """
     if not pattern:
         raise DataError("no data pattern given")
@@ -34,6 +36,9 @@ def list_files(pattern: str) -> List[str]:
     files = sorted(set(files))
     if not files:
         raise DataError(f"no files match the data pattern '{pattern}'")
+    if all(tf.io.gfile.stat(f).length == 0 for f in files):  # stops at a non-empty one
+        raise DataError(f"the {len(files)} file(s) matching the data pattern '{pattern}' are "
+                        f"all empty: there are no records to read (e.g. {files[0]})")
     return files
 
 

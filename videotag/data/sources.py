@@ -14,15 +14,23 @@ def uses_demo_data(cfg: Config) -> bool:
 
 
 def resolve_data(cfg: Config, verbose: bool = True) -> Config:
-    """Fills the data section with the demo dataset when it names no data.
+    """Fills the data section with the demo dataset when it names no data, and checks
+    that the label files define the configured class counts.
 
     The demo data is generated on first use (a few seconds) and reused; for
     video-level models (`data.record_type: video`) its video-level form
     (`videotag.data.demo_video`). Its class count comes from its label file and replaces `data.num_classes`; when the model
     is trained on categories (`model.head.tasks` has `category`) and
     `data.num_categories` is 0, the demo's category count is set.
+
+    Raises:
+        DataError: `data.label_file` (or `data.category_file`) is missing or defines
+            another number of classes than `data.num_classes` (`data.num_categories`).
     """
+    from videotag.data.labels import check_label_files
+
     if not uses_demo_data(cfg):
+        check_label_files(cfg.data)
         return cfg
     from videotag.data.demo import ensure_demo_data
 

@@ -4,7 +4,9 @@ A bad record stops the tf.data pipeline with an assertion (`fail_on_bad_records`
 whose payload is the parser's message; a corrupt shard with a DataLossError; a
 record that is not a protocol message at all with the parse op's own complaint.
 `translate_error` turns each into a one-line `DataError` naming the file, record and
-key; `data_errors()` does so around any code that iterates a pipeline.
+key; `data_errors()` does so around any code that iterates a pipeline. A record whose
+key holds values of another type ("Data types don't match") is read again and
+described by the parser's own type check (`videotag.data.kinds`), with its id.
 """
 
 from __future__ import annotations
@@ -42,6 +44,59 @@ def fail_on_bad_records(features: Dict, bad: tf.Tensor, errors: tf.Tensor) -> Di
         return tf.nest.map_structure(tf.identity, features)
 
 
+# TensorFlow's complaint about a value of another type than asked, and the dtypes.
+_WRONG_TYPE = re.compile(
+    r"Name: (?P<file>.*): record (?P<index>\d+), (?P<where>Feature list|Context feature|Feature):"
+    r" (?P<key>[^,\s]+).*?Data types don't match\. Expected type: (?P<dtype>\w+)", re.DOTALL)
+_DTYPES = {"string": tf.string, "float": tf.float32, "int64": tf.int64}
+
+
+def describe_wrong_type(text: str) -> Optional[str]:
+    """"<file>: record <i> (id <id>): <key> holds <kind> values, expected <kind>" for a
+    parse op's "Data types don't match" about a record of a shard, else None.
+
+    The record is read again from its shard and its types described by
+    `videotag.data.kinds.check_kinds`; when it cannot be read, TensorFlow's words are
+    kept.
+    """
+    from videotag.data.kinds import check_kinds, dtype_name
+    from videotag.data.parsing import ID_KEYS
+
+    match = _WRONG_TYPE.search(text)
+    if match is None or match.group("dtype") not in _DTYPES:
+        return None
+    file, index = match.group("file"), int(match.group("index"))
+    key = match.group("key").rstrip(".")
+    dtype = _DTYPES[match.group("dtype")]
+    frame_level = match.group("where") != "Feature"
+    where = f"{file}: record {index}"
+    fallback = (f"{where}: {'feature list' if match.group('where') == 'Feature list' else 'key'} "
+                f"{key} holds values of another type than {dtype_name(dtype)}")
+    try:
+        record = next(iter(tf.data.TFRecordDataset(file).skip(index).take(1)))
+    except (StopIteration, tf.errors.OpError):
+        return fallback
+    lists = {key: dtype} if match.group("where") == "Feature list" else {}
+    context = {} if lists else {key: dtype}
+    for id_key in ID_KEYS:
+        context.setdefault(id_key, tf.string)
+    kinds = [check_kinds(record[None], tf.constant([where]), frame_level, context, lists, id_key)
+             for id_key in ID_KEYS]
+    found = next((k for k in kinds if k.video_id.numpy()[0]), kinds[0])
+    if not found.wrong.numpy()[0]:
+        return fallback
+    video_id = found.video_id.numpy()[0].decode("utf-8", "replace")
+    header = f" (id {video_id})" if video_id else " (no id)"
+    return f"{where}{header}: {found.message().numpy()[0].decode('utf-8', 'replace')}"
+
+
+def bad_record_error(detail: str) -> DataError:
+    """The error that stops a run at a bad record (`data.on_bad_record=error`);
+    `detail` is the parser's "<file>: record <i> (id <id>): <problem>"."""
+    return DataError(f"bad record: {detail.strip()} (set data.on_bad_record=skip to drop and "
+                     "count such records)")
+
+
 def describe_parse_failure(text: str) -> Optional[str]:
     """"<record name>: <problem>" for a parse op's error about one record, else None."""
     match = _UNPARSEABLE.search(text)
@@ -68,10 +123,10 @@ def translate_error(exc: BaseException, files: Optional[List[str]] = None) -> Op
     if _ERROR_MARK in text:
         match = re.search(_ERROR_MARK + r"[^A-Za-z0-9_=-]+([A-Za-z0-9_=-]+)", text)
         detail = base64.urlsafe_b64decode(match.group(1) + "==").decode("utf-8", "replace")
-        return DataError(
-            f"bad record: {detail.strip()} (set data.on_bad_record=skip to drop and count "
-            "such records)"
-        )
+        return bad_record_error(detail)
+    wrong_type = describe_wrong_type(text)
+    if wrong_type:
+        return bad_record_error(wrong_type)
     unparseable = describe_parse_failure(text)
     if unparseable:
         return DataError(f"bad record: {unparseable}")

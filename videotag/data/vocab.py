@@ -23,7 +23,7 @@ Vocabulary file: UTF-8, one token per line, in id order; the token on line i (fr
 from __future__ import annotations
 
 import collections
-import shutil
+import posixpath
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -138,14 +138,15 @@ def build_vocabulary(data_cfg, pattern: str, mode: str = "auto", min_count: int 
 
 
 def save_vocabulary(tokens: Sequence[str], path: str | Path) -> None:
-    """Writes one token per line (UTF-8), under a temporary name renamed into place."""
+    """Writes one token per line (UTF-8) to `path` on any file system `tf.io.gfile`
+    reaches, under a temporary name renamed into place (see
+    `videotag.training.storage.write_atomic`)."""
+    from videotag.training import storage
+
     for t in tokens:
         if not t or any(c in t for c in "\r\n"):
             raise ValueError(f"vocabulary token {t!r} is empty or holds a line break")
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
-    tmp.replace(path)
+    storage.write_atomic(str(path), "".join(t + "\n" for t in tokens).encode("utf-8"))
 
 
 def load_vocabulary(path: str | Path, key: str = "model.text.vocab_file") -> List[str]:
@@ -155,15 +156,16 @@ def load_vocabulary(path: str | Path, key: str = "model.text.vocab_file") -> Lis
         ConfigError: the file (named by config key `key`) is missing or unreadable.
         DataError: the file is not UTF-8 or repeats a token.
     """
-    path = Path(path)
-    if not path.is_file():
+    path = str(path)
+    if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
         raise ConfigError(f"config key '{key}' names a vocabulary file that does not exist: "
                           f"{path}")
     try:
-        text = path.read_text(encoding="utf-8")
+        with tf.io.gfile.GFile(path, "rb") as f:
+            text = f.read().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: the vocabulary file is not UTF-8 text ({exc})") from None
-    except OSError as exc:
+    except (OSError, tf.errors.OpError) as exc:
         raise ConfigError(f"config key '{key}': cannot read {path}: {exc}") from None
     tokens = [line.rstrip("\r") for line in text.split("\n")]
     if tokens and tokens[-1] == "":
@@ -242,11 +244,20 @@ def load_word2vec(path: str | Path, tokens: Sequence[str], dim: int, seed: int =
     return matrix, hits
 
 
-def prepare_vocabulary(cfg, model_dir: str | Path, verbose: bool = True) -> Optional[Path]:
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (local paths resolved; others compared as
+    written)."""
+    if "://" in a or "://" in b:
+        return a.rstrip("/") == b.rstrip("/")
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def prepare_vocabulary(cfg, model_dir: str | Path, verbose: bool = True) -> Optional[str]:
     """Puts the title vocabulary of a run into `model_dir` before the model is built.
 
-    For models with a `text` section when `data.use_title` is on: the vocabulary
-    file the config names is copied to `<model_dir>/vocab.txt`; without one, the
+    For models with a `text` section when `data.use_title` is on (`model_dir` on
+    any file system `tf.io.gfile` reaches): the vocabulary file the config names is
+    copied to `<model_dir>/vocab.txt` (its tokens, as read); without one, the
     vocabulary is built from the training titles (`vocab_min_count`,
     `vocab_max_size`) and written there. `cfg.model.text.vocab_file` then points to
     that file, so the saved config and the model carry it.
@@ -260,11 +271,11 @@ def prepare_vocabulary(cfg, model_dir: str | Path, verbose: bool = True) -> Opti
     text = getattr(cfg.model, "text", None)
     if text is None or not cfg.data.use_title:
         return None
-    target = Path(model_dir) / VOCAB_FILE
+    target = posixpath.join(str(model_dir), VOCAB_FILE)  # keeps a scheme:// prefix
     if text.vocab_file:
         tokens = load_vocabulary(text.vocab_file)
-        if Path(text.vocab_file).resolve() != target.resolve():
-            shutil.copyfile(text.vocab_file, target)
+        if not _same_file(text.vocab_file, target):
+            save_vocabulary(tokens, target)
         message = f"title vocabulary: {len(tokens)} tokens from {text.vocab_file}"
     else:
         tokens, stats = build_vocabulary(cfg.data, cfg.data.train_data_pattern, text.tokenizer,

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from videotag.data import schema
+from videotag.files import output_errors, replace_file
 
 Record = tf.train.Example | tf.train.SequenceExample | bytes
 
@@ -201,7 +202,8 @@ class RecordWriter:
     """Writes serialized records round-robin into TFRecord shards.
 
     Record i goes to shard `i % num_shards`. Shards are written under temporary
-    names (`<path>.tmp-<pid>`) and renamed to their final names by `close()`; if
+    names (`<path>.tmp-<pid>`) and swapped in by `close()` (`videotag.files.replace_file`:
+    a rename, or write-verify-swap where the file system has no atomic rename); if
     the `with` block raises, or `abort()` is called, the temporary files are deleted
     instead, so an interrupted run never leaves a partial shard under a final name.
 
@@ -279,18 +281,25 @@ class RecordWriter:
                 "record must be a tf.train.Example, tf.train.SequenceExample or "
                 f"bytes, got {type(record).__name__}"
             )
-        self._writers[self.count % len(self._writers)].write(data)
+        shard = self.count % len(self._writers)
+        with output_errors(self.paths[shard], "record shard"):
+            self._writers[shard].write(data)
         self.count += 1
 
     def close(self) -> None:
-        """Flushes and closes every shard and renames it to its final name."""
+        """Flushes and closes every shard and swaps it in under its final name.
+
+        Raises:
+            OutputError: a shard could not be written (no space left, ...), naming it.
+        """
         if self._closed:
             return
         self._closed = True
-        for writer in self._writers:
-            writer.close()
+        for writer, path in zip(self._writers, self.paths):
+            with output_errors(path, "record shard"):
+                writer.close()
         for temp, final in zip(self._temp_paths, self.paths):
-            tf.io.gfile.rename(temp, final, overwrite=True)
+            replace_file(temp, final)
 
     def abort(self) -> None:
         """Closes the shards and deletes them; no final file is created."""

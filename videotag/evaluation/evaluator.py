@@ -188,7 +188,8 @@ def run_evaluation(
         when records were skipped, `skipped_records`.
 
     Raises:
-        DataError: bad or unreadable records (naming the file and record).
+        DataError: bad or unreadable records (naming the file and record), or no
+            record left to score.
         ModelError: the model produced NaN scores, or has nothing to evaluate.
     """
     pattern = pattern or cfg.data.eval_data_pattern
@@ -236,8 +237,9 @@ def run_evaluation(
                 seen["category"] = True
             num_videos += batch_videos
             progress.add(batch_videos)
-    if num_videos == 0:  # no batch ran: report zeros for the tags if the model has them
-        seen["tags"] = TAGS in getattr(model, "output_names", [TAGS])
+    if num_videos == 0:  # every record was skipped: no figure would mean anything
+        raise DataError(f"no videos to score in {pattern}"
+                        + (f": every record was bad ({skips.summary()})" if skips else ""))
     metrics: Dict[str, Any] = {}
     if seen["tags"]:
         metrics.update(tags.result())

@@ -8,17 +8,20 @@ Files written for a JSON path `out/eval.json`:
     out/eval.md                 the metrics table, the figures, the per-class table
     out/eval_pr_curve.png       precision-recall of the pooled top-k pairs
     out/eval_ap_histogram.png   histogram of per-class AP (classes with positives)
+
+The files go through `videotag.files`: on any file system, each appears only when
+complete.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from videotag import files
 from videotag.evaluation.evaluator import Evaluation
 
 PR_CURVE_POINTS = 200  # points of the precision-recall curve kept in the JSON file
@@ -143,7 +146,7 @@ def _escape(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _plot_pr_curves(path: Path, evaluations: Sequence[Evaluation], names: Sequence[str]) -> None:
+def _plot_pr_curves(path: str, evaluations: Sequence[Evaluation], names: Sequence[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -161,11 +164,10 @@ def _plot_pr_curves(path: Path, evaluations: Sequence[Evaluation], names: Sequen
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    files.write_figure(fig, path)
 
 
-def _plot_ap_histograms(path: Path, evaluations: Sequence[Evaluation], names: Sequence[str]) -> None:
+def _plot_ap_histograms(path: str, evaluations: Sequence[Evaluation], names: Sequence[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,8 +187,7 @@ def _plot_ap_histograms(path: Path, evaluations: Sequence[Evaluation], names: Se
            title="Per-class AP (classes with at least one positive)")
     ax.legend(loc="upper left")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    files.write_figure(fig, path)
 
 
 def _markdown(evaluations: Sequence[Evaluation], names: Sequence[str], reports: Sequence[Dict],
@@ -267,7 +268,7 @@ def write_report(
     class_names: Sequence[str],
     model_dirs: Optional[Sequence[str]] = None,
     names: Optional[Sequence[str]] = None,
-) -> Dict[str, Path]:
+) -> Dict[str, str]:
     """Writes the JSON, Markdown and PNG files of one model or of two compared.
 
     Args:
@@ -284,26 +285,20 @@ def write_report(
         raise ValueError(f"a report holds one or two models, got {len(evaluations)}")
     model_dirs = list(model_dirs or [""] * len(evaluations))
     names = list(names or (["model"] if len(evaluations) == 1 else ["A", "B"]))
-    json_file = Path(json_path)
-    json_file.parent.mkdir(parents=True, exist_ok=True)
-    stem = json_file.with_suffix("")
+    stem = os.path.splitext(str(json_path))[0]
     reports = [build_report(e, class_names, d) for e, d in zip(evaluations, model_dirs)]
-    paths = {"json": json_file, "markdown": stem.with_suffix(".md")}
+    paths = {"json": str(json_path), "markdown": f"{stem}.md"}
     figures: Dict[str, str] = {}
     if all(e.tags is not None for e in evaluations):
-        paths["pr_curve"] = Path(f"{stem}_pr_curve.png")
-        paths["ap_histogram"] = Path(f"{stem}_ap_histogram.png")
+        paths["pr_curve"] = f"{stem}_pr_curve.png"
+        paths["ap_histogram"] = f"{stem}_ap_histogram.png"
         _plot_pr_curves(paths["pr_curve"], evaluations, names)
         _plot_ap_histograms(paths["ap_histogram"], evaluations, names)
-        figures = {k: paths[k].name for k in ("pr_curve", "ap_histogram")}
+        figures = {k: os.path.basename(paths[k]) for k in ("pr_curve", "ap_histogram")}
     payload = reports[0] if len(reports) == 1 else {
         "data_pattern": evaluations[0].pattern, "names": names, "models": reports}
-    _atomic_write(json_file, json.dumps(payload, indent=1, ensure_ascii=False))
-    _atomic_write(paths["markdown"], _markdown(evaluations, names, reports, figures))
+    files.write_text(paths["json"], json.dumps(payload, indent=1, ensure_ascii=False),
+                     what="report")
+    files.write_text(paths["markdown"], _markdown(evaluations, names, reports, figures),
+                     what="report")
     return paths
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -12,20 +12,21 @@ Layout (TF Serving serves the highest integer version of each model):
           model.keras                   the Keras model (keras.saving.load_model)
 
 The signatures are described in `videotag.export.serving`. A version is written
-under a temporary name and renamed when complete, so TF Serving never sees half of
-one.
+under a temporary name and swapped in when complete (`videotag.files.replace_dir`:
+one rename, or a verified copy with `saved_model.pb` last on object stores), so TF
+Serving never takes half of one; `export_dir` may be on any file system of
+TensorFlow. The free space is checked first against the size of the weights.
 """
 
 from __future__ import annotations
 
-import shutil
 import warnings
-from pathlib import Path
 from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from videotag import files
 from videotag.data import schema
 from videotag.data.labels import load_label_names
 from videotag.data.writer import video_example
@@ -47,10 +48,21 @@ WARMUP_BATCH_SIZES = (1, 8)
 WARMUP_FRAMES = 20
 
 
-def next_version(base: Path) -> int:
+def next_version(base: str) -> int:
     """1 + the highest integer version folder under `base` (1 when there is none)."""
-    versions = [int(p.name) for p in base.glob("*") if p.is_dir() and p.name.isdigit()]
+    if not tf.io.gfile.isdir(str(base)):
+        return 1
+    versions = [int(n.rstrip("/")) for n in tf.io.gfile.listdir(str(base))
+                if n.rstrip("/").isdigit() and tf.io.gfile.isdir(files.join(str(base), n))]
     return max(versions, default=0) + 1
+
+
+def export_bytes(model, save_keras: bool) -> int:
+    """About the bytes an export takes: the weights in the SavedModel, once more in
+    `model.keras` with `save_keras`, and a few MB of graph and warm-up requests."""
+    weights = sum(int(np.prod(v.shape)) * v.dtype.size for v in
+                  (tf.convert_to_tensor(w) for w in model.weights))
+    return weights * (2 if save_keras else 1) + (8 << 20)
 
 
 def build_serving_module(model, cfg, top_k: Optional[int] = None) -> ServingModule:
@@ -139,7 +151,7 @@ def inference_copy(model):
 def export_saved_model(
     model, cfg, export_dir: str, version: Optional[int] = None, name: Optional[str] = None,
     top_k: Optional[int] = None, save_keras: bool = True,
-) -> Path:
+) -> str:
     """Writes the SavedModel to `<export_dir>/<name>/<version>/` and returns that path.
 
     Also writes the warm-up requests, the config and (with `save_keras`) the Keras
@@ -154,36 +166,37 @@ def export_saved_model(
         top_k: tags per video; default `cfg.export.top_k`.
         save_keras: also save the Keras model as `assets.extra/model.keras` (no
             optimizer state: for inference and fine-tuning from its weights).
+
+    Raises:
+        ModelError: a version that exists already, or a model that cannot be served.
+        OutputError: `export_dir` cannot be written, has less free space than the
+            export needs, or ran out of space (nothing is left of the version).
+        DataError: the label file does not define `data.num_classes` classes.
     """
     name = name or cfg.model.name.lower()
-    base = Path(export_dir) / name
+    base = files.join(str(export_dir), name)
     version = version if version is not None else next_version(base)
     if version <= 0:
         raise ModelError(f"version must be a positive integer, got {version}")
-    target = base / str(version)
-    if target.exists():
+    target = files.join(base, str(version))
+    if tf.io.gfile.exists(target):
         raise ModelError(f"{target} exists already: choose another --version")
     model = inference_copy(model)
+    files.check_free_space(str(export_dir), export_bytes(model, save_keras), "export")
+    files.check_output_dir(base, "export folder")
     module = build_serving_module(model, cfg, top_k)
     signatures = {
         SERVING_DEFAULT: module.serve_examples.get_concrete_function(),
         PREDICT_DENSE: module.serve_dense.get_concrete_function(),
     }
-    tmp = base / f".{version}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    base.mkdir(parents=True, exist_ok=True)
-    try:
-        tf.saved_model.save(module, str(tmp), signatures=signatures)
-        extra = tmp / EXTRA_DIR
-        extra.mkdir(exist_ok=True)
-        cfg.save(extra / CONFIG_FILE)
-        write_warmup_file(extra / WARMUP_FILE, name, warmup_requests(module, cfg))
+    with files.output_path(target, folder=True, what="export") as tmp, \
+            files.output_errors(target, "export"):
+        tf.saved_model.save(module, tmp, signatures=signatures)
+        extra = files.join(tmp, EXTRA_DIR)
+        tf.io.gfile.makedirs(extra)
+        cfg.save(files.join(extra, CONFIG_FILE))
+        write_warmup_file(files.join(extra, WARMUP_FILE), name, warmup_requests(module, cfg))
         if save_keras:
-            model.save(extra / KERAS_FILE)
-        tmp.rename(target)  # TF Serving never sees a half-written version
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+            model.save(files.join(extra, KERAS_FILE))
     update_models_config(export_dir)
     return target

@@ -14,7 +14,6 @@ models.config: a text-format `tensorflow.serving.ModelServerConfig`
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Dict, Iterable, List, Tuple
 
 import numpy as np
@@ -22,6 +21,8 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
+
+from videotag import files
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 MODELS_CONFIG = "models.config"
@@ -49,14 +50,15 @@ def predict_log_bytes(model_name: str, signature_name: str,
     return log.SerializeToString(deterministic=True)
 
 
-def write_warmup_file(path: os.PathLike, model_name: str,
+def write_warmup_file(path: str, model_name: str,
                       requests: Iterable[Tuple[str, Dict[str, np.ndarray]]]) -> int:
     """Writes (signature name, inputs) requests as a TF Serving warm-up file.
 
     Returns the number of requests written (TF Serving reads at most 1000).
     """
     count = 0
-    with tf.io.TFRecordWriter(str(path)) as writer:
+    with files.output_errors(str(path), "warm-up file"), \
+            tf.io.TFRecordWriter(str(path)) as writer:
         for signature, inputs in requests:
             writer.write(predict_log_bytes(model_name, signature, inputs))
             count += 1
@@ -102,26 +104,31 @@ def models_config_text(models: List[Tuple[str, str]]) -> str:
     return "\n".join(header) + "\n" + text_format.MessageToString(config)
 
 
-def update_models_config(export_dir: os.PathLike, mount: str = "/models") -> Path:
+def update_models_config(export_dir: str, mount: str = "/models") -> str:
     """(Re)writes `<export_dir>/models.config` listing every exported model in it.
 
     A model is a folder holding at least one integer version with a saved_model.pb.
     Base paths are given as the server sees them with `export_dir` mounted at
     `mount` (the TF Serving image's /models). A models.config that this project did
-    not write is kept as it is. Returns the file's path.
+    not write is kept as it is. `export_dir` may be on any file system of TensorFlow;
+    the file is swapped in whole (`videotag.files`). Returns the file's path.
     """
-    root = Path(export_dir)
-    path = root / MODELS_CONFIG
-    if path.exists() and not path.read_text(encoding="utf-8").startswith(CONFIG_MARK):
-        return path
+    root = str(export_dir)
+    path = files.join(root, MODELS_CONFIG)
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path, "rb") as f:
+            if not f.read().decode("utf-8", "replace").startswith(CONFIG_MARK):
+                return path
+    gfile = tf.io.gfile
     models = sorted(
-        p.name for p in root.iterdir()
-        if p.is_dir() and any(v.name.isdigit() and (v / "saved_model.pb").is_file()
-                              for v in p.iterdir())
+        name.rstrip("/") for name in gfile.listdir(root)
+        if gfile.isdir(files.join(root, name)) and any(
+            v.rstrip("/").isdigit() and gfile.exists(files.join(files.join(
+                files.join(root, name), v.rstrip("/")), "saved_model.pb"))
+            for v in gfile.listdir(files.join(root, name)))
     )
-    tmp = root / f".{MODELS_CONFIG}.tmp"
-    tmp.write_text(models_config_text([(m, f"{mount}/{m}") for m in models]), encoding="utf-8")
-    tmp.replace(path)
+    files.write_text(path, models_config_text([(m, f"{mount}/{m}") for m in models]),
+                     what="TF Serving config")
     return path
 
 

@@ -128,9 +128,11 @@ def load(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Extractio
     Raises:
         ConfigError: unknown key, wrong type or invalid value, naming the key.
     """
+    import tensorflow as tf
+
     raw: Dict[str, Any] = {}
     if path:
-        if not Path(path).is_file():
+        if not tf.io.gfile.exists(str(path)):
             raise ConfigError(f"extraction config not found: {path}")
         raw = engine.read_yaml(path)
     engine.apply_overrides(raw, list(overrides))
@@ -143,10 +145,12 @@ def check_compatible(cfg: ExtractionConfig, folder: str | Path) -> None:
     Raises:
         ConfigError: a key of `FEATURE_KEYS` differs, naming it and both values.
     """
-    file = Path(folder) / CONFIG_FILE
-    if not file.is_file():
+    import tensorflow as tf
+
+    file = f"{str(folder).rstrip('/')}/{CONFIG_FILE}"
+    if not tf.io.gfile.exists(file):
         return
-    previous = load(str(file))
+    previous = load(file)
     for key in FEATURE_KEYS:
         old, new = getattr(previous, key), getattr(cfg, key)
         if old != new:

@@ -51,12 +51,7 @@ class Extractor:
         self.rgb = self.vggish = None
         self.dims: Dict[str, int] = {}
         if with_pca:
-            for name in cfg.feature_names:
-                if not cfg.pca.get(name):
-                    raise ConfigError(
-                        f"no PCA for '{name}' (extraction key 'pca.{name}'): fit one on your "
-                        "videos with videotag extract --fit_pca --pca_dir=DIR, or give "
-                        "the folder of mean.npy/eigenvecs.npy/eigenvals.npy files")
+            check_pca_settings(cfg)
         if "random" in (cfg.backbone_weights, cfg.audio_weights):
             import keras
 
@@ -132,6 +127,20 @@ class Extractor:
     def features(self, decoded: Decoded) -> Dict[str, np.ndarray]:
         """Quantized features of a decoded video."""
         return self.quantize(self.embed(decoded), len(decoded.video.frames))
+
+
+def check_pca_settings(cfg: ExtractionConfig) -> None:
+    """Fails when a feature has no PCA setting (`pca.<name>`).
+
+    Raises:
+        ConfigError: naming the key.
+    """
+    for name in cfg.feature_names:
+        if not cfg.pca.get(name):
+            raise ConfigError(
+                f"no PCA for '{name}' (extraction key 'pca.{name}'): fit one on your "
+                "videos with videotag extract --fit_pca --pca_dir=DIR, or give "
+                "the folder of mean.npy/eigenvecs.npy/eigenvals.npy files")
 
 
 def _warn_if_random(what: str, network: str, weights: str) -> None:

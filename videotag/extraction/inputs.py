@@ -3,6 +3,8 @@
 An input is
 - a folder: every file in it (not in sub-folders) with a video extension
   (`decode.VIDEO_EXTENSIONS`), sorted by name; other files are ignored and counted;
+- a glob (`videos/*.mp4`, `gs://bucket/videos/*`): the matching files with a video
+  extension, sorted; other matches are ignored and counted;
 - a video file (by extension);
 - any other file: a manifest, one video per line, `path<TAB>title<TAB>labels`:
   title and labels are optional (an empty title writes no `title` key, empty labels
@@ -12,7 +14,8 @@ An input is
   tried as a video, whatever its extension.
 
 A video's id is its file name without the extension; two videos with the same id
-are an error (the records would collide).
+are an error (the records would collide). Paths may be on any `tf.io.gfile` file
+system (`gs://...`); the batch pipeline copies such a video to its worker to decode it.
 """
 
 from __future__ import annotations
@@ -74,15 +77,29 @@ def is_video_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
+def _join(folder: str, name: str) -> str:
+    """`folder/name`: a local path as pathlib writes it, a URL (gs://...) as it is."""
+    if "://" in folder:
+        return f"{folder.rstrip('/')}/{name}"
+    return str(Path(folder) / name)
+
+
+def _is_absolute(path: str) -> bool:
+    return "://" in path or Path(path).is_absolute()
+
+
 def read_manifest(path: str, labels: Optional[LabelResolver]) -> List[VideoItem]:
     """Videos of a manifest file (see the module docstring); labels None: ignored.
 
     Raises:
         DataError: unreadable file, or a bad line, naming the file and line.
     """
-    base = Path(path).parent
+    import tensorflow as tf
+
+    base = path[:path.rstrip("/").rindex("/")] if "/" in path else "."
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        with tf.io.gfile.GFile(path, "rb") as f:
+            lines = f.read().decode("utf-8").splitlines()
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 text manifest (nor a file with a video "
                         f"extension: {', '.join(VIDEO_EXTENSIONS)})") from None
@@ -94,46 +111,64 @@ def read_manifest(path: str, labels: Optional[LabelResolver]) -> List[VideoItem]
         if len(parts) > 3:
             raise DataError(f"{path}: line {number}: expected 'path<TAB>title<TAB>labels', "
                             f"got {len(parts)} tab-separated fields")
-        video = Path(parts[0].strip())
-        video = video if video.is_absolute() else base / video
+        video = parts[0].strip()
+        video = video if _is_absolute(video) else _join(base, video)
         title = parts[1].strip() if len(parts) > 1 and parts[1].strip() else None
         ids = labels(parts[2], f"{path}: line {number}") if labels and len(parts) > 2 else []
-        items.append(VideoItem(str(video), video.stem, title, ids))
+        items.append(VideoItem(video, Path(video).stem, title, ids))
     return items
+
+
+def _videos_of(paths: Sequence[str], items: List[VideoItem], ignored: List[str]) -> None:
+    """Adds the files of `paths` with a video extension to `items`, the others (not
+    hidden, not folders) to `ignored`."""
+    import tensorflow as tf
+
+    for path in sorted(paths):
+        if tf.io.gfile.isdir(path):
+            continue
+        if is_video_file(path):
+            items.append(VideoItem(path, Path(path).stem))
+        elif not Path(path).name.startswith("."):
+            ignored.append(path)
 
 
 def list_videos(inputs: Sequence[str], label_file: str = "",
                 with_labels: bool = True) -> Tuple[List[VideoItem], List[str]]:
-    """The videos named by `inputs` (folders, video files, manifests), in order.
+    """The videos named by `inputs` (folders, globs, video files, manifests), in order.
 
     With `with_labels` False the manifests' labels are ignored (for prediction).
 
     Returns:
-        (videos, ignored): the videos to extract, and the files of input folders left
-        out for their extension.
+        (videos, ignored): the videos to extract, and the files of input folders and
+        globs left out for their extension.
 
     Raises:
-        DataError: an input does not exist, a manifest line is bad, or two videos
-            share an id.
+        DataError: an input does not exist (a glob matches nothing), a manifest line
+            is bad, or two videos share an id.
     """
+    import tensorflow as tf
+
     labels = LabelResolver(label_file) if with_labels else None
     items: List[VideoItem] = []
     ignored: List[str] = []
     if not inputs:
         raise DataError("no input videos given")
     for entry in inputs:
-        path = Path(entry)
-        if path.is_dir():
-            for file in sorted(p for p in path.iterdir() if p.is_file()):
-                if is_video_file(file):
-                    items.append(VideoItem(str(file), file.stem))
-                elif not file.name.startswith("."):
-                    ignored.append(str(file))
-        elif path.is_file():
-            if is_video_file(path):
-                items.append(VideoItem(str(path), path.stem))
+        if tf.io.gfile.isdir(entry):
+            folder = entry.rstrip("/") if "://" in entry else entry
+            names = [n.rstrip("/") for n in tf.io.gfile.listdir(entry)]
+            _videos_of([_join(folder, n) for n in names], items, ignored)
+        elif tf.io.gfile.exists(entry):
+            if is_video_file(entry):
+                items.append(VideoItem(str(entry), Path(entry).stem))
             else:
-                items.extend(read_manifest(str(path), labels))
+                items.extend(read_manifest(str(entry), labels))
+        elif any(c in entry for c in "*?["):
+            matches = tf.io.gfile.glob(entry)
+            if not matches:
+                raise DataError(f"no files match the input pattern '{entry}'")
+            _videos_of(matches, items, ignored)
         else:
             raise DataError(f"input not found: {entry}")
     seen: Dict[str, str] = {}

@@ -15,15 +15,18 @@ Files (`save` writes, `load` reads), the layout of the YT8M release (`yt8m_pca.t
 Only the first K' rows/values are used when the record's feature size K' < K. A
 VGGish `vggish_pca_params.npz` (`pca_eigen_vectors` [128, 128] rows, `pca_means`
 [128, 1]) loads too, without whitening, as VGGish post-processes its embeddings.
+The files may be on any file system of TensorFlow (`videotag.files`).
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from videotag import files
 from videotag.errors import ConfigError, DataError
 
 EPSILON = 1e-4
@@ -73,12 +76,13 @@ class Pca:
 
     def save(self, folder: str | Path) -> None:
         """Writes mean.npy [D, 1], eigenvecs.npy [K, D], eigenvals.npy [K, 1]."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / "mean.npy", self.mean.reshape(-1, 1).astype(np.float32))
-        np.save(folder / "eigenvecs.npy", self.eigenvecs.T.astype(np.float32))
+        arrays = {"mean.npy": self.mean.reshape(-1, 1), "eigenvecs.npy": self.eigenvecs.T}
         if self.eigenvals is not None:
-            np.save(folder / "eigenvals.npy", self.eigenvals.reshape(-1, 1).astype(np.float32))
+            arrays["eigenvals.npy"] = self.eigenvals.reshape(-1, 1)
+        for name, array in arrays.items():
+            data = io.BytesIO()
+            np.save(data, array.astype(np.float32))
+            files.write_bytes(files.join(str(folder), name), data.getvalue(), what="PCA file")
 
     @classmethod
     def load(cls, path: str | Path, input_dim: int, output_dim: int) -> "Pca":
@@ -87,23 +91,23 @@ class Pca:
         Raises:
             ConfigError: files missing, or shapes that do not fit the dimensions.
         """
-        path = Path(path)
         where = str(path)
-        if path.suffix == ".npz":
-            if not path.is_file():
+        if where.endswith(".npz"):
+            if not _exists(where):
                 raise ConfigError(f"PCA file not found: {where}")
-            with np.load(path) as params:
+            with np.load(_read(where)) as params:
                 if "pca_eigen_vectors" not in params or "pca_means" not in params:
                     raise ConfigError(f"{where}: expected arrays 'pca_eigen_vectors' and "
                                       f"'pca_means', found {sorted(params.files)}")
                 mean, vecs, vals = params["pca_means"], params["pca_eigen_vectors"], None
         else:
-            if not (path / "mean.npy").is_file() or not (path / "eigenvecs.npy").is_file():
+            mean_file, vecs_file, vals_file = (files.join(where, name) for name in FILES)
+            if not _exists(mean_file) or not _exists(vecs_file):
                 raise ConfigError(f"PCA folder {where} must hold mean.npy and eigenvecs.npy "
                                   "(fit one with videotag extract --fit_pca)")
-            mean = np.load(path / "mean.npy")
-            vecs = np.load(path / "eigenvecs.npy")
-            vals = np.load(path / "eigenvals.npy") if (path / "eigenvals.npy").is_file() else None
+            mean = np.load(_read(mean_file))
+            vecs = np.load(_read(vecs_file))
+            vals = np.load(_read(vals_file)) if _exists(vals_file) else None
         mean = np.asarray(mean).reshape(-1)
         if mean.shape[0] != input_dim:
             raise ConfigError(f"{where}: the PCA mean has {mean.shape[0]} values, the network "
@@ -122,6 +126,19 @@ class Pca:
                                   f"{output_dim}")
             vals = vals[:output_dim]
         return cls(mean, columns[:, :output_dim], vals)
+
+
+def _exists(path: str) -> bool:
+    import tensorflow as tf
+
+    return tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path)
+
+
+def _read(path: str) -> io.BytesIO:
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return io.BytesIO(f.read())
 
 
 class PcaFitter:

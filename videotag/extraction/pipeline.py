@@ -11,7 +11,10 @@ Output folder:
     extraction.yaml                            the settings (a rerun must match)
     summary.json                               the counts of the last run
 A shard is written under a temporary name; its `.ids` file is written (atomically)
-before the shard is renamed into place, and a shard counts as done when both exist.
+before the shard is swapped into place, and a shard counts as done when both exist.
+The folder may be on any file system of TensorFlow (`videotag.files`); a shard that
+cannot be written (no space left) stops the run with `OutputError` naming it, and
+the shards written before it stay done.
 A rerun skips every video whose id is in a done shard, so an interrupted run loses
 at most the shard it was writing.
 """
@@ -19,7 +22,6 @@ at most the shard it was writing.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -29,6 +31,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+import tensorflow as tf
+
+from videotag import files
 from videotag.errors import DataError
 from videotag.extraction import config as config_lib
 from videotag.extraction.config import ExtractionConfig
@@ -39,6 +44,8 @@ from videotag.progress import Progress
 
 SHARD_PREFIX = "part"
 _SHARD_FILE = re.compile(SHARD_PREFIX + r"-(\d+)\.(ids|tfrecord)")
+# temporary files of an interrupted run: a shard being written, an ids file
+_STALE = re.compile(r"\.?" + SHARD_PREFIX + r"-\d+\.(tfrecord\.tmp-\d+|ids\.tmp(-\d+)?)")
 SUMMARY_FILE = "summary.json"
 EXTRACTION_TEMPLATE = (
     "{label} {bar} {count}/{total} videos, {failed} failed, {rate:.2f} videos/s, {eta:.0f} s left")
@@ -133,26 +140,29 @@ def extraction_progress(total: int, label: str = "extracting", enabled: bool = T
 
 
 class ShardedOutput:
-    """The output folder's shards: what is done, and writing new ones."""
+    """The output folder's shards: what is done, and writing new ones (on any file
+    system of TensorFlow, through `videotag.files`)."""
 
     def __init__(self, folder: str | Path, videos_per_shard: int):
         from videotag.data.writer import RecordWriter  # noqa: F401  (fail early on import)
 
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = str(folder)
+        files.check_output_dir(self.folder, "output folder")
         self.videos_per_shard = videos_per_shard
-        for stale in list(self.folder.glob(f"{SHARD_PREFIX}-*.tfrecord.tmp-*")) + list(
-                self.folder.glob(f"{SHARD_PREFIX}-*.ids.tmp")):
-            stale.unlink()  # left by an interrupted run
+        names = tf.io.gfile.listdir(self.folder)
+        for name in names:
+            if _STALE.fullmatch(name):  # left by an interrupted run
+                files.remove_quietly(files.join(self.folder, name))
         self.done: set = set()
         numbers = [-1]
-        for file in self.folder.iterdir():
-            match = _SHARD_FILE.fullmatch(file.name)
+        for name in names:
+            match = _SHARD_FILE.fullmatch(name)
             if not match:
                 continue
             numbers.append(int(match.group(1)))
-            if match.group(2) == "ids" and file.with_suffix(".tfrecord").is_file():
-                self.done.update(file.read_text(encoding="utf-8").split())
+            if match.group(2) == "ids" and f"{name[:-len('.ids')]}.tfrecord" in names:
+                with tf.io.gfile.GFile(files.join(self.folder, name), "rb") as f:
+                    self.done.update(f.read().decode("utf-8").split())
         self.next_number = max(numbers) + 1
         self.written: List[str] = []
         self._writer = None
@@ -162,9 +172,9 @@ class ShardedOutput:
         from videotag.data.writer import RecordWriter
 
         if self._writer is None:
-            path = self.folder / f"{SHARD_PREFIX}-{self.next_number:05d}.tfrecord"
+            path = files.join(self.folder, f"{SHARD_PREFIX}-{self.next_number:05d}.tfrecord")
             self.next_number += 1
-            self._writer = RecordWriter([str(path)])
+            self._writer = RecordWriter([path])
         self._writer.write(record)
         self._ids.append(video_id)
         if len(self._ids) >= self.videos_per_shard:
@@ -173,14 +183,12 @@ class ShardedOutput:
     def finish_shard(self) -> None:
         if self._writer is None:
             return
-        path = Path(self._writer.paths[0])
-        ids_path = path.with_suffix(".ids")
-        tmp = Path(f"{ids_path}.tmp")
-        tmp.write_text("".join(f"{i}\n" for i in self._ids), encoding="utf-8")
-        os.replace(tmp, ids_path)
-        self._writer.close()  # renames the shard into place: the shard is now done
+        path = self._writer.paths[0]
+        files.write_text(path[:-len(".tfrecord")] + ".ids", "".join(f"{i}\n" for i in self._ids),
+                         what="ids file")
+        self._writer.close()  # swaps the shard into place: the shard is now done
         self.done.update(self._ids)
-        self.written.append(str(path))
+        self.written.append(path)
         self._writer, self._ids = None, []
 
     def abort(self) -> None:
@@ -220,7 +228,7 @@ def extract(cfg: ExtractionConfig, inputs: Sequence[str], output_dir: str,
     config_lib.check_compatible(cfg, output_dir)
     extractor = extractor or Extractor(cfg)
     output = ShardedOutput(output_dir, cfg.videos_per_shard)
-    cfg.save(Path(output_dir) / config_lib.CONFIG_FILE)
+    cfg.save(files.join(str(output_dir), config_lib.CONFIG_FILE))
     summary = Summary(ignored=ignored)
     todo = [item for item in items if item.video_id not in output.done]
     summary.skipped = len(items) - len(todo)
@@ -241,8 +249,8 @@ def extract(cfg: ExtractionConfig, inputs: Sequence[str], output_dir: str,
         bar.close()
     summary.shards = output.written
     summary.seconds = time.time() - start
-    (Path(output_dir) / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=1),
-                                                 encoding="utf-8")
+    files.write_text(files.join(str(output_dir), SUMMARY_FILE),
+                     json.dumps(asdict(summary), indent=1), what="summary")
     return summary
 
 
@@ -302,9 +310,9 @@ def fit_pca(cfg: ExtractionConfig, inputs: Sequence[str], pca_dir: str,
                   f"than its {size} components: the last components are noise; fit on more "
                   "videos", file=sys.stderr)
         pcas[name] = fitters[name].fit(size)
-        folder = Path(pca_dir) / name
+        folder = files.join(str(pca_dir), name)
         pcas[name].save(folder)
-        cfg.pca[name] = str(folder)
+        cfg.pca[name] = folder
     extractor.pca.update(pcas)
     summary.seconds = time.time() - start
     return summary, pcas

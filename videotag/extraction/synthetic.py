@@ -105,13 +105,18 @@ def make_demo_videos(folder: str | Path, num_videos: int = 24, seed: int = 0,
     and plays one of two tones, labelled with both (5 classes). Writes `labels.txt`
     (one class name per line) and `manifest.tsv` (`file<TAB>title<TAB>labels`).
 
+    The folder may be on any file system of TensorFlow (`videotag.files`).
+
     Returns:
         The manifest's path.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    from videotag import files
+
+    folder = str(folder)
+    files.check_output_dir(folder, "output folder")
     rng = np.random.default_rng(seed)
-    (folder / "labels.txt").write_text("\n".join(DEMO_CLASSES) + "\n", encoding="utf-8")
+    files.write_text(files.join(folder, "labels.txt"), "\n".join(DEMO_CLASSES) + "\n",
+                     what="label file")
     lines = []
     extensions = list(CODECS)
     for i in range(num_videos):
@@ -120,10 +125,13 @@ def make_demo_videos(folder: str | Path, num_videos: int = 24, seed: int = 0,
         jitter = rng.integers(-30, 31, 3)
         rgb = np.clip(np.asarray(DEMO_COLORS[color]) + jitter, 0, 255)
         name = f"demo{i:03d}{extensions[i % len(extensions)]}"
-        write_video(folder / name, seconds=float(rng.uniform(2, 6)), width=width, height=height,
-                    color=tuple(int(c) for c in rgb), tone_hz=DEMO_TONES[tone] * rng.uniform(0.95, 1.05),
-                    seed=seed * 1000 + i)
+        target = files.join(folder, name)
+        # PyAV writes local files: elsewhere the video is staged locally and copied
+        with files.local_output(target, "video") as local, files.output_errors(target, "video"):
+            write_video(local, seconds=float(rng.uniform(2, 6)), width=width, height=height,
+                        color=tuple(int(c) for c in rgb),
+                        tone_hz=DEMO_TONES[tone] * rng.uniform(0.95, 1.05), seed=seed * 1000 + i)
         lines.append(f"{name}\t{color.lower()} background, {tone.lower()}\t{color},{tone}")
-    manifest = folder / "manifest.tsv"
-    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return str(manifest)
+    manifest = files.join(folder, "manifest.tsv")
+    files.write_text(manifest, "\n".join(lines) + "\n", what="manifest")
+    return manifest

@@ -9,11 +9,17 @@ from videotag.inference.predict import (
     predict_from_saved_model,
     saved_model_batches,
 )
-from videotag.inference.writers import FORMATS, write_predictions, write_predictions_file
+from videotag.inference.writers import (
+    FORMATS,
+    json_line,
+    write_predictions,
+    write_predictions_file,
+)
 
 __all__ = [
     "FORMATS",
     "Prediction",
+    "json_line",
     "load_saved_model",
     "model_dir_batches",
     "predict_from_model_dir",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -87,7 +86,7 @@ def model_dir_batches(model_dir: str, pattern: str, top_k: int = 20,
 
 def load_saved_model(path: str):
     """`tf.saved_model.load`, with a clear error for a folder that is not one."""
-    if not (Path(path) / "saved_model.pb").is_file():
+    if not tf.io.gfile.exists(f"{str(path).rstrip('/')}/saved_model.pb"):
         raise ModelError(f"{path}: no saved_model.pb here (give a version folder such as "
                          "exports/nextvlad/1)")
     try:
@@ -114,7 +113,8 @@ def saved_model_batches(path: str, pattern: str, batch_size: int = 256) -> Itera
                 try:
                     out = serve(example_bytes=batch)
                 except tf.errors.InvalidArgumentError as exc:
-                    raise DataError(f"{shard}: {_rejection(exc.message, int(index[0]))}") from None
+                    raise DataError(
+                        f"{shard}: {describe_rejection(exc.message, int(index[0]))}") from None
                 yield {k: v.numpy() for k, v in out.items()}
         except tf.errors.DataLossError:
             raise DataError(f"{shard}: the shard is corrupt or truncated (CRC check failed)") from None
@@ -125,12 +125,14 @@ def _exported_config(path: str):
     from videotag import config as config_lib
     from videotag.export.saved_model import CONFIG_FILE, EXTRA_DIR
 
-    saved = Path(path) / EXTRA_DIR / CONFIG_FILE
-    return config_lib.load(str(saved)) if saved.is_file() else None
+    saved = tf.io.gfile.join(path, EXTRA_DIR, CONFIG_FILE)
+    return config_lib.load(saved) if tf.io.gfile.exists(saved) else None
 
 
-def _rejection(message: str, first: int) -> str:
-    """The serving graph's complaint, with record indexes counted from the shard start."""
+def describe_rejection(message: str, first: int) -> str:
+    """The serving graph's complaint about a batch of records, "record <i> (id <id>):
+    <problem>", with record indexes counted from `first`, the index of the batch's
+    first record in its shard."""
     text = describe_parse_failure(message)
     if text is None:
         lines = [line for line in message.splitlines() if "bad request:" in line]

@@ -25,6 +25,19 @@ def _entry(cid: int, name: str, prob: float, keys=("id", "name", "probability"))
     return dict(zip(keys, (cid, name, round(prob, 6))))
 
 
+def json_line(row: Prediction, threshold: float = 0.0) -> str:
+    """One video's JSON Lines line (without the line break): `{"id", "tags": [{"id",
+    "name", "probability"}, ...], "category": {"id", "name", "probability"}}` (`tags`
+    and `category` only when the model has that head; tags below `threshold` left
+    out, the category always kept)."""
+    entry = {"id": row.video_id}
+    if row.tags is not None:
+        entry["tags"] = [_entry(*t) for t in row.tags if t[2] >= threshold]
+    if row.category is not None:
+        entry["category"] = _entry(*row.category)
+    return json.dumps(entry, ensure_ascii=False)
+
+
 def write_predictions(predictions: Iterable, out: IO[str], fmt: str, threshold: float = 0.0,
                       verbose: bool = True, progress_seconds: float = 10.0) -> int:
     """Writes predictions in one of three formats; returns the number of videos.
@@ -61,12 +74,7 @@ def write_predictions(predictions: Iterable, out: IO[str], fmt: str, threshold: 
                 for cid, name, prob in _tags_or_category(row)]
             out.write(("\n" if progress.count == 0 else ",\n") + json.dumps(entry, ensure_ascii=False))
         else:
-            entry = {"id": row.video_id}
-            if row.tags is not None:
-                entry["tags"] = [_entry(*t) for t in row.tags]
-            if row.category is not None:
-                entry["category"] = _entry(*row.category)
-            out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            out.write(json_line(row) + "\n")
         progress.add()
     progress.close()
     if fmt == "json":
@@ -79,8 +87,9 @@ def write_predictions_file(predictions: Iterable, output_file: Optional[str], fm
                            progress_seconds: float = 10.0) -> int:
     """`write_predictions` to a file (standard output when None).
 
-    The file is written under a temporary name and renamed when complete: a failed
-    run never leaves a partial file.
+    The file (on any file system of TensorFlow) is written under a temporary name and
+    swapped in when complete (`videotag.files.open_output`): a failed run never leaves
+    a partial file, and an earlier file of that name stays as it was.
     """
-    with open_output(output_file) as out:
+    with open_output(output_file, what="predictions file") as out:
         return write_predictions(predictions, out, fmt, threshold, verbose, progress_seconds)

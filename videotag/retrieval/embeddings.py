@@ -9,18 +9,21 @@
 
 The .npy header is written with room for any N and filled in at the end, so memory
 stays flat however many videos there are; `np.load(path, mmap_mode="r")` reads it
-without loading it.
+without loading it. The files may go to any file system of TensorFlow
+(`videotag.files`: each appears only when all are complete; the .npy, whose header
+is rewritten at the end, is staged in a local file when the target is not local).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import contextlib
+import io
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
+from videotag import files
 from videotag.errors import DataError
 from videotag.progress import Progress
 
@@ -65,14 +68,13 @@ class NpyRowWriter:
     """Writes a float32 [N, dim] .npy file block by block; N is known only at the end.
 
     Args:
-        path: the file to write (created under a temporary name, renamed by `close`).
+        path: a local file to write (its header is rewritten by `close`).
         dim: the row length.
     """
 
-    def __init__(self, path: os.PathLike, dim: int):
-        self.path, self.dim, self.rows = Path(path), dim, 0
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self._file = open(self.tmp, "wb")
+    def __init__(self, path: str, dim: int):
+        self.path, self.dim, self.rows = path, dim, 0
+        self._file = open(path, "wb")
         self._file.write(_npy_header(0, dim))
 
     def write(self, block: np.ndarray) -> None:
@@ -82,15 +84,22 @@ class NpyRowWriter:
         self.rows += block.shape[0]
 
     def close(self) -> None:
+        """Writes the header with the final row count and closes the file."""
+        if self._file.closed:
+            return
         self._file.seek(0)
         self._file.write(_npy_header(self.rows, self.dim))
         self._file.close()
-        os.replace(self.tmp, self.path)
 
-    def abort(self) -> None:
-        self._file.close()
-        if self.tmp.exists():
-            self.tmp.unlink()
+
+def embedding_paths(prefix: str, formats: Sequence[str] = ("npy",)) -> List[str]:
+    """The files `write_embeddings` writes for `prefix` and `formats`."""
+    paths = []
+    if "npy" in formats:
+        paths += [f"{prefix}.npy", f"{prefix}.ids.txt"]
+    if "tfrecord" in formats:
+        paths.append(f"{prefix}.tfrecord")
+    return paths
 
 
 def write_embeddings(batches: Iterable[Tuple[Sequence[str], np.ndarray]], prefix: str,
@@ -98,68 +107,59 @@ def write_embeddings(batches: Iterable[Tuple[Sequence[str], np.ndarray]], prefix
                      progress_seconds: float = 10.0) -> Tuple[int, int]:
     """Writes L2-normalised embeddings; returns (videos, dimension).
 
-    Every file is written under a temporary name and renamed when all are complete.
+    Every file is written under a temporary name and swapped in when all are complete
+    (`videotag.files`); on any error none is, and earlier files stay as they were.
 
     Raises:
         DataError: no record at all, or an id holding a line break (ids.txt is
             one id per line).
+        OutputError: a file cannot be written (no space left, ...), naming it.
     """
     unknown = [f for f in formats if f not in EMBEDDING_FORMATS]
     if unknown or not formats:
         raise ValueError(f"embedding formats: {', '.join(EMBEDDING_FORMATS)} (got {formats})")
-    base = Path(prefix)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    targets = {"ids": base.with_name(base.name + ".ids.txt"),
-               "npy": base.with_name(base.name + ".npy"),
-               "tfrecord": base.with_name(base.name + ".tfrecord")}
-    tmp = {k: p.with_name(f".{p.name}.tmp") for k, p in targets.items()}
+    npy_path, ids_path, records_path = (f"{prefix}.npy", f"{prefix}.ids.txt",
+                                        f"{prefix}.tfrecord")
     progress = Progress("embedded", progress_seconds if verbose else 0)
     npy, ids_file, records, dim = None, None, None, 0
-    try:
+    with contextlib.ExitStack() as outputs:
+        # ExitStack swaps the files in (in reverse order) when the block succeeds
+        if "npy" in formats:
+            npy_tmp = outputs.enter_context(files.local_output(npy_path, "embeddings file"))
+            ids_file = outputs.enter_context(files.open_output(ids_path, what="embeddings file"))
+        if "tfrecord" in formats:
+            records_tmp = outputs.enter_context(files.output_path(records_path,
+                                                                  what="embeddings file"))
         for ids, vectors in batches:
             vectors = l2_normalize(vectors)
-            if npy is None and "npy" in formats:
-                dim = vectors.shape[1]
-                npy = NpyRowWriter(targets["npy"], dim)
-                ids_file = open(tmp["ids"], "w", encoding="utf-8")
-            if records is None and "tfrecord" in formats:
-                dim = vectors.shape[1]
-                records = tf.io.TFRecordWriter(str(tmp["tfrecord"]))
-            if npy is not None:
+            dim = vectors.shape[1]
+            if "npy" in formats:
                 for vid in ids:
                     if "\n" in vid or "\r" in vid:
                         raise DataError(f"video id {vid!r} holds a line break: it cannot be "
                                         "written to the ids file (use --format=tfrecord)")
-                npy.write(vectors)
+                with files.output_errors(npy_path, "embeddings file"):
+                    if npy is None:
+                        npy = outputs.enter_context(files.closing(
+                            NpyRowWriter(npy_tmp, dim), npy_path, "embeddings file"))
+                    npy.write(vectors)
                 ids_file.write("".join(f"{vid}\n" for vid in ids))
-            if records is not None:
-                for vid, vector in zip(ids, vectors):
-                    records.write(_example(vid, vector))
+            if "tfrecord" in formats:
+                with files.output_errors(records_path, "embeddings file"):
+                    if records is None:
+                        records = outputs.enter_context(files.closing(
+                            tf.io.TFRecordWriter(records_tmp), records_path, "embeddings file"))
+                    for vid, vector in zip(ids, vectors):
+                        records.write(embedding_example(vid, vector))
             progress.add(len(ids))
         progress.close()
         if progress.count == 0:
             raise DataError("no records to embed")
-    except BaseException:
-        if npy is not None:
-            npy.abort()
-            ids_file.close()
-        if records is not None:
-            records.close()
-        for path in tmp.values():
-            if path.exists():
-                path.unlink()
-        raise
-    if npy is not None:
-        ids_file.close()
-        npy.close()
-        os.replace(tmp["ids"], targets["ids"])
-    if records is not None:
-        records.close()
-        os.replace(tmp["tfrecord"], targets["tfrecord"])
     return progress.count, dim
 
 
-def _example(video_id: str, vector: np.ndarray) -> bytes:
+def embedding_example(video_id: str, vector: np.ndarray) -> bytes:
+    """A serialized `tf.train.Example` of one video: `id` (bytes), `embedding` (floats)."""
     return tf.train.Example(features=tf.train.Features(feature={
         "id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[video_id.encode("utf-8")])),
         "embedding": tf.train.Feature(float_list=tf.train.FloatList(value=vector.tolist())),
@@ -167,24 +167,29 @@ def _example(video_id: str, vector: np.ndarray) -> bytes:
 
 
 def load_embeddings(prefix: str) -> Tuple[List[str], np.ndarray]:
-    """(ids, vectors) of `<prefix>.npy` and `<prefix>.ids.txt`; the vectors are a
-    read-only memory map (nothing is loaded until used).
+    """(ids, vectors) of `<prefix>.npy` and `<prefix>.ids.txt`; for a local file the
+    vectors are a read-only memory map (nothing is loaded until used), on another file
+    system they are read whole.
 
     Raises:
         DataError: a file is missing, not a 2-D float .npy, or the counts differ.
     """
-    base = Path(prefix)
-    npy, ids_path = base.with_name(base.name + ".npy"), base.with_name(base.name + ".ids.txt")
+    npy, ids_path = f"{prefix}.npy", f"{prefix}.ids.txt"
     for path in (npy, ids_path):
-        if not path.is_file():
+        if not tf.io.gfile.exists(path):
             raise DataError(f"embeddings file not found: {path} (write it with videotag embed)")
     try:
-        vectors = np.load(npy, mmap_mode="r")
+        if files.is_local(npy):
+            vectors = np.load(npy.split("://", 1)[-1], mmap_mode="r")
+        else:
+            with tf.io.gfile.GFile(npy, "rb") as f:
+                vectors = np.load(io.BytesIO(f.read()))
     except ValueError as exc:
         raise DataError(f"{npy}: not a readable .npy file ({exc})") from None
     if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating):
         raise DataError(f"{npy}: expected a 2-D float array, got {vectors.dtype} {vectors.shape}")
-    ids = ids_path.read_text(encoding="utf-8").splitlines()
+    with tf.io.gfile.GFile(ids_path, "rb") as f:
+        ids = f.read().decode("utf-8").splitlines()
     if len(ids) != vectors.shape[0]:
         raise DataError(f"{ids_path} has {len(ids)} ids but {npy} has {vectors.shape[0]} rows")
     return ids, vectors

@@ -108,6 +108,25 @@ def top_k_similar(queries: np.ndarray, vectors, k: int, block_size: int = 4096,
     return best_index, best_scores
 
 
+def query_rows(ids: Sequence[str], query_ids: Optional[Sequence[str]]) -> np.ndarray:
+    """The rows (int64) of `query_ids` in `ids` (the first of a repeated id), or every
+    row when `query_ids` is None.
+
+    Raises:
+        DataError: a query id is not in `ids`.
+    """
+    if query_ids is None:
+        return np.arange(len(ids), dtype=np.int64)
+    position: Dict[str, int] = {}
+    for i, vid in enumerate(ids):
+        position.setdefault(vid, i)
+    missing = [q for q in query_ids if q not in position]
+    if missing:
+        raise DataError(f"video id(s) not in the embeddings: {', '.join(missing[:5])}"
+                        + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+    return np.array([position[q] for q in query_ids], np.int64)
+
+
 def similar_videos(ids: Sequence[str], vectors, query_ids: Optional[Sequence[str]] = None,
                    k: int = 10, block_size: int = 4096, verbose: bool = False,
                    progress_seconds: float = 10.0) -> Iterator[Result]:
@@ -117,19 +136,8 @@ def similar_videos(ids: Sequence[str], vectors, query_ids: Optional[Sequence[str
     Raises:
         DataError: a query id is not in `ids`.
     """
-    if query_ids is not None:
-        position: Dict[str, int] = {}
-        for i, vid in enumerate(ids):
-            position.setdefault(vid, i)
-        missing = [q for q in query_ids if q not in position]
-        if missing:
-            raise DataError(f"video id(s) not in the embeddings: {', '.join(missing[:5])}"
-                            + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
-        rows = np.array([position[q] for q in query_ids], np.int64)
-        blocks = [rows[i:i + block_size] for i in range(0, len(rows), block_size)]
-    else:
-        n = len(ids)
-        blocks = (np.arange(s, min(s + block_size, n)) for s in range(0, n, block_size))
+    every = query_rows(ids, query_ids)
+    blocks = (every[i:i + block_size] for i in range(0, len(every), block_size))
     progress = Progress("searched", progress_seconds if verbose else 0)
     for rows in blocks:
         queries = np.asarray(vectors[rows[0]:rows[-1] + 1] if _contiguous(rows) else vectors[rows])

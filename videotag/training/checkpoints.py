@@ -1,39 +1,63 @@
 """Training checkpoints: model weights, optimizer state and the run's position.
 
-Layout, in `<model_dir>/checkpoints/`:
+Layout, in `<model_dir>/checkpoints/` (any file system `storage.py` reaches):
     ckpt-000000120/
-        model.weights.h5   the model's weights (Keras format; `model.load_weights`)
+        model.keras        the model (Keras format; `model.load_weights` reads it)
         optimizer.npz      the optimizer's variables (step count, moments, loss scale)
         state.json         step, epoch, step in the epoch, history of the epochs
+        manifest.json      size and SHA-256 of the three files; written last
 
-Every write is atomic: a checkpoint is written into a hidden temporary directory,
-flushed to disk, and renamed to its final name only when complete; the newest
-complete directory is the latest checkpoint. A run killed while saving leaves at most
-a temporary directory, which the next run removes, and the previous checkpoint stays
-the latest.
+Writing: the free space is checked first against the checkpoint's size (known from
+the variables' shapes); the files are written into a hidden temporary directory,
+read back into the manifest, and the directory is then moved to its final name (an
+atomic rename on local disk; emulated elsewhere, file by file with the manifest
+last, and checked against the manifest once moved: write, verify, swap). A
+failed write (the disk filled up, a quota, a permission) removes the temporary
+directory and raises `StorageError` naming the path; the previous checkpoint is
+untouched. A run killed while saving leaves at most the temporary directory, which
+the next run removes.
+
+The weights go through Keras's `.keras` writer, which builds its HDF5 file in
+memory and writes it with Python: when the disk fills up, that is a Python
+`OSError`. (`model.save_weights` to a `.weights.h5` file lets the HDF5 library
+write to disk itself; after a failed write, Keras leaves that HDF5 file open, and
+the library crashes with a segmentation fault when the process exits.)
+
+Reading: each checkpoint is checked against its manifest before it is loaded;
+`restore_latest` reports a damaged checkpoint (truncated, altered, missing file, no
+manifest) and goes back to the newest intact one. Nothing is ever deleted on the
+way: damaged checkpoints stay until the run's own saves replace or prune them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import re
-import shutil
+import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from videotag.errors import ModelError
+from videotag.errors import ModelError, StorageError
+from videotag.training import manifest, storage
 
-WEIGHTS_FILE = "model.weights.h5"
+MODEL_FILE = "model.keras"
 OPTIMIZER_FILE = "optimizer.npz"
 STATE_FILE = "state.json"
+MANIFEST_FILE = manifest.MANIFEST_FILE
+DATA_FILES = (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE)
 _NAME = re.compile(r"^ckpt-(\d{9})$")
+_TEMPORARY = re.compile(r"^\.ckpt-(\d{9})\.(tmp|old)-\d+$")
+# bytes a checkpoint takes beyond its variables' values: the HDF5 headers of each
+# variable (about 2.2 KB measured), the zip and npz entries, the model's config
+_PER_VARIABLE = 8 << 10
+_FIXED = 1 << 20
 
 
 @dataclass
@@ -71,85 +95,176 @@ def weights_finite(model: keras.Model) -> bool:
                for v in model.weights if "float" in str(v.dtype))
 
 
+def checkpoint_step(path: str) -> int:
+    """The step of a checkpoint directory (`.../ckpt-000000120` -> 120)."""
+    return int(storage.basename(path).split("-")[1])
+
+
+def variable_bytes(variables) -> int:
+    """Bytes of the values of `variables` (from their shapes and dtypes)."""
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+
+
+def needed_bytes(model: keras.Model, optimizer=None) -> int:
+    """An upper bound of the bytes a checkpoint of `model` and `optimizer` takes."""
+    variables = list(model.weights) + (list(optimizer.variables) if optimizer else [])
+    return variable_bytes(variables) + _PER_VARIABLE * len(variables) + _FIXED
+
+
 class CheckpointStore:
     """The checkpoints of one model directory.
 
     Args:
-        directory: `<model_dir>/checkpoints`.
+        directory: `<model_dir>/checkpoints` (a local path or a `scheme://` path).
         keep: how many checkpoints to keep (the newest).
         writer: whether this process writes (the chief worker); others only read.
+        before_save: called before each save (the run lock checks that this run
+            still holds the model directory); it may raise to prevent the save.
     """
 
-    def __init__(self, directory: Path, keep: int = 3, writer: bool = True):
-        self.directory = Path(directory)
+    def __init__(self, directory, keep: int = 3, writer: bool = True,
+                 before_save: Optional[Callable[[], None]] = None):
+        self.directory = str(directory)
         self.keep = keep
         self.writer = writer
+        self.before_save = before_save
         if writer:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            for stale in self.directory.glob(".ckpt-*"):  # left by a run killed mid-save
-                shutil.rmtree(stale, ignore_errors=True)
+            storage.gfile.makedirs(self.directory)
+            self._clean_up()
 
-    def all(self) -> List[Path]:
-        """Complete checkpoints, oldest first."""
-        if not self.directory.is_dir():
+    def _clean_up(self) -> None:
+        """Removes what a run killed mid-save left; a checkpoint moved aside to be
+        replaced (`.ckpt-N.old-*`) whose replacement never arrived is put back."""
+        for name in storage.gfile.listdir(self.directory):
+            match = _TEMPORARY.match(name.rstrip("/"))
+            if not match:
+                continue
+            path = storage.join(self.directory, name.rstrip("/"))
+            final = storage.join(self.directory, f"ckpt-{match.group(1)}")
+            if (match.group(2) == "old" and not storage.gfile.exists(final)
+                    and storage.is_local(path)):
+                storage.move_dir(path, final, ())
+            else:
+                storage.remove_quietly(path)
+
+    def all(self) -> List[str]:
+        """Checkpoint directories (by name, not checked), oldest first."""
+        if not storage.gfile.isdir(self.directory):
             return []
-        found = [p for p in self.directory.iterdir() if p.is_dir() and _NAME.match(p.name)]
-        return sorted(found, key=lambda p: p.name)
+        names = [n.rstrip("/") for n in storage.gfile.listdir(self.directory)]
+        return [storage.join(self.directory, n) for n in sorted(names) if _NAME.match(n)]
 
-    def latest(self) -> Optional[Path]:
-        """The newest complete checkpoint, or None."""
+    def path_of(self, step: int) -> str:
+        """The directory of the checkpoint of `step` (whether it exists or not)."""
+        return storage.join(self.directory, f"ckpt-{step:09d}")
+
+    def latest(self) -> Optional[str]:
+        """The newest checkpoint directory, or None (not checked: see
+        `restore_latest`)."""
         found = self.all()
         return found[-1] if found else None
 
-    def save(self, model: keras.Model, optimizer, state: RunState) -> Optional[Path]:
-        """Writes a checkpoint of the current step (atomically) and prunes old ones.
+    def save(self, model: keras.Model, optimizer, state: RunState) -> Optional[str]:
+        """Writes a checkpoint of the current step and prunes old ones.
 
         Returns:
             The checkpoint's path (None in a process that does not write).
+
+        Raises:
+            StorageError: not enough free space, or the write failed; the previous
+                checkpoints are intact and the temporary files removed.
         """
         if not self.writer:
             return None
-        final = self.directory / f"ckpt-{state.global_step:09d}"
-        tmp = self.directory / f".{final.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        model.save_weights(str(tmp / WEIGHTS_FILE))
-        store: Dict[str, np.ndarray] = {}
-        optimizer.save_own_variables(store)
-        with open(tmp / OPTIMIZER_FILE, "wb") as f:
-            np.savez(f, **store)
-        (tmp / STATE_FILE).write_text(state.to_json())
-        for path in tmp.iterdir():
-            _fsync(path)
-        _fsync(tmp)
-        if final.exists():  # the same step saved again (e.g. after a resume)
-            old = self.directory / f".{final.name}.old-{os.getpid()}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
-        _fsync(self.directory)
-        for stale in self.all()[: -self.keep]:
-            shutil.rmtree(stale, ignore_errors=True)
+        if self.before_save is not None:
+            self.before_save()
+        final = self.path_of(state.global_step)
+        previous = self.latest()
+        kept = (f"the previous checkpoint, {previous}, is intact" if previous
+                else "no checkpoint had been saved before")
+        storage.check_space(self.directory, needed_bytes(model, optimizer),
+                            f"checkpoint {storage.basename(final)}", kept)
+        tmp = storage.join(self.directory, f".ckpt-{state.global_step:09d}.tmp-{os.getpid()}")
+        storage.remove_quietly(tmp)
+        try:
+            self._write(tmp, model, optimizer, state)
+            self._swap(tmp, final)
+        except storage.WRITE_ERRORS as exc:
+            storage.remove_quietly(tmp)
+            raise StorageError(
+                f"could not write checkpoint {final}: {storage.describe(exc)} (while writing "
+                f"{tmp}); the temporary files were removed and {kept}") from None
+        self._prune(state.global_step)
         return final
 
+    def _write(self, tmp: str, model: keras.Model, optimizer, state: RunState) -> None:
+        storage.gfile.makedirs(tmp)
+        model.save(storage.join(tmp, MODEL_FILE))
+        store: Dict[str, np.ndarray] = {}
+        optimizer.save_own_variables(store)
+        buffer = io.BytesIO()
+        np.savez(buffer, **store)
+        storage.write_bytes(storage.join(tmp, OPTIMIZER_FILE), buffer.getvalue())
+        storage.write_bytes(storage.join(tmp, STATE_FILE), state.to_json().encode())
+        storage.fsync_file(storage.join(tmp, MODEL_FILE))  # Keras does not flush it
+        storage.write_bytes(storage.join(tmp, MANIFEST_FILE),
+                            manifest.build(tmp, DATA_FILES, state.global_step))
+        storage.fsync_dir(tmp)
+
+    def _swap(self, tmp: str, final: str) -> None:
+        """Moves the written checkpoint to its final name, replacing one of the same
+        step (saved again at an epoch's end, or after a resume). Local disk: atomic
+        renames of files already read back into the manifest. Elsewhere (emulated,
+        file by file): the moved checkpoint is checked against its manifest again."""
+        files = DATA_FILES + (MANIFEST_FILE,)
+        if storage.is_local(final):
+            if not storage.gfile.exists(final):
+                storage.move_dir(tmp, final, files)
+                return
+            old = storage.join(self.directory, f".{storage.basename(final)}.old-{os.getpid()}")
+            storage.move_dir(final, old, ())
+            storage.move_dir(tmp, final, ())
+            storage.remove_quietly(old)
+            return
+        if storage.gfile.exists(final):
+            storage.gfile.remove(storage.join(final, MANIFEST_FILE))  # no longer intact
+            storage.gfile.rmtree(final)
+        storage.move_dir(tmp, final, files, last=MANIFEST_FILE)
+        problems = manifest.problems(final)
+        if problems:
+            raise StorageError(f"{final}: read back after writing, {'; '.join(problems)}")
+
+    def _prune(self, saved_step: int) -> None:
+        """Keeps the newest `keep` checkpoints up to `saved_step`; newer ones (left
+        damaged by an earlier run, to be replaced as this run passes their step)
+        stay."""
+        older = [p for p in self.all() if checkpoint_step(p) < saved_step]
+        for stale in older[: max(0, len(older) - (self.keep - 1))]:
+            storage.remove_quietly(stale)
+
     @staticmethod
-    def restore(path: Path, model: keras.Model, optimizer=None) -> RunState:
-        """Loads a checkpoint into `model` (and `optimizer`, built) and returns its state.
+    def restore(path, model: keras.Model, optimizer=None) -> RunState:
+        """Checks a checkpoint against its manifest, then loads it into `model` (and
+        `optimizer`, built) and returns its state.
 
         Raises:
+            StorageError: the checkpoint is damaged (truncated, altered or missing
+                files, no manifest).
             ModelError: the checkpoint does not fit the model or the optimizer (a
                 different model config, or a different mixed-precision setting).
         """
-        path = Path(path)
+        path = str(path)
+        problems = manifest.problems(path)
+        if problems:
+            raise StorageError(f"checkpoint {path} is damaged: {'; '.join(problems)}")
         try:
-            model.load_weights(str(path / WEIGHTS_FILE))
+            model.load_weights(storage.join(path, MODEL_FILE))
         except (ValueError, OSError) as exc:
             raise ModelError(f"{path}: the checkpoint does not fit the model ({exc})") from None
         if optimizer is not None:
-            with np.load(path / OPTIMIZER_FILE) as data:
-                store = {k: data[k] for k in data.files}
+            data = storage.read_bytes(storage.join(path, OPTIMIZER_FILE))
+            with np.load(io.BytesIO(data)) as arrays:
+                store = {k: arrays[k] for k in arrays.files}
             if len(store) != len(optimizer.variables):
                 raise ModelError(
                     f"{path}: the optimizer state has {len(store)} variables, the optimizer "
@@ -157,13 +272,40 @@ class CheckpointStore:
                     "adds a loss scale)"
                 )
             optimizer.load_own_variables(store)
-        return RunState.from_json((path / STATE_FILE).read_text())
+        return RunState.from_json(storage.read_bytes(storage.join(path, STATE_FILE)).decode())
 
+    def restore_latest(self, model: keras.Model, optimizer=None,
+                       report: Optional[Callable[[str], None]] = None
+                       ) -> Tuple[Optional[str], Optional[RunState]]:
+        """Restores the newest intact checkpoint, reporting each damaged newer one.
 
-def _fsync(path: Path) -> None:
-    """Flushes a file or a directory entry to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        Args:
+            report: called with a message per damaged checkpoint passed over;
+                default: printed to stderr.
+
+        Returns:
+            (path, state), or (None, None) when there is no checkpoint at all.
+
+        Raises:
+            StorageError: there are checkpoints and none is intact (nothing is
+                deleted; the message lists what is wrong with each).
+            ModelError: the newest intact checkpoint does not fit the model.
+        """
+        report = report or (lambda message: print(f"warning: {message}", file=sys.stderr))
+        found = self.all()
+        damaged = []
+        for path in reversed(found):
+            try:
+                state = self.restore(path, model, optimizer)
+            except StorageError as exc:
+                damaged.append(str(exc))
+                report(f"{exc}; trying the one before")
+                continue
+            return path, state
+        if not found:
+            return None, None
+        raise StorageError(
+            f"no intact checkpoint in {self.directory}: " + "; ".join(damaged) +
+            ". Nothing was deleted: restore the files, or move the checkpoints away to "
+            "start the run over"
+        )

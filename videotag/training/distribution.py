@@ -87,14 +87,28 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 def barrier(strategy: tf.distribute.Strategy) -> None:
     """Returns when every worker has reached it (a no-op on one machine)."""
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    workers_sum(strategy, 1.0)
+
+
+_SUMS = {}
+
+
+def workers_sum(strategy: tf.distribute.Strategy, value: float) -> float:
+    """The sum of `value` over every replica of every worker, once all workers have
+    called it; on one machine, `value` itself (no collective is run). Workers use it
+    to agree (a stop requested on any worker, a lock the chief could not take)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return value
+    total = _SUMS.get(id(strategy))
+    if total is None:
 
         @tf.function
-        def count():
-            ones = strategy.run(lambda: tf.ones([]))
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
+        def total(v):
+            per_replica = strategy.run(lambda: tf.identity(v))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
-        float(count())
+        _SUMS[id(strategy)] = total
+    return float(total(tf.constant(value, tf.float32)))
 
 
 def set_sync_batch_norm(model, synchronized: bool) -> None:

@@ -13,7 +13,7 @@ no longer depends on it).
 from __future__ import annotations
 
 import time
-from pathlib import Path
+import posixpath
 from typing import IO, Callable, Dict, Optional, Sequence
 
 import tensorflow as tf
@@ -91,10 +91,10 @@ class TensorBoardLogs:
     """Scalar summaries under `<model_dir>/logs/{train,validation}`; a no-op when
     `enabled` is false (TensorBoard off, or a worker other than the chief)."""
 
-    def __init__(self, model_dir: Path, enabled: bool):
+    def __init__(self, model_dir: str, enabled: bool):
         self.enabled = enabled
         self._writers: Dict[str, tf.summary.SummaryWriter] = {}
-        self.root = Path(model_dir) / LOG_DIR
+        self.root = posixpath.join(str(model_dir), LOG_DIR)  # keeps a scheme:// prefix
 
     def scalars(self, split: str, values: Dict[str, float], step: int) -> None:
         """Writes `values` (name -> number) at `step` to the `split` log."""
@@ -102,7 +102,8 @@ class TensorBoardLogs:
             return
         writer = self._writers.get(split)
         if writer is None:
-            writer = self._writers[split] = tf.summary.create_file_writer(str(self.root / split))
+            writer = self._writers[split] = tf.summary.create_file_writer(
+                posixpath.join(self.root, split))
         with writer.as_default():
             for name, value in values.items():
                 tf.summary.write(name, tf.constant(float(value), tf.float32), step=step,

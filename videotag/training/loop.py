@@ -1,10 +1,12 @@
 """The epoch loop of the trainer: steps, progress, logs, checkpoints, validation.
 
-Per step: run the distributed step, stop on a loss that is not finite (before any
-checkpoint of that step), log, checkpoint every `train.checkpoint_every_steps`. Per
-epoch: mean losses, skipped records, validation, `metrics.json`, a checkpoint. Each
-epoch reads a new pass over the data whose order depends only on `train.seed` and
-the epoch, so a resumed epoch skips exactly the batches it had trained on.
+Per step: stop when SIGTERM/SIGINT came (after a checkpoint of the step reached;
+see `stop.py`) or the run lock was lost, run the distributed step, stop on a loss
+that is not finite (before any checkpoint of that step), log, checkpoint every
+`train.checkpoint_every_steps`. Per epoch: mean losses, skipped records, validation
+(which a signal interrupts at once), `metrics.json`, a checkpoint. Each epoch reads
+a new pass over the data whose order depends only on `train.seed` and the epoch, so
+a resumed epoch skips exactly the batches it had trained on.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 from videotag.data import for_keras, make_dataset
 from videotag.errors import TrainingError
 from videotag.evaluation.evaluator import evaluate, format_metrics
-from videotag.training import distribution
-from videotag.training.checkpoints import weights_finite
+from videotag.training import distribution, storage
+from videotag.training.checkpoints import checkpoint_step, weights_finite
+from videotag.training.stop import StopSignals, _StopNow
 
 LOSS_KEYS = ("loss", "clean_loss", "adversarial_loss")
 
@@ -31,11 +33,13 @@ class EpochLoop:
 
     Everything it needs is built by `train()`; its progress lives in `state` (a
     `RunState`, which each checkpoint saves), so that a resumed loop goes on where
-    the checkpoint stood.
+    the checkpoint stood. `stop` (a `StopSignals`) says when a signal asks the run
+    to stop; `lock` (a `RunLock`) when another run took the model directory over.
     """
 
     def __init__(self, cfg, metrics_path, model, optimizer, step, strategy, store, state,
-                 boards, progress, skips, predict, evaluate_here, verbose):
+                 boards, progress, skips, predict, evaluate_here, verbose,
+                 stop: Optional[StopSignals] = None, lock=None):
         self.cfg, self.metrics_path = cfg, metrics_path
         self.model, self.optimizer = model, optimizer
         self.step, self.strategy, self.store, self.state = step, strategy, store, state
@@ -43,6 +47,9 @@ class EpochLoop:
         self.predict, self.evaluate_here, self.verbose = predict, evaluate_here, verbose
         self.float16 = cfg.train.mixed_precision == "mixed_float16"
         self._skipped_before: Dict[str, int] = {}
+        self.stop = stop or StopSignals()
+        self.lock = lock
+        self._saved_step = state.global_step  # the step the newest checkpoint holds
         # the loss terms of a model trained with online distillation, logged apart
         self.terms = [f"{name}_loss" for name in getattr(step, "terms", ())]
         self.loss_keys = LOSS_KEYS + tuple(self.terms)
@@ -77,6 +84,7 @@ class EpochLoop:
         self.progress.epoch_begin(epoch, known, state.step_in_epoch)
         window_start, window_steps = time.time(), 0
         for batch in self._batches(epoch):
+            self._check_stop()
             values = {k: float(v) for k, v in self.step(batch).items()}
             state.global_step += 1
             state.step_in_epoch += 1
@@ -119,7 +127,7 @@ class EpochLoop:
             return
         state = self.state
         latest = self.store.latest()
-        kept = (f"the last good checkpoint, {latest} (step {int(latest.name.split('-')[1])}), "
+        kept = (f"the last good checkpoint, {latest} (step {checkpoint_step(latest)}), "
                 "is kept: run the same command to resume from it"
                 if latest is not None else "no checkpoint had been saved")
         names = {"loss": "loss", "grad_norm": "gradient norm"}
@@ -136,12 +144,40 @@ class EpochLoop:
             write_json(self.metrics_path, {"epochs": self.state.history, "stopped": message})
         raise TrainingError(message)
 
-    def _save(self) -> None:
+    def _save(self) -> Optional[str]:
         if not weights_finite(self.model):
             self._stopped(
                 f"the weights stopped being finite at step {self.state.global_step}; the last "
                 f"good checkpoint, {self.store.latest()}, is kept")
-        self.store.save(self.model, self.optimizer, self.state)
+        path = self.store.save(self.model, self.optimizer, self.state)
+        self._saved_step = self.state.global_step
+        return path
+
+    def _check_stop(self) -> None:
+        """Before each step: a signal on any worker stops every worker here, after a
+        checkpoint of the step reached; a lost run lock stops this run."""
+        if self.lock is not None and self.lock.lost is not None:
+            self.lock.check()
+        requested = self.stop.requested is not None
+        if distribution.workers_sum(self.strategy, float(requested)) > 0:
+            self._stop_now()
+
+    def _stop_now(self, agreed: bool = True):
+        """Saves the current step (unless the newest checkpoint holds it) and raises
+        `RunStopped`. Not `agreed` (a signal during the chief's validation): the
+        other workers, waiting at their next step's check, are told first."""
+        if not agreed:
+            distribution.workers_sum(self.strategy, 1.0)
+        self.progress.epoch_end()
+        state = self.state
+        where = (f"step {state.global_step} (epoch {state.epoch + 1}, step "
+                 f"{state.step_in_epoch} of the epoch)")
+        if state.global_step == self._saved_step:  # resumed from it, or just saved
+            saved = (f"the checkpoint {self.store.path_of(state.global_step)} holds it"
+                     if state.global_step else "nothing to save")
+        else:
+            saved = f"saved {self._save()}"
+        raise self.stop.stopped(f"at {where}; {saved}: run the same command to resume")
 
     def _end_epoch(self, epoch: int) -> None:
         state, cfg = self.state, self.cfg
@@ -164,7 +200,12 @@ class EpochLoop:
         self.boards.scalars("train", {f"epoch_{k}": entry[k] for k in self.loss_keys if k in entry},
                             state.global_step)
         if self.evaluate_here:
-            result = evaluate(self.model, cfg, verbose=self.verbose, predict=self.predict)
+            try:
+                with self.stop.interruptible():  # validation writes nothing: stop at once
+                    result = evaluate(self.model, cfg, verbose=self.verbose,
+                                      predict=self.predict)
+            except _StopNow:  # the epoch's steps are saved; its validation runs again
+                self._stop_now(agreed=False)
             if self.verbose:
                 print(f"epoch {epoch + 1} validation: {format_metrics(result, cfg.eval.top_k)}",
                       file=sys.stderr)
@@ -184,8 +225,10 @@ def numbers(result: Dict) -> Dict[str, float]:
             if isinstance(v, (int, float)) and k not in ("seconds", "num_videos")}
 
 
-def write_json(path: Path, payload) -> None:
-    """Writes JSON under a temporary name, then renames it (never half a file)."""
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=float))
-    tmp.replace(path)
+def write_json(path: str, payload) -> None:
+    """Writes JSON whole or not at all (`storage.write_atomic`, any file system).
+
+    Raises:
+        StorageError: the write failed (the previous file is intact).
+    """
+    storage.write_atomic(str(path), json.dumps(payload, indent=2, default=float).encode())

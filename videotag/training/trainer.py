@@ -1,42 +1,47 @@
 """The trainer: builds the model under its strategy, trains it, scores it after each
 epoch, checkpoints, and resumes a run that was stopped.
 
-Layout of a model directory:
+Layout of a model directory (local, or any file system `storage.py` reaches):
+    train.lock                    held by the run in progress (see `lock.py`)
     config.yaml                   the full config of the run
     vocab.txt                     the title vocabulary (models that read titles)
-    checkpoints/ckpt-000000120/   weights, optimizer state, step and epoch (last N
-                                  kept; see `checkpoints.py`)
+    checkpoints/ckpt-000000120/   weights, optimizer state, step and epoch, manifest
+                                  (last N kept; see `checkpoints.py`)
     logs/train, logs/validation   TensorBoard logs
     model.keras                   the final model (Keras format, float32)
     metrics.json                  losses and validation metrics per epoch, summary
 
 Running the same command again on a model directory that holds checkpoints resumes
-from the newest one: the same epoch, the same step in it, the same order of videos,
-and the run ends with the same number of steps as one that was never stopped.
+from the newest intact one: the same epoch, the same step in it, the same order of
+videos, and the run ends with the same number of steps as one that was never
+stopped. SIGTERM or SIGINT stops a run after a checkpoint of its current step (see
+`stop.py`), so the same command resumes it just the same.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
-from pathlib import Path
 from typing import Dict, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from videotag.config import Config
+from videotag.config import Config, engine as config_engine, from_dict
 from videotag.data import SkipCounter, data_errors, list_files
 from videotag.data.record_types import check_record_type
 from videotag.data.sources import resolve_data
 from videotag.data.vocab import prepare_vocabulary
-from videotag.errors import ConfigError, ModelError
+from videotag.errors import ConfigError, ModelError, StorageError
 from videotag.evaluation.evaluator import evaluate, format_metrics, predict_function
 from videotag.registry import build_model
-from videotag.training import distribution
-from videotag.training.checkpoints import CheckpointStore, RunState
+from videotag.training import distribution, storage
+from videotag.training.checkpoints import CheckpointStore, RunState, needed_bytes
+from videotag.training.lock import RunLock, check_worker_lock, cluster_id
+from videotag.training.stop import StopSignals, _StopNow
 from videotag.training.logs import EpochProgress, TensorBoardLogs
 from videotag.training.loop import EpochLoop, numbers, write_json
 from videotag.training.schedules import learning_rate_schedule  # noqa: F401  (public here)
@@ -130,28 +135,64 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
             checkpoint is kept).
         ConfigError: a config that cannot run (e.g. a batch that does not divide
             by the replicas), or a model directory holding another model.
+        ModelError: another run holds the model directory (its lock).
+        StorageError: no intact checkpoint to resume from, or a checkpoint or the
+            final model could not be written (no space left, ...); the previous
+            checkpoint is intact.
+        RunStopped: SIGTERM or SIGINT stopped the run after a checkpoint.
     """
     start = time.time()
     strategy = distribution.make_strategy(cfg.train)  # first: multi_worker needs that
     chief = distribution.is_chief(strategy)
-    verbose = verbose and chief
+    out = str(model_dir)
+    with StopSignals(cfg.train.stop_timeout_seconds) as stop:
+        with _run_lock(cfg, out, strategy, chief) as lock:
+            return _run(cfg, out, strategy, chief, verbose and chief, start, stop, lock)
+
+
+@contextlib.contextmanager
+def _run_lock(cfg: Config, out: str, strategy, chief: bool):
+    """The lock of the model directory for this run: taken by the chief (one per
+    cluster), checked by the other workers; released on the way out."""
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    cluster = cluster_id() if multi_worker else ""
+    lock, failure = None, None
+    if chief:
+        try:
+            lock = RunLock(out, cfg.train.lock_stale_seconds, cluster).acquire()
+        except (ModelError, StorageError) as exc:
+            failure = exc
+    if distribution.workers_sum(strategy, float(failure is not None)) > 0:  # all agree
+        if failure is not None:
+            raise failure
+        raise ModelError(f"the chief could not take the lock of {out} (see its message)")
+    if not chief:
+        check_worker_lock(out, cluster)
+    try:
+        yield lock
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: float,
+         stop: StopSignals, lock: Optional[RunLock]) -> Dict:
+    """`train()` once the run holds its model directory."""
     cfg = resolve_data(cfg, verbose=verbose)
     # before anything is written: an empty glob, records of the other kind
     files = list_files(cfg.data.train_data_pattern)
     check_record_type(cfg.data, files)
     if cfg.data.eval_data_pattern:
         check_record_type(cfg.data, list_files(cfg.data.eval_data_pattern))
-    out = Path(model_dir)
-    store = CheckpointStore(out / CHECKPOINT_DIR, cfg.train.keep_checkpoints, writer=chief)
+    store = CheckpointStore(storage.join(out, CHECKPOINT_DIR), cfg.train.keep_checkpoints,
+                            writer=chief, before_save=lock.check if lock else None)
     latest = store.latest()
-    out.mkdir(parents=True, exist_ok=True)
+    storage.gfile.makedirs(out)
     # models reading titles: vocab.txt, built from the training titles (the same
     # titles give the same file, so a resumed run and every worker agree)
     prepare_vocabulary(cfg, out, verbose=verbose)
-    if chief:
-        if latest is not None:
-            _check_same_model(cfg, out / CONFIG_FILE)
-        cfg.save(out / CONFIG_FILE)
+    if chief and latest is not None:
+        _check_same_model(cfg, storage.join(out, CONFIG_FILE))
     keras.utils.set_random_seed(cfg.train.seed)
 
     replicas = strategy.num_replicas_in_sync
@@ -162,7 +203,7 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
               f"{', '.join(cfg.train.freeze)})", file=sys.stderr)
     state = RunState()
     if latest is not None:
-        state = store.restore(latest, model, optimizer)
+        latest, state = store.restore_latest(model, optimizer)
         if verbose and state.epoch >= cfg.train.epochs:
             print(f"{latest} ends a complete run ({state.epoch} epochs, {state.global_step} "
                   "steps): nothing to train (raise train.epochs to go on, or use a new "
@@ -170,6 +211,9 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
         elif verbose:
             print(f"resuming from {latest} (epoch {state.epoch + 1}, step {state.step_in_epoch} "
                   f"of the epoch, {state.global_step} steps done)", file=sys.stderr)
+    if chief:  # once the checkpoint to resume from is known to be there and intact
+        storage.write_atomic(storage.join(out, CONFIG_FILE),
+                             config_engine.dump_yaml(cfg).encode())
     step = TrainStep(cfg, model, optimizer, strategy)
     skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
     boards = TensorBoardLogs(out, enabled=chief and cfg.train.tensorboard)
@@ -179,7 +223,12 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
 
     if (cfg.train.eval_before_training and evaluate_here and state.global_step == 0
             and state.untrained_validation is None):
-        state.untrained_validation = evaluate(model, cfg, verbose=verbose, predict=predict)
+        try:
+            with stop.interruptible():
+                state.untrained_validation = evaluate(model, cfg, verbose=verbose,
+                                                      predict=predict)
+        except _StopNow:
+            raise stop.stopped("before training started; nothing to save") from None
         boards.scalars("validation", numbers(state.untrained_validation), 0)
         if verbose:
             print(f"untrained model validation: "
@@ -187,8 +236,9 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
 
     progress = EpochProgress(verbose, cfg.train.batch_size, cfg.train.epochs,
                              fgm=bool(cfg.train.fgm_alpha), terms=step.terms)
-    run = EpochLoop(cfg, out / METRICS_FILE, model, optimizer, step, strategy, store, state,
-                    boards, progress, skips, predict, evaluate_here, verbose)
+    run = EpochLoop(cfg, storage.join(out, METRICS_FILE), model, optimizer, step, strategy,
+                    store, state, boards, progress, skips, predict, evaluate_here, verbose,
+                    stop=stop, lock=lock)
     try:
         with data_errors(files):
             run.epochs()
@@ -212,21 +262,19 @@ def train(cfg: Config, model_dir: str, verbose: bool = True) -> Dict:
         if verbose:
             print(f"training data in this run: {skips.summary()}", file=sys.stderr)
     if chief:
-        _final_model(cfg, model).save(out / MODEL_FILE)
-        write_json(out / METRICS_FILE, {"epochs": history, "summary": summary})
+        save_model_file(_final_model(cfg, model), storage.join(out, MODEL_FILE))
+        write_json(storage.join(out, METRICS_FILE), {"epochs": history, "summary": summary})
     distribution.barrier(strategy)  # no worker leaves before the chief has written
     if verbose:
         print(summary_line(summary, cfg.eval.top_k), file=sys.stderr)
     return summary
 
 
-def _check_same_model(cfg: Config, saved_path: Path) -> None:
+def _check_same_model(cfg: Config, saved_path: str) -> None:
     """Resuming: the checkpoints must be of the same model and data shapes."""
-    from videotag import config as config_lib
-
-    if not saved_path.is_file():
+    if not storage.gfile.exists(saved_path):
         return
-    saved = config_lib.load(str(saved_path))
+    saved = read_config(saved_path)
     for section in ("model", "data"):
         old, new = getattr(saved, section).__dict__, getattr(cfg, section).__dict__
         keys = ["num_classes", "feature_names", "feature_sizes", "record_type", "use_title",
@@ -234,7 +282,7 @@ def _check_same_model(cfg: Config, saved_path: Path) -> None:
         for key in keys:
             if old.get(key) != new.get(key):
                 raise ConfigError(
-                    f"{saved_path.parent} holds checkpoints of another model: config key "
+                    f"{os.path.dirname(saved_path)} holds checkpoints of another model: config key "
                     f"'{section}.{key}' was {old.get(key)!r}, is now {new.get(key)!r} (use a "
                     "new model_dir, or remove its checkpoints to start over)"
                 )
@@ -263,31 +311,67 @@ def summary_line(summary: Dict, top_k: int = 20) -> str:
     return line + f"; model in {summary['model_dir']}"
 
 
+def read_config(path: str) -> Config:
+    """The config saved at `path` (`config.yaml` of a model directory, any file
+    system).
+
+    Raises:
+        ConfigError: not valid YAML, or keys this videotag does not know.
+    """
+    return from_dict(config_engine.parse_yaml(storage.read_bytes(path).decode("utf-8"), path))
+
+
+def save_model_file(model: keras.Model, path: str) -> None:
+    """Saves `model` (Keras format) to `path` whole or not at all: the free space is
+    checked first, the file is written under a temporary name and renamed (see
+    `storage.py`; the `.keras` writer keeps the HDF5 library off the disk, see
+    `checkpoints.py`).
+
+    Raises:
+        StorageError: not enough space, or the write failed (an earlier file at
+            `path` is intact, the temporary file removed).
+    """
+    directory = os.path.dirname(path)
+    kept = "the checkpoints are intact"
+    storage.check_space(directory, needed_bytes(model), path, kept)
+    tmp = storage.temporary_name(path, ".keras")
+    try:
+        model.save(tmp)
+        storage.fsync_file(tmp)
+        storage.replace_file(tmp, path)
+    except storage.WRITE_ERRORS as exc:
+        storage.remove_quietly(tmp)
+        raise StorageError(f"could not write {path}: {storage.describe(exc)}; {kept}") from None
+
+
 def load_trained(model_dir: str, checkpoint: Optional[str] = None):
-    """(config, model) of a trained model directory.
+    """(config, model) of a trained model directory (local or any file system).
 
     Uses `model.keras` when present, otherwise rebuilds the model from `config.yaml`
-    and loads the newest checkpoint (or `checkpoint`: a checkpoint directory, or a
-    `.weights.h5` file).
+    and loads the newest intact checkpoint (a damaged newer one is reported on
+    stderr and passed over), or `checkpoint`: a checkpoint directory (checked
+    against its manifest), or a `.weights.h5` / `.keras` weights file.
 
     Raises:
         ModelError: the directory holds no config or no weights.
+        StorageError: the checkpoints are all damaged, or `checkpoint` is.
     """
-    from videotag import config as config_lib
-
-    root = Path(model_dir)
-    if not (root / CONFIG_FILE).is_file():
+    root = str(model_dir)
+    config_path = storage.join(root, CONFIG_FILE)
+    if not storage.gfile.exists(config_path):
         raise ModelError(f"{model_dir}: no {CONFIG_FILE}; is this a videotag model directory?")
-    cfg = config_lib.load(str(root / CONFIG_FILE))
-    if checkpoint is None and (root / MODEL_FILE).is_file():
-        return cfg, keras.saving.load_model(root / MODEL_FILE)
-    path = Path(checkpoint) if checkpoint else CheckpointStore(
-        root / CHECKPOINT_DIR, writer=False).latest()
+    cfg = read_config(config_path)
+    if checkpoint is None and storage.gfile.exists(storage.join(root, MODEL_FILE)):
+        return cfg, keras.saving.load_model(storage.join(root, MODEL_FILE))
+    model = build_model(cfg)
+    if checkpoint is not None:
+        if storage.gfile.isdir(str(checkpoint)):
+            CheckpointStore.restore(str(checkpoint), model)
+        else:
+            model.load_weights(str(checkpoint))
+        return cfg, model
+    store = CheckpointStore(storage.join(root, CHECKPOINT_DIR), writer=False)
+    path, _ = store.restore_latest(model)
     if path is None:
         raise ModelError(f"{model_dir}: no {MODEL_FILE} and no checkpoint in {CHECKPOINT_DIR}/")
-    model = build_model(cfg)
-    if path.is_dir():
-        CheckpointStore.restore(path, model)
-    else:
-        model.load_weights(str(path))
     return cfg, model

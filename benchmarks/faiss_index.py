@@ -1,0 +1,177 @@
+"""Similar-video search through faiss (`videotag.retrieval.index`) against the exact
+NumPy search, on clustered synthetic embeddings.
+
+    python benchmarks/faiss_index.py --rows 100000 1000000 [--dim 1024]
+
+For each size: the exact search of `--queries` random videos (`top_k_similar`, what
+`tools/similar.py` runs without --index) is the reference; the flat index must give
+the same ids and scores (to 1e-6); each approximate index (`--kinds`) is built once
+and searched with a few settings of its knob: recall@10 against the exact results and
+queries/s. At the sizes in `--all_against_all`, every video is then searched against
+all others through the IVF index, as `tools/similar.py --all --index=ivf` does, and
+timed, with the smallest nprobe of those tried whose recall@10 reached `--all_recall`.
+
+The generator (`clustered_embeddings`) gives embeddings the shape of a trained
+model's: 3862 class centres (YouTube-8M's vocabulary), class frequencies falling as
+1/rank (Zipf, as YT8M's labels do), each video 1 to 3 classes, its embedding the
+weighted sum of its classes' centres plus the video's own variation. Trained
+embeddings have a low intrinsic dimension, so the variation lies mostly in a random
+`--within_dim`-dimensional subspace of each video's first class (norm `--noise`
+against the class part's), plus isotropic noise of norm 0.2; 2% of the videos are
+pure noise; rows L2-normalised, float32. `--within_dim 0` makes all the variation
+isotropic (the hardest case for any index: every video of a class nearly
+equidistant).
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from videotag.retrieval.index import (  # noqa: E402
+    IndexSettings,
+    SearchSettings,
+    build_index,
+    recall_at_k,
+    search_index,
+)
+from videotag.retrieval.similar import top_k_similar  # noqa: E402
+
+KNOBS = {"ivf": [SearchSettings(nprobe=p) for p in (4, 8, 16, 32, 64)],
+         "hnsw": [SearchSettings(ef_search=e) for e in (32, 64, 128)],
+         "ivfpq": [SearchSettings(nprobe=p, refine=r) for p, r in ((8, 4), (16, 8), (32, 16))]}
+
+
+def clustered_embeddings(n, d, classes=3862, noise=0.4, within_dim=16, outliers=0.02,
+                         seed=0, block=4096):
+    """[n, d] float32 unit rows as described in the module docstring."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((classes, d), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    if within_dim:
+        bases = rng.standard_normal((classes, within_dim, d), dtype=np.float32)
+        bases /= np.sqrt(d * within_dim)  # a variation of norm about 1
+    freq = 1.0 / np.arange(1, classes + 1)
+    freq /= freq.sum()
+    out = np.empty((n, d), np.float32)
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        labels = rng.choice(classes, size=(m, 3), p=freq)
+        weights = rng.uniform(0.5, 1.0, (m, 3)).astype(np.float32)
+        weights[:, 1:] *= rng.integers(0, 2, (m, 2))  # 1 to 3 classes per video
+        x = np.einsum("mc,mcd->md", weights, centres[labels])
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        if within_dim:
+            z = rng.standard_normal((m, within_dim), dtype=np.float32)
+            x += noise * np.einsum("mr,mrd->md", z, bases[labels[:, 0]])
+            x += 0.2 * rng.standard_normal((m, d), dtype=np.float32) / np.sqrt(d)
+        else:
+            x += noise * rng.standard_normal((m, d), dtype=np.float32) / np.sqrt(d)
+        lone = rng.random(m) < outliers
+        x[lone] = rng.standard_normal((int(lone.sum()), d), dtype=np.float32)
+        out[start:start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def _describe(kind, search):
+    return {"ivf": f"nprobe={search.nprobe}", "hnsw": f"ef_search={search.ef_search}",
+            "ivfpq": f"nprobe={search.nprobe} refine={search.refine}"}.get(kind, "")
+
+
+def one_size(n, args):
+    began = time.perf_counter()
+    vectors = clustered_embeddings(n, args.dim, noise=args.noise,
+                                   within_dim=args.within_dim, seed=args.seed)
+    print(f"\n## {n} x {args.dim} (generated in {time.perf_counter() - began:.0f} s)")
+    rows = np.sort(np.random.default_rng(1).choice(n, min(args.queries, n), replace=False))
+    began = time.perf_counter()
+    exact, exact_scores = top_k_similar(vectors[rows], vectors, args.top_k, exclude=rows)
+    exact_qps = len(rows) / (time.perf_counter() - began)
+    print(f"exact NumPy search: {exact_qps:.1f} queries/s ({len(rows)} queries); all against "
+          f"all would take {n / exact_qps / 3600:.2f} h")
+    print("| index | build s | knob | recall@10 | queries/s | vs exact |")
+    print("|---|---|---|---|---|---|")
+    if n <= args.flat_max:
+        index, _ = build_index(vectors, IndexSettings("flat"))
+        began = time.perf_counter()
+        found, scores = search_index(index, vectors, rows, args.top_k)
+        qps = len(rows) / (time.perf_counter() - began)
+        same = bool(np.array_equal(found, exact))
+        diff = float(np.max(np.abs(scores - exact_scores)))
+        print(f"| flat | 0 | exact | {recall_at_k(found, exact):.4f} | {qps:.0f} | "
+              f"{qps / exact_qps:.2f} |  (ids equal: {same}, largest score difference "
+              f"{diff:.1e})")
+        assert same and diff <= 1e-6
+        del index
+    ivf, nprobe = None, None
+    for kind in args.kinds:
+        began = time.perf_counter()
+        index, resolved = build_index(vectors, IndexSettings(kind))
+        build = time.perf_counter() - began
+        for search in KNOBS[kind]:
+            began = time.perf_counter()
+            found, _ = search_index(index, vectors, rows, args.top_k, search)
+            qps = len(rows) / (time.perf_counter() - began)
+            recall = recall_at_k(found, exact)
+            print(f"| {resolved.factory()} | {build:.0f} | {_describe(kind, search)} | "
+                  f"{recall:.4f} | {qps:.0f} | {qps / exact_qps:.0f} |", flush=True)
+            if kind == "ivf" and nprobe is None and recall >= args.all_recall:
+                nprobe = search.nprobe
+        if kind == "ivf":
+            ivf = index
+        else:
+            del index
+    if n in args.all_against_all and ivf is not None:
+        nprobe = nprobe or KNOBS["ivf"][-1].nprobe
+        search = SearchSettings(nprobe=nprobe)
+        began = time.perf_counter()
+        found = np.empty((n, args.top_k), np.int64)
+        for start in range(0, n, 65536):  # a progress line per block
+            block = np.arange(start, min(n, start + 65536))
+            found[block] = search_index(ivf, vectors, block, args.top_k, search)[0]
+            print(f"  {block[-1] + 1} of {n} in {time.perf_counter() - began:.0f} s", flush=True)
+        seconds = time.perf_counter() - began
+        print(f"all {n} against all, ivf nprobe={nprobe}: {seconds / 60:.1f} min "
+              f"({n / seconds:.0f} queries/s); recall@10 on the sampled queries "
+              f"{recall_at_k(found[rows], exact):.4f}; exact would take "
+              f"{n / exact_qps / 3600:.1f} h")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--dim", type=int, default=1024)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--top_k", type=int, default=10)
+    parser.add_argument("--kinds", nargs="+", default=["ivf", "hnsw", "ivfpq"])
+    parser.add_argument("--flat_max", type=int, default=200_000,
+                        help="the flat index (a copy of the vectors) up to this size")
+    parser.add_argument("--all_against_all", type=int, nargs="*", default=[1_000_000])
+    parser.add_argument("--all_recall", type=float, default=0.95)
+    parser.add_argument("--noise", type=float, default=0.4,
+                        help="the variation's norm against the class part's")
+    parser.add_argument("--within_dim", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="faiss' OpenMP threads (0: its default, one per CPU); 1 on a "
+                             "machine busy with other jobs, where spinning threads wait")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    import faiss
+
+    if args.threads:
+        faiss.omp_set_num_threads(args.threads)
+    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, "
+          f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.1f}")
+    for n in args.rows:
+        one_size(n, args)
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
