@@ -5,7 +5,8 @@ validation GAP@20 and training speed of each model's demo configuration.
     python benchmarks/model_zoo.py NETVLAD TRN --markdown zoo.md --json zoo.json
 
 For each model: builds `configs/<name>.yaml` (the paper's configuration, 3862 classes,
-rgb 1024 + audio 128) and counts its parameters; trains `configs/<name>_demo.yaml` on
+rgb 1024 + audio 128) and counts its parameters (and states whether they are the
+reference code's, see REFERENCE_PARAMETERS); trains `configs/<name>_demo.yaml` on
 the built-in demo data with `videotag.training.trainer.train` into a temporary
 folder; reports the final validation GAP@20 (1000 demo videos) and the training
 examples/s: training videos seen / (run time - time spent scoring the validation
@@ -16,6 +17,7 @@ compare with each other; the absolute figures are the machine's.
 import argparse
 import gc
 import json
+import math
 import os
 import sys
 import tempfile
@@ -31,23 +33,57 @@ from videotag.config import config_names  # noqa: E402
 from videotag.data.demo import ensure_demo_data  # noqa: E402
 from videotag.training.trainer import train  # noqa: E402
 
-# The reference of each model, as the table cites it.
+# The reference of each model, as the table cites it: the paper and the code each
+# model's YAML names (repository, file, function).
 REFERENCES = {
-    "ATTENTION_CLUSTER": "Long et al. 2018, Attention Clusters (arXiv 1711.09550)",
-    "ATTENTION_LSTM": "PaddleVideo Attention-LSTM (YT8M config)",
-    "DBOF": "Abu-El-Haija et al. 2016, YT8M starter code (arXiv 1609.08675)",
-    "LOGISTIC": "Abu-El-Haija et al. 2016, YT8M starter code (arXiv 1609.08675), video-level",
-    "LSTM": "Abu-El-Haija et al. 2016, YT8M starter code (arXiv 1609.08675)",
-    "MIX_NEXTVLAD": "Lin et al. 2018, NeXtVLAD mixture with online distillation "
-                    "(arXiv 1811.05014)",
-    "MOE": "Abu-El-Haija et al. 2016, YT8M starter code (arXiv 1609.08675), video-level",
-    "NETFV": "Miech et al. 2017, LOUPE (arXiv 1706.06905)",
-    "NETRVLAD": "Miech et al. 2017, LOUPE (arXiv 1706.06905)",
-    "NETVLAD": "Miech et al. 2017, LOUPE (arXiv 1706.06905)",
-    "NEXTVLAD": "Lin et al. 2018, NeXtVLAD (arXiv 1811.05014)",
-    "SOFTDBOF": "Miech et al. 2017, LOUPE (arXiv 1706.06905)",
-    "TRN": "Zhou et al. 2018, TRN (arXiv 1711.08496)",
-    "MULTIMODAL": "frames + title fusion of seeds 000 and 001 (NeXtVLAD + TextCNN, SE gating)",
+    "ATTENTION_CLUSTER": "Long et al. 2018 (arXiv 1711.09550); PaddlePaddle/models "
+                         "PaddleCV/video/models/attention_cluster `AttentionCluster`",
+    "ATTENTION_LSTM": "PaddleVideo paddlevideo/modeling/heads/attention_lstm_head.py "
+                      "`AttentionLstmHead`",
+    "DBOF": "Abu-El-Haija et al. 2016 (arXiv 1609.08675); google/youtube-8m "
+            "frame_level_models.py `DbofModel`",
+    "LOGISTIC": "Abu-El-Haija et al. 2016 (arXiv 1609.08675); google/youtube-8m "
+                "video_level_models.py `LogisticModel`",
+    "LSTM": "Abu-El-Haija et al. 2016 (arXiv 1609.08675); google/youtube-8m "
+            "frame_level_models.py `LstmModel`",
+    "MIX_NEXTVLAD": "Lin et al. 2018 (arXiv 1811.05014); linrongc/youtube-8m nextvlad.py "
+                    "`MixNeXtVladModel`",
+    "MOE": "Abu-El-Haija et al. 2016 (arXiv 1609.08675); google/youtube-8m "
+           "video_level_models.py `MoeModel`",
+    "NETFV": "Miech et al. 2017 (arXiv 1706.06905); antoine77340/Youtube-8M-WILLOW "
+             "frame_level_models.py `NetFVModelLF`",
+    "NETRVLAD": "Miech et al. 2017 (arXiv 1706.06905); antoine77340/Youtube-8M-WILLOW "
+                "frame_level_models.py `NetVLADModelLF` (--lightvlad)",
+    "NETVLAD": "Miech et al. 2017 (arXiv 1706.06905); antoine77340/Youtube-8M-WILLOW "
+               "frame_level_models.py `NetVLADModelLF`",
+    "NEXTVLAD": "Lin et al. 2018 (arXiv 1811.05014); linrongc/youtube-8m nextvlad.py "
+                "`NeXtVLADModel`",
+    "SOFTDBOF": "Miech et al. 2017 (arXiv 1706.06905); antoine77340/Youtube-8M-WILLOW "
+                "frame_level_models.py `GatedDbofModelLF`",
+    "TRN": "Zhou et al. 2018 (arXiv 1711.08496); zhoubolei/TRN-pytorch TRNmodule.py "
+           "`RelationModuleMultiScale`",
+    "MULTIMODAL": "a composition after seed 000's code (stoneyezhenxu/"
+                  "Multimodal_Video_Classification src/video_model.py)",
+}
+
+# Whether the paper configuration has the reference code's parameter count, or the
+# difference its YAML states (tests/test_reference_*.py, test_video_level.py and
+# test_mix_nextvlad.py assert each).
+REFERENCE_PARAMETERS = {
+    "ATTENTION_CLUSTER": "yes",
+    "ATTENTION_LSTM": "-16,384 (one LSTM bias where Paddle has two)",
+    "DBOF": "yes",
+    "LOGISTIC": "yes",
+    "LSTM": "yes",
+    "MIX_NEXTVLAD": "yes",
+    "MOE": "yes",
+    "NETFV": "yes",
+    "NETRVLAD": "yes",
+    "NETVLAD": "yes",
+    "NEXTVLAD": "yes",
+    "SOFTDBOF": "yes",
+    "TRN": "-23,172 (one class bias where the reference has one per scale)",
+    "MULTIMODAL": "no reference reproduced",
 }
 
 
@@ -62,9 +98,15 @@ def reference(name):
 
 
 def paper_parameters(name):
-    """Parameters of the model built from `configs/<name>.yaml`."""
-    model = videotag.build_model(videotag.config.load(name.lower()))
-    count = model.count_params()
+    """Parameters of the model built from `configs/<name>.yaml`, counted from its
+    weights' shapes (built in a `keras.StatelessScope` that does not initialise its
+    variables, so none is allocated, and the session cleared after; the
+    input normalisation's eigenvalues are constants, not weights, so the count does
+    not need their file)."""
+    cfg = videotag.config.load(name.lower(), ["model.input.normalization=none"])
+    with keras.StatelessScope(initialize_variables=False):
+        model = videotag.build_model(cfg)
+    count = sum(math.prod(w.shape) for w in model.weights)
     del model
     keras.backend.clear_session()
     gc.collect()
@@ -101,13 +143,15 @@ def demo_run(name, num_train):
 
 def markdown(rows):
     """The README table of `rows`."""
-    lines = ["| model | reference | parameters (paper config) | demo GAP@20 "
-             "| demo training examples/s |", "|---|---|---:|---:|---:|"]
+    lines = ["| model | reference (paper; code) | parameters (paper config) "
+             "| reference parameters = ours | demo GAP@20 | demo training examples/s |",
+             "|---|---|---:|---|---:|---:|"]
     for r in rows:
         gap = f"{r['demo_gap']:.4f}" if r.get("demo_gap") is not None else "-"
         speed = f"{r['examples_per_s']:,.0f}" if r.get("examples_per_s") is not None else "-"
+        same = REFERENCE_PARAMETERS.get(r["model"], "-")
         lines.append(f"| `{r['model']}` | {r['reference']} | {r['parameters'] / 1e6:,.1f} M "
-                     f"| {gap} | {speed} |")
+                     f"| {same} | {gap} | {speed} |")
     return "\n".join(lines) + "\n"
 
 

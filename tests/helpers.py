@@ -19,6 +19,16 @@ def tiny_config(model="NEXTVLAD", **overrides):
         "model.cluster_size": 8,
         "model.groups": 4,
         "model.dropout": 0.0,
+        # the paper config rescales rgb by YT8M's PCA eigenvalues, which need a file
+        "model.input.normalization": "none",
+        # the generic tests' training settings (the paper's are those of the authors'
+        # script, tested in tests/test_reference_nextvlad.py)
+        "model.head.tags_loss": "mean",
+        "model.head.l2_penalty": 1e-8,
+        "model.head.l2_bias": False,
+        "model.batch_norm_momentum": 0.99,
+        "train.clip_gradient_norm": 0.0,
+        "train.clip_gradient_per_variable": False,
         "train.batch_size": 8,
         "train.epochs": 1,
         "eval.batch_size": 16,
@@ -209,3 +219,13 @@ def write_lock(model_dir, **fields):
     holder.update(fields)
     model_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / "train.lock").write_text(json.dumps(holder))
+
+
+def with_segments(record: bytes, labels=(), starts=(), scores=()) -> bytes:
+    """`record` with the YT8M 2019 segment ratings added as context lists."""
+    example = tf.train.SequenceExample.FromString(record)
+    context = example.context.feature
+    context["segment_labels"].int64_list.value.extend(labels)
+    context["segment_start_times"].int64_list.value.extend(starts)
+    context["segment_scores"].float_list.value.extend(scores)
+    return example.SerializeToString()

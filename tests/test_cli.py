@@ -9,15 +9,17 @@ import pytest
 from tests.helpers import REPO, finish_processes, start_process
 from videotag.cli.main import main
 
-COMMANDS = ["train", "eval", "export", "predict", "extract", "embed", "similar",
-            "build-index", "make-demo-videos", "validate-data", "batch-extract",
-            "batch-predict", "batch-embed"]
-# the flags of tools/train.py and tools/predict.py before the command moved into videotag
+COMMANDS = ["train", "eval", "export", "predict", "timeline", "extract", "embed", "similar",
+            "build-index", "make-demo-videos", "make-text-preset", "validate-data",
+            "batch-extract", "batch-predict", "batch-embed"]
+# the flags of tools/train.py and tools/predict.py before the command moved into videotag,
+# and those added since (segments)
 TRAIN_FLAGS = {"model_name", "config", "model_dir", "train_data_pattern", "eval_data_pattern",
-               "epochs", "batch_size", "distribution", "logical_cpus", "override"}
+               "epochs", "batch_size", "distribution", "logical_cpus", "override", "segments"}
 PREDICT_FLAGS = {"on_bad_record", "model_dir", "saved_model", "input_data_pattern", "videos",
                  "extraction_config", "features_dir", "output_file", "format", "top_k",
-                 "threshold", "batch_size", "progress_seconds"}
+                 "threshold", "batch_size", "progress_seconds", "segments", "timeline_file",
+                 "top_n", "segment_label_file"}
 
 
 def _first_docstring_line(path):

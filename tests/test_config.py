@@ -58,7 +58,8 @@ def test_round_trip(tmp_path):
 def test_public_api():
     assert "NEXTVLAD" in videotag.list_models()
     cfg = videotag.config.load("nextvlad", ["data.num_classes=5", "model.hidden_size=16",
-                                            "model.cluster_size=4"])
+                                            "model.cluster_size=4",
+                                            "model.input.normalization=none"])
     model = videotag.build_model(cfg)
     assert set(model.output) == {"tags", "embedding"}
 
@@ -101,6 +102,12 @@ def test_public_api():
      r"config key 'model.head.hmc_local_weight' must be in \[0, 1\]"),
     (["model.head.tasks=[tags, category]", "data.train_data_pattern=x*.tfrecord"],
      "config key 'model.head.tasks' has 'category' but 'data.num_categories' is 0"),
+    (["model.head.tags_loss=max"], "config key 'model.head.tags_loss' is 'max'; valid: mean, sum"),
+    (["model.input.normalization=pca"],
+     "config key 'model.input.normalization' is 'pca'; valid: none, l2, eigenvalues"),
+    (["model.input.normalization=l2", "model.input.eigenvalues_file=e.npy"],
+     "config key 'model.input.eigenvalues_file' is set but 'model.input.normalization' is 'l2'"),
+    (["model.batch_norm_momentum=1"], r"config key 'model.batch_norm_momentum' must be in \[0, 1\)"),
 ])
 def test_each_rule_names_its_key(overrides, message):
     with pytest.raises(ConfigError, match=message):

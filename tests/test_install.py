@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import REPO
+from videotag.cli.main import COMMANDS
 
 FULL_INSTALL = os.environ.get("VIDEOTAG_TEST_FULL_INSTALL") == "1"
 TINY = ["model.cluster_size=8", "model.groups=4", "model.hidden_size=32",
@@ -110,8 +111,7 @@ def test_the_videotag_command_and_python_m_videotag_list_the_commands(installed)
         out = _run(args, outside, env).stdout
         assert out.startswith(f"usage: {prog} <command> [flags]")
         listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
-        assert listed == ["train", "eval", "export", "predict", "extract", "embed",
-                          "similar", "make-demo-videos"]
+        assert listed == list(COMMANDS)
 
 
 def test_demo_training_from_outside_the_checkout_puts_the_demo_data_in_the_cache(installed):
@@ -128,7 +128,8 @@ def test_demo_training_from_outside_the_checkout_puts_the_demo_data_in_the_cache
     assert summary, proc.stderr[-2000:]
     assert float(summary.group(1)) > float(summary.group(2))  # one epoch learns something
     assert sorted(p.name for p in cache.iterdir()) == [
-        "demo.json", *[f"train{i:04d}.tfrecord" for i in range(4)], "validate0000.tfrecord",
+        "demo.json", "segment_label_ids.csv", *[f"train{i:04d}.tfrecord" for i in range(4)],
+        "validate0000.tfrecord",
         "validate0001.tfrecord", "validate0002.tfrecord", "validate0003.tfrecord",
         "vocabulary.csv"]
     assert (outside / "runs" / "demo" / "model.keras").is_file()

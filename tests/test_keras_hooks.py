@@ -4,7 +4,9 @@ release that changes it fails here, naming the hook.
 One private hook remains: `ReducedGradientsAdam` (videotag/training/step.py)
 overrides the TensorFlow optimizer's `_all_reduce_sum_gradients`, because Keras 3
 offers no public way to apply gradients already summed over replicas (its
-`apply()` sums them again). The batch norm of masked frames and the walk over
+`apply()` sums them again). Per-variable learning rates
+(videotag/training/learning_rates.py) override the public `update_step` and call
+the private `_get_variable_index`, as Keras's own update steps do. The batch norm of masked frames and the walk over
 nested layers use public APIs only; they are checked against Keras here.
 """
 
@@ -18,6 +20,7 @@ import pytest
 
 import videotag
 from tests.tiny_models import ZOO, check_registered, tiny_model_config
+from videotag.training.learning_rates import LearningRateMultipliers
 from videotag.layers import MaskedBatchNormalization
 from videotag.training.distribution import nested_layers, set_sync_batch_norm
 from videotag.training.step import ReducedGradientsAdam
@@ -45,6 +48,35 @@ def test_the_optimizer_hook_all_reduce_sum_gradients_is_still_there():
     assert [c for c in ReducedGradientsAdam.__mro__ if hook in vars(c)][0] is ReducedGradientsAdam
     pairs = [("g", "v")]
     assert ReducedGradientsAdam(0.1)._all_reduce_sum_gradients(iter(pairs)) == pairs
+
+
+def test_learning_rate_multipliers_scale_each_variable_s_update():
+    lookup = "_get_variable_index"
+    where = f"Keras {keras.__version__}: the private lookup Optimizer.{lookup}"
+    assert callable(getattr(keras.optimizers.Adam, lookup, None)), (
+        f"{where} is gone; videotag.training.learning_rates.LearningRateMultipliers uses it "
+        "to find a variable's multiplier in update_step")
+    assert f"self.{lookup}(variable)" in inspect.getsource(keras.optimizers.Adam.update_step), (
+        f"{where} is no longer how Adam's update_step finds a variable's slots")
+    assert list(inspect.signature(keras.optimizers.Adam.update_step).parameters) == [
+        "self", "gradient", "variable", "learning_rate"]
+    assert ReducedGradientsAdam.__mro__[1] is LearningRateMultipliers
+    rng = np.random.default_rng(0)
+    start = [rng.normal(size=(3, 2)).astype("float32"), rng.normal(size=4).astype("float32")]
+    grads = [[rng.normal(size=v.shape).astype("float32") for v in start] for _ in range(3)]
+    ours = [keras.Variable(v) for v in start]
+    scaled = ReducedGradientsAdam(0.01)
+    scaled.build(ours)
+    scaled.set_learning_rate_multipliers([0.1, 1.0])
+    plain = [keras.Variable(v) for v in start]
+    slow, fast = keras.optimizers.Adam(0.001), keras.optimizers.Adam(0.01)
+    for g in grads:
+        scaled.apply(g, ours)
+        slow.apply([g[0]], [plain[0]])
+        fast.apply([g[1]], [plain[1]])
+    for a, b, s in zip(ours, plain, start):
+        assert not np.allclose(a.numpy(), s)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
 
 
 def _videotag_classes():

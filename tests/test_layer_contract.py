@@ -24,6 +24,7 @@ import dataclasses
 from typing import Any, Dict, Optional, Tuple
 
 import keras
+import keras_hub
 import numpy as np
 import pytest
 
@@ -53,6 +54,13 @@ MASK = _prefix_mask(LENGTHS, STEPS)
 VECTOR = _normal(BATCH, FEATURES)
 EMBEDDINGS = _normal(BATCH, TOKENS, EMBEDDING)
 TOKEN_MASK = _prefix_mask(TOKEN_LENGTHS, TOKENS)
+# a keras-hub WordPiece tokenizer and a tiny BERT backbone, as configs (no preset folder)
+WORDPIECES = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "cat", "walk", "##s", "猫"]
+BERT_TOKENIZER = keras.saving.serialize_keras_object(
+    keras_hub.models.BertTokenizer(vocabulary=WORDPIECES, lowercase=True))
+BERT = keras.saving.serialize_keras_object(keras_hub.models.BertBackbone(
+    vocabulary_size=len(WORDPIECES), num_layers=1, num_heads=2, hidden_dim=EMBEDDING,
+    intermediate_dim=8, max_sequence_length=TOKENS))
 
 
 @dataclasses.dataclass
@@ -102,6 +110,9 @@ CASES: Dict[str, Case] = {
     "DBoF": _frame_case({"cluster_size": 16, "pooling": "max"}),
     "Dequantize": Case({}, (RNG.integers(0, 256, (BATCH, STEPS, FEATURES), dtype=np.uint8),)),
     "FrameMask": Case({}, (FRAMES, LENGTHS), outputs=("bool",)),
+    "FrameNormalization": Case({"mode": "eigenvalues", "scale": list(np.linspace(0.5, 2.0, 8))},
+                               ([FRAMES, _normal(BATCH, STEPS, 5)],),
+                               outputs=("compute", "compute")),
     "GatedFusion": Case({"hidden_size": 8, "gating_reduction": 2, "dropout": 0.5},
                         ([VECTOR, _normal(BATCH, 5)],)),
     "HmcHead": Case({"num_classes": 5, "hidden_size": 8, "local_levels": [2, 3],
@@ -119,6 +130,10 @@ CASES: Dict[str, Case] = {
     "NetRVLAD": _frame_case({"cluster_size": 4}),
     "NetVLAD": _frame_case({"cluster_size": 4}),
     "NeXtVLAD": _frame_case({"cluster_size": 4, "groups": 2, "expansion": 2}),
+    "PresetTitleTokenizer": Case({"tokenizer": BERT_TOKENIZER, "vocabulary": WORDPIECES,
+                                  "sequence_length": TOKENS},
+                                 (np.array([b"Cat walks", b"", "猫 dog".encode()], dtype=object),),
+                                 outputs=("int32",)),
     "SEContextGating": Case({"reduction": 2}, (VECTOR,)),
     "SampleFrames": Case({"num_samples": 3, "seed": 1}, (FRAMES, MASK),
                          outputs=("compute", "bool"), mask=("args", 1), padded=(0,)),
@@ -138,6 +153,10 @@ CASES: Dict[str, Case] = {
                            outputs=("int32",)),
     "TokenMask": Case({}, (np.array([[3, 4, 0, 0, 0], [2, 0, 0, 0, 0], [0] * 5], np.int32),),
                       outputs=("bool",)),
+    "TransformerTitleEncoder": Case(
+        {"backbone": BERT, "output": "textcnn", "dropout": 0.5,
+         "textcnn": {"windows": [1, 2], "filters": 3, "activation": "tanh", "alignment": "center"}},
+        (EMBEDDINGS, TOKEN_MASK), mask=("args", 1), padded=(0,)),
 }
 
 
@@ -191,6 +210,11 @@ def _sublayers(layer, seen=None):
         if not key.startswith("_"):
             visit(value)
     return found
+
+
+def _float_sublayers(layer):
+    """The sublayers but those computing ids (a tokenizer's dtype is its ids')."""
+    return [part for part in _sublayers(layer) if not keras.backend.is_int_dtype(part.compute_dtype)]
 
 
 def test_every_name_is_a_layer_or_a_listed_helper():
@@ -251,7 +275,7 @@ def test_keras_file_of_a_model_holding_the_layer(name, policy, tmp_path):
     again = loaded.get_layer("under_test")
     assert type(again) is type(layer)
     compute = keras.mixed_precision.Policy(policy).compute_dtype
-    for part in [again] + _sublayers(again):
+    for part in [again] + _float_sublayers(again):
         assert part.compute_dtype == compute, (name, part.name, part.compute_dtype)
     _assert_same(_flat(loaded(inputs)), expected)
 
@@ -274,7 +298,7 @@ def test_mixed_precision_policy(name, policy):
     for variable in layer.weights:
         if keras.backend.is_float_dtype(variable.dtype):
             assert variable.dtype == "float32", variable.path
-    for sublayer in _sublayers(layer):
+    for sublayer in _float_sublayers(layer):
         assert sublayer.compute_dtype == compute, (name, sublayer.name, sublayer.compute_dtype)
 
 

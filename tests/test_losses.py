@@ -97,3 +97,28 @@ def test_gradients_are_clipped_by_their_global_norm():
     # norm is 0.1 * 1e-3 (clipping variable by variable would give more)
     momentum = tf.linalg.global_norm([tf.convert_to_tensor(m) for m in optimizer._momentums])
     assert float(momentum) == pytest.approx(1e-4, rel=1e-4)
+
+
+def test_gradients_are_clipped_variable_by_variable():
+    # the YT8M starter code's clipping (tf.clip_by_norm of each gradient)
+    cfg = tiny_config(**{"train.clip_gradient_norm": 1e-3, "train.learning_rate": 0.01,
+                         "train.clip_gradient_per_variable": True})
+    model, optimizer, step = _step(cfg)
+    step(_batch(cfg))
+    norms = [float(tf.norm(tf.convert_to_tensor(m))) for m in optimizer._momentums]
+    # Adam's first moment is 0.1 * each clipped gradient: none above 0.1 * 1e-3, most at it
+    assert max(norms) == pytest.approx(1e-4, rel=1e-4)
+    assert sum(n > 0.99e-4 for n in norms) > len(norms) / 2
+    global_norm = math.sqrt(sum(n * n for n in norms))
+    assert global_norm > 2e-4  # more than clipping by the global norm would leave
+
+
+def test_tags_loss_summed_over_the_classes():
+    outputs = {"tags": tf.constant([[0.8, 0.1], [0.5, 0.5]])}
+    targets = {"tags": tf.constant([[1.0, 0.0], [0.0, 1.0]])}
+    mean = weighted_loss(tiny_config(**{"data.num_classes": 2}), outputs, targets).numpy()
+    summed = weighted_loss(tiny_config(**{"data.num_classes": 2, "model.head.tags_loss": "sum"}),
+                           outputs, targets).numpy()
+    bce = [-(math.log(0.8) + math.log(0.9)), -2 * math.log(0.5)]  # summed over the classes
+    np.testing.assert_allclose(summed, bce, rtol=1e-5)
+    np.testing.assert_allclose(mean, np.array(bce) / 2, rtol=1e-5)

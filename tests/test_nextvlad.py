@@ -105,7 +105,8 @@ def test_short_video_in_a_batch_equals_the_video_alone(model_and_cfg):
 
 
 def test_outputs_and_paper_structure():
-    cfg = videotag.config.load("nextvlad", ["data.num_classes=3862"])
+    cfg = videotag.config.load("nextvlad", ["data.num_classes=3862",
+                                            "model.input.normalization=none"])
     assert (cfg.model.cluster_size, cfg.model.groups, cfg.model.expansion,
             cfg.model.hidden_size, cfg.model.gating_reduction, cfg.model.dropout) == (128, 8, 2, 2048, 8, 0.5)
     model = videotag.build_model(cfg)

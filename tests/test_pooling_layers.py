@@ -314,20 +314,30 @@ def test_netfv_matches_the_formula():
     z = (x[:, :, None, :] - mu[None, None]) / s[None, None]  # [B, T, K, D]
     fv1 = np.einsum("btk,btkd->bkd", a, z)
     fv2 = np.einsum("btk,btkd->bkd", a, z**2 - 1)
-    want = np.concatenate([_unit(_unit(f).reshape(2, -1)) for f in (fv1, fv2)], axis=-1)
+    # LOUPE: the first order intra-normalised (per cluster) then as a whole, the second
+    # order as a whole only
+    want = np.concatenate([_unit(_unit(fv1).reshape(2, -1)), _unit(fv2.reshape(2, -1))], -1)
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
+    # videotag 0.1 intra-normalised the second order too: its files load with it
+    old = NetFV.from_config({k: v for k, v in layer.get_config().items()
+                             if k != "intra_normalize_second"})
+    old(x, mask=mask)
+    old.set_weights(layer.get_weights())
+    want = np.concatenate([_unit(_unit(f).reshape(2, -1)) for f in (fv1, fv2)], axis=-1)
+    np.testing.assert_allclose(_np(old(x, mask=mask)), want, rtol=1e-3, atol=1e-5)
 
 
-def test_dbof_pools_relu6_units_by_hand():
+@pytest.mark.parametrize("activation", ["sigmoid", "relu6"])
+def test_dbof_pools_its_units_by_hand(activation):
     x = _frames(batch=2, steps=4, size=3)
     mask = _mask([4, 2], 4)
     for pooling in ("max", "average"):
-        layer = DBoF(cluster_size=4, pooling=pooling)
+        layer = DBoF(cluster_size=4, pooling=pooling, activation=activation)
         got = _np(layer(x, mask=mask))
         bn = layer.project_bn
         h = (x @ _np(layer.project.kernel) - _np(bn.moving_mean)) / np.sqrt(
             _np(bn.moving_variance) + bn.epsilon) * _np(bn.gamma) + _np(bn.beta)
-        h = np.clip(h, 0, 6)
+        h = np.clip(h, 0, 6) if activation == "relu6" else 1 / (1 + np.exp(-h))
         want = [getattr(h[i, :n], "max" if pooling == "max" else "mean")(0)
                 for i, n in enumerate([4, 2])]
         np.testing.assert_allclose(got, np.stack(want), rtol=1e-5, atol=1e-6)

@@ -4,6 +4,7 @@ seconds otherwise, silent; rate, total and time left; as training and extraction
 import io
 import itertools
 
+import numpy as np
 import pytest
 
 from videotag.extraction.pipeline import extraction_progress
@@ -131,3 +132,21 @@ def test_extraction_progress_keeps_its_words():
     bar.update(2, failed=0)
     bar.close()
     assert silent.getvalue() == ""
+
+
+def test_the_commands_progress_counts_videos_and_zero_seconds_silences_it(capsys):
+    # the interval was once passed where the unit goes: "predicted 3 10.0", never silent
+    from videotag.inference.writers import write_predictions
+    from videotag.retrieval.similar import similar_videos
+
+    rows = [(f"v{i}", [(1, "a", 0.9)]) for i in range(3)]
+    write_predictions(rows, io.StringIO(), "csv", progress_seconds=1e-9)  # a line per video
+    err = capsys.readouterr().err
+    assert "predicted 3 videos" in err and "1e-09" not in err
+    write_predictions(rows, io.StringIO(), "csv", progress_seconds=0)
+    assert capsys.readouterr().err == ""
+    vectors = np.eye(3, dtype=np.float32)
+    similar_videos(["a", "b", "c"], vectors, None, 1, 2, verbose=True, progress_seconds=0)
+    assert "searched" not in capsys.readouterr().err
+    with pytest.raises(TypeError):
+        Progress("x", "videos")  # the unit is keyword-only

@@ -327,8 +327,10 @@ def test_warmup_file_holds_valid_predict_requests(exports):
             assert arrays.keys() == inputs.keys()
             for key, value in arrays.items():
                 np.testing.assert_array_equal(value, inputs[key].numpy())
-        assert sorted(seen) == sorted((s, b) for s in ("serving_default", "predict_dense")
-                                      for b in (1, 8))
+        # a model with tags also warms up its predict_segments (the category-only one has none)
+        signatures = ("serving_default", "predict_dense") + (
+            ("predict_segments",) if name == "multi" else ())
+        assert sorted(seen) == sorted((s, b) for s in signatures for b in (1, 8))
 
 
 def test_models_config_lists_every_export_and_parses(exports, tmp_path):

@@ -145,10 +145,10 @@ def test_unknown_encoder_or_parameter():
     from videotag.layers import build_text_encoder
 
     with pytest.raises(ConfigError, match="'model.text.encoder' names an unknown text encoder "
-                                          "'gru'.*valid: bilstm, textcnn"):
+                                          "'gru'.*valid: bilstm, textcnn, transformer"):
         build_text_encoder("gru")
     with pytest.raises(ConfigError, match="'model.text.encoder.kernel'.*valid keys of text "
-                                          "encoder textcnn: filters, windows"):
+                                          "encoder textcnn: activation, alignment, filters, windows"):
         build_text_encoder({"type": "textcnn", "kernel": 3})
     with pytest.raises(ConfigError, match="config key 'model.text.encoder.pooling' is 'max'; "
                                           "valid: mean, final"):

@@ -274,7 +274,7 @@ def test_demo_is_deterministic(tmp_path):
     b = demo.generate(str(tmp_path / "b"), 300, 100, seed=3, num_shards=2)
     files = sorted(os.listdir(a.root))
     assert files == sorted(os.listdir(b.root))
-    assert len(files) == 6  # 2 + 2 shards, vocabulary.csv, demo.json
+    assert len(files) == 7  # 2 + 2 shards, vocabulary.csv, segment_label_ids.csv, demo.json
     for name in files:
         with open(os.path.join(a.root, name), "rb") as fa, \
                 open(os.path.join(b.root, name), "rb") as fb:

@@ -17,23 +17,26 @@ FEATURE_SIZES = (16, 8)  # rgb, audio bytes per frame: small to keep the tests f
 
 TINY_OVERRIDES = {
     "ATTENTION_CLUSTER": {"model.num_clusters": 3, "model.fc_sizes": "[16, 12]",
-                          "model.dropout": 0.0},
+                          "model.dropout": 0.0, "model.sample_frames": 5},
     "ATTENTION_LSTM": {"model.embedding_size": 8, "model.lstm_size": 8,
                        "model.fc_sizes": "[16, 12]", "model.dropout": 0.0},
     "DBOF": {"model.cluster_size": 16, "model.hidden_size": 16, "model.sample_frames": 5},
     "LSTM": {"model.units": 8, "model.num_layers": 2},
-    "NETFV": {"model.cluster_size": 4, "model.hidden_size": 16},
-    "NETRVLAD": {"model.cluster_size": 4, "model.hidden_size": 16},
-    "NETVLAD": {"model.cluster_size": 4, "model.hidden_size": 16},
+    "NETFV": {"model.cluster_size": 4, "model.hidden_size": 16, "model.sample_frames": 5},
+    "NETRVLAD": {"model.cluster_size": 4, "model.hidden_size": 16, "model.sample_frames": 5},
+    "NETVLAD": {"model.cluster_size": 4, "model.hidden_size": 16, "model.sample_frames": 5},
+    # the paper config rescales rgb by YT8M's PCA eigenvalues, which need a file
     "NEXTVLAD": {"model.cluster_size": 8, "model.groups": 4, "model.hidden_size": 16,
-                 "model.dropout": 0.0},
-    "SOFTDBOF": {"model.cluster_size": 16, "model.hidden_size": 16, "model.max_pool": True},
+                 "model.dropout": 0.0, "model.input.normalization": "none"},
+    "SOFTDBOF": {"model.cluster_size": 16, "model.hidden_size": 16, "model.sample_frames": 5},
     "TRN": {"model.segments": 4, "model.frame_size": 8, "model.bottleneck": 8,
-            "model.hidden_size": 12},
+            "model.dropout": 0.0},
     "LOGISTIC": {},
     "MOE": {"model.head.num_mixtures": 2},
+    # members are NeXtVLADs: the same eigenvalue input as NEXTVLAD's paper config
     "MIX_NEXTVLAD": {"model.mix_number": 2, "model.cluster_size": 4, "model.groups": 2,
-                     "model.hidden_size": 8, "model.gating_reduction": 2, "model.dropout": 0.0},
+                     "model.hidden_size": 8, "model.gating_reduction": 2, "model.dropout": 0.0,
+                     "model.input.normalization": "none"},
     # no vocabulary file: every title token is out of vocabulary (the model warns);
     # the vocabulary step itself is covered by tests/test_multimodal.py
     "MULTIMODAL": {

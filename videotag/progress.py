@@ -61,7 +61,7 @@ class Progress:
         ValueError: an unknown `mode`.
     """
 
-    def __init__(self, label: str = "", unit: str = "videos", total: Optional[int] = None,
+    def __init__(self, label: str = "", *, unit: str = "videos", total: Optional[int] = None,
                  every: float = 10.0, mode: str = "auto", stream: Optional[IO[str]] = None,
                  clock: Callable[[], float] = time.monotonic, template: Optional[str] = None,
                  done: int = 0, scale: float = 1.0, redraw: float = 0.1, **fields: Any):

@@ -39,9 +39,13 @@ def model_config_class(name: str) -> Type:
 
 
 def build_model(cfg):
-    """Builds the Keras model that `cfg.model.name` names, from the whole config."""
+    """Builds the Keras model that `cfg.model.name` names, from the whole config
+    (its batch norms with `model.batch_norm_momentum`)."""
+    from videotag.models.interface import set_batch_norm_momentum
+
     _import_models()
-    return MODELS.builder(cfg.model.name, "model.name")(cfg)
+    model = MODELS.builder(cfg.model.name, "model.name")(cfg)
+    return set_batch_norm_momentum(model, getattr(cfg.model, "batch_norm_momentum", None))
 
 
 def list_models() -> List[str]:

@@ -4,13 +4,22 @@ r"""Score a trained model with every metric and write a report; or compare two m
     videotag eval --model_dir=runs/nextvlad --eval_data_pattern='yt8m/validate*.tfrecord' \
         --top_k=20 --threshold=0.5 --report=reports/nextvlad.json
     videotag eval --compare runs/nextvlad runs/other
+    videotag eval --segments --model_dir=runs/nextvlad \
+        --eval_data_pattern='yt8m/3/frame/validate*.tfrecord' --top_n=100000
+    videotag eval --segments --submission=submission.csv --eval_data_pattern=... \
+        --model_dir=runs/nextvlad
 
 Prints a table and writes `<report>.json`, `<report>.md` (with the per-class AP table),
 `<report>_pr_curve.png` and `<report>_ap_histogram.png`. The default report is
 `<model_dir>/eval.json`, or `<first model_dir>/compare.json` with --compare. Compared
 models are scored on the same records (--eval_data_pattern, default the first
-model's validation data) and must have the same classes. `python tools/eval.py` takes
-the same flags.
+model's validation data) and must have the same classes.
+
+--segments scores every segment with the YT8M 2019 segment metric (per class the top
+--top_n segments, rated pairs only; see videotag/evaluation/segments.py) and writes
+`<model_dir>/eval_segments.json` (or --report) with the per-class AP; with
+--submission it scores a submission file (`Class,Segments`) instead of the model,
+with the model directory's data settings. `python tools/eval.py` takes the same flags.
 """
 
 import sys
@@ -37,6 +46,16 @@ def define_flags() -> None:
                        "(precision/recall/F1); default 0.5.")
     flags.DEFINE_enum("on_bad_record", None, ["error", "skip"], "Bad records: stop (error) or "
                       "drop and count (skip); default the run's config.")
+    flags.DEFINE_bool("segments", False, "The segment metric (YT8M 2019) on segment-rated "
+                      "records.")
+    flags.DEFINE_integer("top_n", 100_000, "With --segments: segments ranked per class.")
+    flags.DEFINE_string("submission", None, "With --segments: score this submission file "
+                        "instead of the model.")
+    flags.DEFINE_string("segment_label_file", None, "With --segments: the segment classes "
+                        "(segment_label_ids.csv); default the run's.")
+    flags.DEFINE_integer("segment_context", None, "With --segments: frames on each side of a "
+                         "segment that its window adds; default the run's "
+                         "data.segment_context (0).")
 
 
 def main(argv):
@@ -51,6 +70,8 @@ def main(argv):
     from videotag.files import check_output_file
     from videotag.training.trainer import load_trained
 
+    if FLAGS.segments:
+        return _segments(argv)
     if FLAGS.compare:
         model_dirs = argv[1:]
         if len(model_dirs) != 2 or FLAGS.model_dir:
@@ -104,4 +125,54 @@ def main(argv):
     print(format_table([e.metrics for e in evaluations], names))
     paths = write_report(report, evaluations, class_names, model_dirs, names)
     print("\nreport: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _segments(argv):
+    """eval --segments: the segment metric of a model, or of a submission file."""
+    import json
+    import os
+
+    from videotag.data.labels import load_label_names
+    from videotag.errors import ConfigError
+    from videotag.evaluation.evaluator import format_metrics
+    from videotag.evaluation.segment_scoring import evaluate_submission, run_segment_evaluation
+    from videotag.files import open_output
+    from videotag.training.trainer import load_trained
+
+    if argv[1:] or FLAGS.compare:
+        raise ConfigError("--segments scores one model directory (--model_dir)")
+    if not FLAGS.model_dir:
+        raise ConfigError("--segments needs --model_dir (its data settings; the model unless "
+                          "--submission is given)")
+    if FLAGS.top_n <= 0:
+        raise ConfigError("--top_n must be positive")
+    cfg, model = load_trained(FLAGS.model_dir)
+    cfg.data.on_bad_record = FLAGS.on_bad_record or cfg.data.on_bad_record
+    cfg.data.segment_label_file = FLAGS.segment_label_file or cfg.data.segment_label_file
+    if FLAGS.segment_context is not None:
+        if FLAGS.segment_context < 0:
+            raise ConfigError("--segment_context must not be negative")
+        cfg.data.segment_context = FLAGS.segment_context
+    pattern = FLAGS.eval_data_pattern or cfg.data.eval_data_pattern
+    if not pattern:
+        raise ConfigError(f"{FLAGS.model_dir}: the config has no data.eval_data_pattern; "
+                          "pass --eval_data_pattern")
+    if FLAGS.submission:
+        metrics = evaluate_submission(FLAGS.submission, cfg, pattern, FLAGS.top_n)
+        print(f"{FLAGS.submission}: segment mAP@{metrics['top_n']} {metrics['segment_map']:.4f}  "
+              f"({metrics['num_submitted_classes']} classes submitted, "
+              f"{metrics['num_rated_pairs']} rated pairs)")
+        return 0
+    evaluation = run_segment_evaluation(model, cfg, pattern, FLAGS.batch_size, FLAGS.top_n)
+    print(format_metrics(evaluation.metrics))
+    names = load_label_names(cfg.data.label_file, cfg.data.num_classes)
+    ap, positives = evaluation.ranking.per_class_ap()
+    per_class = [{"id": int(c), "name": names[c], "ap": float(ap[c]),
+                  "positives": int(positives[c])} for c in evaluation.classes if positives[c]]
+    report = FLAGS.report or os.path.join(FLAGS.model_dir, "eval_segments.json")
+    with open_output(report) as out:
+        json.dump({"model_dir": FLAGS.model_dir, "data": pattern, "metrics": evaluation.metrics,
+                   "per_class": per_class}, out, indent=2)
+    print(f"report: {report}")
     return 0

@@ -7,9 +7,15 @@ r"""Predict the top-k tags (and the category) of every video: CSV, JSON or JSON 
     # video files: extracted with the training records' settings, VideoTag JSON out
     videotag predict --model_dir=runs/nextvlad --videos=my_videos/ \
         --extraction_config=features/extraction.yaml
+    # segments: the 2019 Kaggle submission and a timeline per video
+    videotag predict --segments --model_dir=runs/nextvlad \
+        --input_data_pattern='data/test*.tfrecord' --output_file=submission.csv \
+        --timeline_file=timeline.jsonl
 
-The formats: Kaggle CSV, VideoTag JSON or JSON Lines. `python tools/predict.py` takes
-the same flags.
+The formats: Kaggle CSV, VideoTag JSON or JSON Lines; with --segments, the segment
+submission (`Class,Segments`, to --output_file) and the timeline in JSON Lines (one
+video a line: its tags, and per segment its start and end in seconds and top tags,
+to --timeline_file). `python tools/predict.py` takes the same flags.
 """
 
 import sys
@@ -39,6 +45,13 @@ def define_flags() -> None:
     flags.DEFINE_float("threshold", 0.0, "Leave out tags below this probability (after top_k).")
     flags.DEFINE_integer("batch_size", 256, "Videos per batch.")
     flags.DEFINE_float("progress_seconds", 10.0, "Seconds between progress lines (0: none).")
+    flags.DEFINE_bool("segments", False, "Tag every segment: the segment submission to "
+                      "--output_file, the timeline to --timeline_file.")
+    flags.DEFINE_string("timeline_file", None, "With --segments: the timeline (JSON Lines).")
+    flags.DEFINE_integer("top_n", 100_000, "With --segments: segments per class in the "
+                         "submission.")
+    flags.DEFINE_string("segment_label_file", None, "With --segments and --model_dir: the "
+                        "segment classes (segment_label_ids.csv); default the run's.")
 
 
 def main(argv):
@@ -59,6 +72,8 @@ def main(argv):
         raise VideotagError("give exactly one of --input_data_pattern and --videos")
     if FLAGS.top_k <= 0:
         raise VideotagError("--top_k must be positive")
+    if FLAGS.segments:
+        return _segments()
     fmt = FLAGS.format or ("json" if FLAGS.videos else "csv")
     # inputs and outputs are checked before the work
     if FLAGS.output_file:
@@ -85,12 +100,50 @@ def main(argv):
     return 1 if failed else 0
 
 
-def _video_rows():
+def _segments():
+    """predict --segments: the submission and the timeline."""
+    from videotag.errors import VideotagError
+    from videotag.inference import (
+        predict_segments_from_model_dir,
+        predict_segments_from_saved_model,
+        write_segment_predictions,
+    )
+
+    if FLAGS.format not in (None, "csv"):
+        raise VideotagError("--segments writes the submission as csv (--output_file) and the "
+                            "timeline as JSON Lines (--timeline_file): drop --format")
+    if FLAGS.top_n <= 0:
+        raise VideotagError("--top_n must be positive")
+    if FLAGS.segment_label_file and not FLAGS.model_dir:
+        raise VideotagError("--segment_label_file goes with --model_dir (a SavedModel has its "
+                            "segment classes)")
+    failed = 0
+    if FLAGS.videos:
+        rows, failed = _video_rows(segments=True)
+    elif FLAGS.model_dir:
+        rows = predict_segments_from_model_dir(
+            FLAGS.model_dir, FLAGS.input_data_pattern, FLAGS.top_k, FLAGS.batch_size,
+            FLAGS.on_bad_record, FLAGS.segment_label_file)
+    else:
+        rows = predict_segments_from_saved_model(FLAGS.saved_model, FLAGS.input_data_pattern,
+                                                 FLAGS.top_k, FLAGS.batch_size)
+    submission = FLAGS.output_file
+    count = write_segment_predictions(rows, submission, FLAGS.timeline_file, FLAGS.top_n,
+                                      FLAGS.threshold, progress_seconds=FLAGS.progress_seconds)
+    written = [f for f in (submission, FLAGS.timeline_file) if f]
+    print(f"predicted the segments of {count} videos" +
+          (f" to {' and '.join(written)}" if written else ""), file=sys.stderr)
+    if failed:
+        print(f"error: {failed} video(s) could not be extracted (listed above)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _video_rows(segments: bool = False):
     from videotag.extraction import load
     from videotag.extraction.predict import predict_videos
 
     inputs = [part for value in FLAGS.videos for part in value.split(",") if part]
     rows, summary = predict_videos(inputs, load(FLAGS.extraction_config), FLAGS.model_dir,
                                    FLAGS.saved_model, FLAGS.top_k, FLAGS.batch_size,
-                                   FLAGS.features_dir)
+                                   FLAGS.features_dir, segments=segments)
     return rows, len(summary.failed)

@@ -7,6 +7,8 @@ r"""Train a registered model (on the built-in demo data when no data is given).
     videotag train --distribution=mirrored ...                    # every GPU of the machine
     TF_CONFIG='{...}' videotag train --distribution=multi_worker \
         --override train.steps_per_epoch=1000 ...                  # one process per worker
+    videotag train --segments --model_name=NEXTVLAD --config=nextvlad_demo \
+        --model_dir=runs/segments              # on the rated segments (YT8M 2019 layout)
 
 Running the same command again resumes from the newest checkpoint in --model_dir.
 The demo data is generated on first use into $VIDEOTAG_DEMO_DIR when set, else
@@ -36,6 +38,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices "
                          "(to try --distribution=mirrored on a machine without GPUs).")
     flags.DEFINE_multi_string("override", [], "key=value config override (repeatable).")
+    flags.DEFINE_bool("segments", False, "Train on the rated segments of segment-rated records "
+                      "(data.segment_labels=true): the loss only on rated pairs, validation "
+                      "with the segment metric.")
 
 
 def main(argv):
@@ -61,6 +66,7 @@ def main(argv):
         ("train.epochs", FLAGS.epochs),
         ("train.batch_size", FLAGS.batch_size),
         ("train.distribution", FLAGS.distribution),
+        ("data.segment_labels", True if FLAGS.segments else None),
     ):
         if value is not None:
             overrides.append(f"{key}={value}" if not isinstance(value, str) else f"{key}={value!r}")

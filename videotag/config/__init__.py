@@ -5,8 +5,9 @@
   `videotag.extraction.config`;
 - `videotag.config.components`: components chosen by name with typed parameters
   (frame aggregators, fusions, text encoders, models);
-- `videotag.config.schema` and `videotag.config.head`: the sections of a run;
-  each model's own section lives beside the model, in `videotag/models/<name>.py`;
+- `videotag.config.schema`, `videotag.config.head` and `videotag.config.inputs`: the
+  sections of a run (`model.head`, `model.input`); each model's own section lives
+  beside the model, in `videotag/models/<name>.py`;
 - `videotag.config.loading`: `load` (packaged config names, YAML files,
   overrides) and `from_dict`.
 
@@ -21,6 +22,7 @@ Example:
 from videotag.config import engine
 from videotag.config.components import Component, Registry
 from videotag.config.head import HEAD_TYPES, TASKS, HeadConfig
+from videotag.config.inputs import NORMALIZATIONS, InputConfig
 from videotag.config.loading import CONFIG_DIR, config_names, from_dict, load, resolve_config_path
 from videotag.config.schema import (
     DISTRIBUTIONS,
@@ -40,6 +42,7 @@ __all__ = [
     "HEAD_TYPES",
     "LR_SCHEDULES",
     "MIXED_PRECISION",
+    "NORMALIZATIONS",
     "TASKS",
     "Component",
     "Config",
@@ -47,6 +50,7 @@ __all__ = [
     "EvalConfig",
     "ExportConfig",
     "HeadConfig",
+    "InputConfig",
     "ModelConfig",
     "Registry",
     "TrainConfig",

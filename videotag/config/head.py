@@ -14,6 +14,7 @@ from videotag.errors import ConfigError
 HEAD_TYPES = ("logistic", "moe", "hmc")
 TASKS = ("tags", "category")
 HMC_LEVELS = (1, 2, 3)
+TAGS_LOSSES = ("mean", "sum")
 
 
 @dataclass
@@ -24,15 +25,19 @@ class HeadConfig:
         type: the `tags` head: "logistic", "moe" (mixture of experts, YT8M
             style) or "hmc" (seed 000: global and local branches averaged).
         num_mixtures: experts per class for "moe" (the dummy expert not counted).
-        l2_penalty: Keras L2 regularisation of the head's kernels: the penalty
-            `l2_penalty * sum(w ** 2)` (TF-slim's `l2_regularizer(l)`, which the
-            reference code uses, is `l / 2 * sum(w ** 2)`).
+        l2_penalty: L2 regularisation of the head's weights: `l2_penalty *
+            sum(w ** 2)` (Keras's `L2`; TF-slim's `l2_regularizer(s)` is `s/2 *
+            sum(w ** 2)`, so a reference's slim value is halved here).
         l2_bias: "logistic": regularise the bias too (the NeXtVLAD authors' head).
         moe_gate_bias: "moe": the gates have a bias. The starter code's and
             LOUPE's gates have none (false); videotag 0.1 had one.
         moe_prob_gating: "moe": gate the output probabilities,
             `p * sigmoid(bn(p W))` with W [C, C] (LOUPE's `moe_prob_gating`, on
             in its published commands).
+        tags_loss: the `tags` cross-entropy over the classes: "mean" or "sum" (the
+            YT8M starter code's `CrossEntropyLoss` and its descendants sum over the
+            classes, which scales the data term against the L2 penalties and the
+            gradient clipping by the number of classes).
         tasks: the outputs to train: "tags" (multi-label, sigmoid) and/or
             "category" (multi-class softmax over data.num_categories).
         tags_weight: loss weight of `tags`.
@@ -52,6 +57,7 @@ class HeadConfig:
     l2_bias: bool = False
     moe_gate_bias: bool = False
     moe_prob_gating: bool = False
+    tags_loss: str = "mean"
     tasks: List[str] = field(default_factory=lambda: ["tags"])
     tags_weight: float = 1.0
     category_weight: float = 1.0
@@ -65,6 +71,7 @@ class HeadConfig:
         naming the key). Whether `data.num_categories` allows the category task is
         `Config.validate`'s rule."""
         engine.check_choice(f"{path}.type", self.type, HEAD_TYPES)
+        engine.check_choice(f"{path}.tags_loss", self.tags_loss, TAGS_LOSSES)
         tasks = self.tasks
         if not tasks or any(t not in TASKS for t in tasks) or len(set(tasks)) != len(tasks):
             raise ConfigError(f"config key '{path}.tasks' is {tasks}; give one or both of "

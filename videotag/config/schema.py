@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Dict, List
 
 from videotag.config import engine
 from videotag.config.head import HeadConfig
+from videotag.config.inputs import InputConfig
 from videotag.errors import ConfigError
 
 RECORD_TYPES = ("frame", "video")
@@ -56,6 +57,17 @@ class DataConfig:
             every record must hold one `category` id in [0, num_categories).
         category_key: context key of the category id.
         category_file: category names (one per line, or id,name), optional.
+        segment_labels: read the YT8M 2019 segment ratings (context
+            `segment_labels`, `segment_start_times`, `segment_scores`): training
+            examples are then the rated segments (the loss only on rated pairs) and
+            evaluation scores every segment with the segment metric
+            (`videotag.data.segments`, `videotag.evaluation.segments`).
+        segment_size: frames per segment (5 in the 2019 release: 5 seconds).
+        segment_label_file: the segment classes, one class id per line under an
+            `Index` header (the 2019 release's `segment_label_ids.csv`: 1,000 of
+            the 3,862 classes); empty: every class is a segment class.
+        segment_context: frames on each side of a segment that its scoring window
+            adds (0: the model sees the segment's own frames).
     """
 
     train_data_pattern: str = ""
@@ -77,6 +89,10 @@ class DataConfig:
     num_categories: int = 0
     category_key: str = "category"
     category_file: str = ""
+    segment_labels: bool = False
+    segment_size: int = 5
+    segment_label_file: str = ""
+    segment_context: int = 0
 
     def validate(self, path: str = "data") -> None:
         """Checks what the types do not (raises ConfigError naming the key)."""
@@ -100,6 +116,11 @@ class DataConfig:
                               "positive ints")
         if self.num_categories < 0:
             raise ConfigError(f"config key '{path}.num_categories' must be 0 (none) or positive")
+        engine.check_positive(path, self, ("segment_size",))
+        engine.check_positive(path, self, ("segment_context",), strict=False)
+        if self.segment_labels and self.record_type != "frame":
+            raise ConfigError(f"config key '{path}.segment_labels' needs frame-level records "
+                              f"({path}.record_type=frame)")
 
 
 @dataclass
@@ -107,18 +128,42 @@ class ModelConfig:
     """Fields shared by every model.
 
     Each model subclasses this beside its builder, in `videotag/models/<name>.py`,
-    with its hyper-parameters as typed fields (and may give it a `validate(path)`).
+    with its hyper-parameters as typed fields (and may give it a `validate(path)`);
+    a subclass gives the fields below its reference's defaults.
 
     Class attribute (not a config key):
         record_type: the records the model reads, "frame" (frame-level
             SequenceExamples) or "video" (video-level Examples of mean features);
             `data.record_type` must match it.
+
+    Attributes:
+        name: the registered model.
+        head: the classifier head(s).
+        input: the input normalisation of the frames (of the mean features for a
+            video-level model).
+        batch_norm_momentum: momentum of every batch norm's moving statistics
+            (`moving = momentum * moving + (1 - momentum) * batch`): 0.99 is
+            Keras's default, 0.999 the default `decay` of TF-slim's batch norm,
+            which the YT8M starter code, LOUPE and NeXtVLAD use.
     """
 
     record_type: ClassVar[str] = "frame"
 
     name: str = ""
     head: HeadConfig = field(default_factory=HeadConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    batch_norm_momentum: float = 0.99
+
+    def validate(self, path: str = "model") -> None:
+        """The momentum must be in [0, 1) (raises ConfigError naming the key)."""
+        if not 0.0 <= self.batch_norm_momentum < 1.0:
+            raise ConfigError(f"config key '{path}.batch_norm_momentum' must be in [0, 1)")
+
+    def frozen_layers(self) -> Dict[str, List[str]]:
+        """Layers the model's own keys keep fixed in training, as {config key: layer
+        path patterns} (e.g. a text encoder's `freeze` flag); the trainer freezes
+        them as it does `train.freeze`. None here."""
+        return {}
 
 
 @dataclass
@@ -144,6 +189,9 @@ class TrainConfig:
             examples before either schedule (0: none).
         clip_gradient_norm: clip gradients to this global norm (0: off); the norm
             is that of the gradient of the whole global batch.
+        clip_gradient_per_variable: clip the gradient of each variable to
+            `clip_gradient_norm` on its own (`tf.clip_by_norm`, as the YT8M starter
+            code and its descendants do) instead of their global norm.
         weight_decay: L2 penalty `weight_decay * sum(w ** 2)` on every trainable
             matrix and tensor (kernels, embeddings, VLAD centres; not biases or
             batch-norm scales), added to the model's own regularisation losses.
@@ -175,6 +223,12 @@ class TrainConfig:
             a layer whose path matches is frozen with everything inside it (its
             weights are not trained, its batch norms use their moving statistics).
             A pattern that matches no layer is an error.
+        lr_multipliers: per-layer learning rates, `{pattern: multiplier}` over layer
+            paths (as `freeze`): the update of every weight of a matching layer is
+            scaled by the multiplier (its learning rate times it, whatever the
+            schedule); a later pattern overrides an earlier one for the layers both
+            match. E.g. `{title_embedding: 0.1, "title_encoder/transformer": 0.1}`
+            fine-tunes a pretrained title encoder at a tenth of the rate.
         lock_stale_seconds: the lock of a run on another host whose heartbeat is
             older than this is taken over (runs on the same host are checked by
             their process); the heartbeat is refreshed every tenth of it.
@@ -193,6 +247,7 @@ class TrainConfig:
     lr_final_ratio: float = 0.0
     lr_warmup_examples: int = 0
     clip_gradient_norm: float = 0.0
+    clip_gradient_per_variable: bool = False
     weight_decay: float = 0.0
     fgm_alpha: float = 0.0
     fgm_epsilon: float = 1.0
@@ -207,11 +262,16 @@ class TrainConfig:
     tensorboard: bool = True
     log_every_steps: int = 20
     freeze: List[str] = field(default_factory=list)
+    lr_multipliers: Dict[str, float] = field(default_factory=dict)
     lock_stale_seconds: float = 600.0
     stop_timeout_seconds: float = 25.0
 
     def validate(self, path: str = "train") -> None:
         """Checks what the types do not (raises ConfigError naming the key)."""
+        for pattern, multiplier in self.lr_multipliers.items():
+            if multiplier < 0:
+                raise ConfigError(f"config key '{path}.lr_multipliers.{pattern}' is {multiplier}; "
+                                  "a learning-rate multiplier must be >= 0")
         engine.check_positive(path, self, ("batch_size",))
         engine.check_choice(f"{path}.distribution", self.distribution, DISTRIBUTIONS)
         engine.check_choice(f"{path}.mixed_precision", self.mixed_precision, MIXED_PRECISION)
@@ -291,6 +351,11 @@ class Config:
             raise ConfigError(
                 "config key 'model.head.tasks' has 'category' but 'data.num_categories' is 0; "
                 "set it to the number of categories"
+            )
+        if d.segment_labels and list(self.model.head.tasks) != ["tags"]:
+            raise ConfigError(
+                "config key 'data.segment_labels' trains on segment tags alone: "
+                f"'model.head.tasks' must be [tags], not {list(self.model.head.tasks)}"
             )
 
     def to_dict(self) -> Dict[str, Any]:

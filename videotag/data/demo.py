@@ -9,8 +9,9 @@ installed package, the user cache (`$XDG_CACHE_HOME/videotag/demo`, by default
 
 The dataset: ~40 everyday classes (`videotag/data/demo_vocabulary.csv`), 1-4 labels
 per video, frames of class-dependent rgb and audio content
-(`videotag.data.demo_frames`), and a title and a category per video
-(`videotag.data.demo_titles`), all deterministic given the seed.
+(`videotag.data.demo_frames`), a title and a category per video
+(`videotag.data.demo_titles`), and segment ratings in the YT8M 2019 layout
+(`videotag.data.demo_segments`), all deterministic given the seed.
 """
 
 import dataclasses
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from videotag.data import demo_segments
 from videotag.data.demo_frames import World, audio_lengths, chunk_frames, video_lengths
 from videotag.data.demo_titles import CATEGORIES, Titles
 from videotag.data.labels import count_classes, load_label_names
@@ -35,7 +37,8 @@ from videotag.errors import DataError
 VOCABULARY = str(resources.files("videotag") / "data" / "demo_vocabulary.csv")
 MANIFEST = "demo.json"
 # Bump whenever the generator's output changes, so old demo data is regenerated.
-FORMAT_VERSION = 3
+# 4: segment ratings (context keys only: the frames and labels are those of 3).
+FORMAT_VERSION = 4
 
 DEFAULT_NUM_TRAIN = 4000
 DEFAULT_NUM_EVAL = 1000
@@ -47,7 +50,8 @@ _CHUNK = 128  # videos generated per vectorized step
 class DemoData:
     """Where the demo dataset lives and what it holds.
 
-    Every record has a `title` and a `category` in [0, num_categories).
+    Every record has a `title`, a `category` in [0, num_categories) and segment
+    ratings (the segment classes in `segment_label_file`).
     """
 
     root: str
@@ -58,6 +62,7 @@ class DemoData:
     num_train: int
     num_eval: int
     num_categories: int = len(CATEGORIES)
+    segment_label_file: str = ""
 
 
 def source_checkout() -> Path | None:
@@ -114,12 +119,15 @@ def _demo_data(root: str, num_classes: int, num_train: int, num_eval: int,
     return DemoData(root, os.path.join(root, "train*.tfrecord"),
                     os.path.join(root, "validate*.tfrecord"),
                     os.path.join(root, "vocabulary.csv"), num_classes, num_train,
-                    num_eval, num_categories)
+                    num_eval, num_categories,
+                    os.path.join(root, demo_segments.SEGMENT_LABEL_FILE))
 
 
 def _write_split(world: World, split: str, num: int, paths: list[str],
                  rng: np.random.Generator, titles: Titles | None = None,
-                 text_rng: np.random.Generator | None = None) -> None:
+                 text_rng: np.random.Generator | None = None,
+                 rating_rng: np.random.Generator | None = None,
+                 segment_classes: set[int] | None = None) -> None:
     lengths = video_lengths(num, rng)
     audio = audio_lengths(lengths, rng)
     with RecordWriter(paths) as writer:
@@ -132,13 +140,17 @@ def _write_split(world: World, split: str, num: int, paths: list[str],
             for i, (labels, distractors, main) in enumerate(sampled, first):
                 rgb = frames["rgb"][start:start + lengths[i]]
                 audio_frames = frames["audio"][start:start + audio[i]]
-                title = category = None
+                title = category = segments = None
                 if titles is not None:  # a random stream of their own: same frames
                     title = titles.title(labels, distractors, main, text_rng)
                     category = titles.category_of(main, text_rng)
+                if rating_rng is not None:  # likewise
+                    content = frames["content"][start:start + min(lengths[i], audio[i])]
+                    segments = demo_segments.segment_ratings(content, labels, segment_classes,
+                                                             rating_rng)
                 writer.write(frame_example(f"demo-{split}-{i:06d}", labels,
                                            {"rgb": rgb, "audio": audio_frames}, title=title,
-                                           category=category))
+                                           category=category, segments=segments))
                 start += lengths[i]
 
 
@@ -161,8 +173,8 @@ def generate(root: str, num_train: int = DEFAULT_NUM_TRAIN,
              num_shards: int = 4) -> DemoData:
     """Writes the demo dataset into `root` (always; existing files are replaced).
 
-    Writes `train0000.tfrecord`.., `validate0000.tfrecord`.., `vocabulary.csv` and,
-    last, the manifest `demo.json`. The same arguments give byte-identical files.
+    Writes `train0000.tfrecord`.., `validate0000.tfrecord`.., `vocabulary.csv`,
+    `segment_label_ids.csv` and, last, the manifest `demo.json`. The same arguments give byte-identical files.
 
     Args:
         root: output folder (created if needed).
@@ -178,18 +190,24 @@ def generate(root: str, num_train: int = DEFAULT_NUM_TRAIN,
     root = os.fspath(root)
     os.makedirs(root, exist_ok=True)
     names = read_vocabulary(VOCABULARY)
-    # spawn(5)[:3] equals spawn(3): the frames are those of the data without titles
-    world_seq, train_seq, eval_seq, train_text, eval_text = (
-        np.random.SeedSequence(seed).spawn(5))
+    # spawn(7)[:3] equals spawn(3): the frames are those of the data without titles
+    # and ratings, the titles those of the data without ratings
+    world_seq, train_seq, eval_seq, train_text, eval_text, train_rating, eval_rating = (
+        np.random.SeedSequence(seed).spawn(7))
     world = World(names, np.random.default_rng(world_seq))
     titles = Titles(world, names)
-    for split, num, seq, text_seq in (("train", num_train, train_seq, train_text),
-                                      ("validate", num_eval, eval_seq, eval_text)):
+    classes = demo_segments.segment_classes(names)
+    for split, num, seq, text_seq, rating_seq in (
+            ("train", num_train, train_seq, train_text, train_rating),
+            ("validate", num_eval, eval_seq, eval_text, eval_rating)):
         paths = [os.path.join(root, f"{split}{i:04d}.tfrecord")
                  for i in range(num_shards)]
         _write_split(world, split, num, paths, np.random.default_rng(seq), titles,
-                     np.random.default_rng(text_seq))
+                     np.random.default_rng(text_seq), np.random.default_rng(rating_seq),
+                     set(classes))
     shutil.copyfile(VOCABULARY, os.path.join(root, "vocabulary.csv"))
+    demo_segments.write_segment_label_file(
+        os.path.join(root, demo_segments.SEGMENT_LABEL_FILE), classes)
     manifest = dict(_manifest(num_train, num_eval, seed, num_shards),
                     num_classes=len(names), num_categories=len(CATEGORIES))
     with open(os.path.join(root, MANIFEST), "w", encoding="utf-8") as f:
@@ -209,7 +227,8 @@ def _reusable(root: str, expected: dict) -> DemoData | None:
         return None
     shards = [os.path.join(root, f"{split}{i:04d}.tfrecord")
               for split in ("train", "validate") for i in range(expected["num_shards"])]
-    shards.append(os.path.join(root, "vocabulary.csv"))
+    shards += [os.path.join(root, "vocabulary.csv"),
+               os.path.join(root, demo_segments.SEGMENT_LABEL_FILE)]
     if not all(os.path.isfile(p) for p in shards):
         return None
     return _demo_data(root, int(manifest["num_classes"]), expected["num_train"],

@@ -146,7 +146,9 @@ def chunk_frames(world: World, labels: list, distractors: list, lengths: np.ndar
         rng: the random generator (the same state gives the same frames).
 
     Returns:
-        `rgb` uint8 [T, 1024] and `audio` uint8 [T, 128], video after video.
+        `rgb` uint8 [T, 1024] and `audio` uint8 [T, 128], video after video, and
+        `content` int16 [T]: the class each frame shows (-1: background), which the
+        segment ratings come from (`videotag.data.demo_segments`).
     """
     num = len(lengths)
     vid = np.repeat(np.arange(num), lengths)
@@ -190,6 +192,7 @@ def chunk_frames(world: World, labels: list, distractors: list, lengths: np.ndar
         x += rng.standard_normal((num, size), dtype=np.float32)[vid] * _OFFSET_STD
         x += rng.standard_normal(x.shape, dtype=np.float32) * _NOISE_STD[modality]
         out[modality] = schema.quantize(x)
+    out["content"] = np.where(is_bg, -1, cls)[shot_of_frame].astype(np.int16)
     return out
 
 

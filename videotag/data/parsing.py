@@ -19,6 +19,8 @@ The rules, one reason of `PARSE_REASONS` each:
 - `label_out_of_range`: every label id is in [0, data.num_classes).
 - `bad_title`: the title, when read, is at most one value of valid UTF-8 text.
 - `bad_category`: the category, when read, is one value in [0, data.num_categories).
+- `bad_segments`: the segment ratings, when read (`data.segment_labels`), are
+  consistent: the rules and messages are `videotag.data.segments.SegmentRule`'s.
 - `wrong_type`: every key read holds values of the type asked (frames bytes, labels
   and category int64, id and title bytes, video-level features float), found from
   the wire format before parsing (`videotag.data.kinds`): such a record is set aside
@@ -44,10 +46,10 @@ if TYPE_CHECKING:
     from videotag.config import DataConfig
 
 PARSE_REASONS = ("missing_id", "no_frames", "bad_frame_bytes", "label_out_of_range",
-                 "bad_title", "bad_category", "wrong_type")
+                 "bad_title", "bad_category", "bad_segments", "wrong_type")
 # Context keys that hold the video id in the YT8M releases (2017: video_id).
 ID_KEYS = ("id", "video_id")
-# At most this many out-of-range label ids are quoted per record.
+# At most this many bad values (label ids, segment start times, ...) are quoted per record.
 _SHOWN_LABELS = 5
 
 
@@ -85,6 +87,8 @@ class RecordParser:
         title: read the title; default `cfg.use_title`.
         targets: read `labels` and, with `cfg.num_categories`, `category` (served
             models read neither).
+        segments: read and check the segment ratings (`SegmentRule`); default
+            `targets and cfg.segment_labels`. Needs the frame features.
         check_types: find the records whose keys hold values of another type first
             (`wrong_type`); without it such a record fails the parse op of its whole
             batch, with TensorFlow's "Data types don't match" naming it (the tf.data
@@ -93,7 +97,8 @@ class RecordParser:
     """
 
     def __init__(self, cfg: "DataConfig", features: Optional[Sequence[str]] = None,
-                 title: Optional[bool] = None, targets: bool = True, check_types: bool = True):
+                 title: Optional[bool] = None, targets: bool = True,
+                 segments: Optional[bool] = None, check_types: bool = True):
         sizes = dict(zip(cfg.feature_names, cfg.feature_sizes))
         names = list(cfg.feature_names) if features is None else list(features)
         unknown = [n for n in names if n not in sizes]
@@ -109,6 +114,11 @@ class RecordParser:
         self.num_classes = cfg.num_classes if targets else 0
         self.num_categories = (cfg.num_categories or 0) if targets else 0
         self.category_key = cfg.category_key
+        self.segments = None
+        if (targets and cfg.segment_labels) if segments is None else segments:
+            from videotag.data.segments import SegmentRule  # it builds on this module
+
+            self.segments = SegmentRule(cfg)
         self.check_types = check_types
 
     def parse(self, serialized: tf.Tensor, names: tf.Tensor) -> ParsedRecords:
@@ -135,6 +145,8 @@ class RecordParser:
             spec[self.title_key] = _ragged(tf.string)
         if self.num_categories:
             spec[self.category_key] = _ragged(tf.int64)
+        if self.segments:
+            spec.update({key: _ragged(dtype) for key, dtype in self.segments.keys.items()})
         sequence = {n: _ragged(tf.string) for n, _ in self.features} if self.frame_level else {}
         if not self.frame_level:
             spec.update({n: _ragged(tf.float32) for n, _ in self.features})
@@ -163,6 +175,11 @@ class RecordParser:
             checks["bad_title"] = self._title(context, features)
         if self.num_categories:
             checks["bad_category"] = self._category(context, features)
+        if self.segments and self.frame_level and self.features:
+            # the video's own length, before max_frames cuts it
+            length = tf.reduce_min(tf.stack(
+                [lists[n].row_lengths() for n, _ in self.features], axis=1), axis=1)
+            checks["bad_segments"] = self.segments.check(context, features, length, count)
         if kinds is not None:  # a record of the wrong types is described by that alone
             checks = {r: (bad & ~kinds.wrong, m) for r, (bad, m) in checks.items()}
             checks["wrong_type"] = (kinds.wrong, kinds.message)
@@ -253,17 +270,8 @@ class RecordParser:
         outside_count = tf.math.unsorted_segment_sum(tf.cast(~ok, tf.int32), rows, count)
 
         def message():
-            outside, outside_rows = tf.boolean_mask(ids, ~ok), tf.boolean_mask(rows, ~ok)
-            # ids come row by row: the place of an id in its row is its index less
-            # the index of its row's first id
-            index = tf.range(tf.size(outside_rows, out_type=tf.int64))
-            place = index - tf.gather(tf.math.unsorted_segment_min(index, outside_rows, count),
-                                      outside_rows)
-            shown = tf.strings.unsorted_segment_join(
-                tf.strings.as_string(outside), tf.where(place < _SHOWN_LABELS, outside_rows, count),
-                count + 1, separator=" ")[:-1]
-            more = tf.where(outside_count > _SHOWN_LABELS, " ...", "")
-            return tf.strings.join([f"context key {schema.LABELS_KEY} has ids [", shown, more,
+            return tf.strings.join([f"context key {schema.LABELS_KEY} has ids [",
+                                    listed(ids, rows, ~ok, count),
                                     f"] outside [0, {self.num_classes})"])
 
         return outside_count > 0, message
@@ -310,6 +318,32 @@ def _describe(checks, video_id, names, bad) -> tf.Tensor:
     header = tf.where(video_id == "", " (no id): ", tf.strings.join([" (id ", video_id, "): "]))
     return tf.where(tf.reduce_any(bad, axis=1),
                     tf.strings.join([names, header, _join_masked(messages, bad, "; ")]), "")
+
+
+def listed(values: tf.Tensor, rows: tf.Tensor, picked: tf.Tensor, count) -> tf.Tensor:
+    """Per row, its first `_SHOWN_LABELS` picked values as text ("4 17 ..." when more).
+
+    Args:
+        values: the flat values of a [B, (n)] ragged tensor (numbers).
+        rows: int64 [n], the row of each value (`value_rowids()`).
+        picked: bool [n], the values to show.
+        count: B, the number of rows.
+
+    Returns:
+        string [B], "" for a row without picked values.
+    """
+    shown, shown_rows = tf.boolean_mask(values, picked), tf.boolean_mask(rows, picked)
+    # values come row by row: the place of a value in its row is its index less the
+    # index of its row's first value
+    index = tf.range(tf.size(shown_rows, out_type=tf.int64))
+    place = index - tf.gather(tf.math.unsorted_segment_min(index, shown_rows, count), shown_rows)
+    strings = (tf.strings.as_string(shown, shortest=True) if shown.dtype.is_floating
+               else tf.strings.as_string(shown))
+    text = tf.strings.unsorted_segment_join(
+        strings, tf.where(place < _SHOWN_LABELS, shown_rows, count),
+        count + 1, separator=" ")[:-1]
+    more = tf.math.unsorted_segment_sum(tf.cast(picked, tf.int32), rows, count) > _SHOWN_LABELS
+    return tf.strings.join([text, tf.where(more, " ...", "")])
 
 
 def _flags(checks, count) -> tf.Tensor:

@@ -9,6 +9,10 @@ record stops the pipeline with an error that
 the record index, the video id and the key; with `data.on_bad_record=skip` it is
 dropped and counted by reason (`SkipCounter`), a key of the wrong value type included. Frame features stay uint8 until the
 model dequantizes them.
+
+With `data.segment_labels` the records' segment ratings are read too
+(`videotag.data.segments`): training batches are then rated segments, evaluation
+batches are videos with their ratings.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import tensorflow as tf
 from videotag.data import schema
 from videotag.data.record_types import check_record_type
 from videotag.data.parsing import RecordParser, decode_frames
+from videotag.data.segments import LABEL_WEIGHTS_KEY, rated_segments
 from videotag.data.shards import keep_record, list_files, read_shard
 from videotag.data.skips import SkipCounter
 from videotag.data.tf_errors import fail_on_bad_records
@@ -45,6 +50,7 @@ def make_dataset(
     num_shards: int = 1,
     shard_index: int = 0,
     deterministic: Optional[bool] = None,
+    segments: Optional[str] = None,
 ) -> tf.data.Dataset:
     """The tf.data pipeline over a glob of shards.
 
@@ -73,6 +79,14 @@ def make_dataset(
         deterministic: the same order on every run with the same seed (training
             is otherwise free to reorder records read in parallel); default: true
             unless `training`.
+        segments: "" (videos), "rated" (the rated segments of the records, each an
+            element: frames of up to `data.segment_size` frames, `num_frames`,
+            `video_id`, `segment_start_time`, `labels` with the rated scores and
+            `label_weights` 1 where a class is rated) or "videos" (videos, with
+            their ratings `segment_labels`, `segment_start_times` and
+            `segment_scores` as ragged [B, (pairs)]); default "" without
+            `data.segment_labels`, else "rated" when `training`, "videos" when not.
+            Neither segment mode groups by length.
 
     Raises:
         DataError: the pattern matches no file, or its first record is of the other
@@ -80,6 +94,8 @@ def make_dataset(
     """
     files = list_files(pattern)
     check_record_type(cfg, files)
+    if segments is None:
+        segments = ("rated" if training else "videos") if cfg.segment_labels else ""
     skip = cfg.on_bad_record == "skip"
     if skip and skip_counter is None:
         skip_counter = SkipCounter()
@@ -112,14 +128,21 @@ def make_dataset(
                                                                     skip_counter))
     # a record of the wrong value types fails its chunk unless skipped (checking the
     # types costs about as much as parsing, so it is paid only where a record is dropped)
-    parser = RecordParser(cfg, check_types=skip)
+    parser = RecordParser(cfg, segments=bool(segments), check_types=skip)
     ds = ds.batch(PARSE_CHUNK).map(_parse_chunk(parser, skip_counter if skip else None),
                                    num_parallel_calls=tf.data.AUTOTUNE,
                                    deterministic=deterministic)
-    ds = ds.unbatch()  # videos again, each frame feature one string of frame bytes
+    if segments == "rated":
+        ds = ds.map(lambda features: rated_segments(features, cfg),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.unbatch()  # videos (or segments) again, each frame feature one string of bytes
+    if segments == "rated" and training:  # a video's segments would come together
+        ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    if cfg.length_buckets and bucket and cfg.record_type == "frame":
+    if segments == "videos":
+        ds = ds.ragged_batch(batch_size)
+    elif cfg.length_buckets and bucket and cfg.record_type == "frame" and not segments:
         ds = ds.bucket_by_sequence_length(
             lambda f: f[schema.NUM_FRAMES_KEY],
             bucket_boundaries=[b + 1 for b in cfg.length_buckets],
@@ -128,7 +151,8 @@ def make_dataset(
     else:
         ds = ds.batch(batch_size)
     if cfg.record_type == "frame":
-        ds = ds.map(_frame_decoder(cfg), num_parallel_calls=tf.data.AUTOTUNE,
+        padded = cfg.segment_size if segments == "rated" else cfg.max_frames
+        ds = ds.map(_frame_decoder(cfg, padded), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=deterministic)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -145,17 +169,18 @@ def _parse_chunk(parser: RecordParser, skip_counter: Optional[SkipCounter]):
             return fail_on_bad_records(features, bad, errors)
         skip_counter.add(bad)
         good = tf.logical_not(tf.reduce_any(bad, axis=1))
-        return {k: tf.boolean_mask(v, good) for k, v in features.items()}
+        return {k: tf.ragged.boolean_mask(v, good) if isinstance(v, tf.RaggedTensor)
+                else tf.boolean_mask(v, good) for k, v in features.items()}
 
     return parse
 
 
-def _frame_decoder(cfg: "DataConfig"):
+def _frame_decoder(cfg: "DataConfig", padded: int):
     """The map function that turns a batch's frame bytes into uint8 [B, T, size],
-    T = its longest video (or max_frames with `pad_to_max_frames`)."""
+    T = its longest video (or `padded` frames with `pad_to_max_frames`)."""
 
     def decode(batch):
-        steps = (cfg.max_frames if cfg.pad_to_max_frames
+        steps = (padded if cfg.pad_to_max_frames
                  else tf.reduce_max(batch[schema.NUM_FRAMES_KEY]))
         batch = dict(batch)
         for name, size in zip(cfg.feature_names, cfg.feature_sizes):
@@ -191,10 +216,13 @@ def input_signature(cfg: "DataConfig") -> Dict[str, tf.TensorSpec]:
 
 def targets(batch: Dict[str, tf.Tensor], tasks=("tags",)) -> Dict[str, tf.Tensor]:
     """The training targets of a batch by output name: `tags` multi-hot float32
-    [B, num_classes] and/or `category` int32 [B]."""
+    [B, num_classes] (for rated segments: the rated scores, and `tag_weights` 1
+    where a class is rated) and/or `category` int32 [B]."""
     out = {}
     if "tags" in tasks:
         out["tags"] = batch[schema.LABELS_KEY]
+        if LABEL_WEIGHTS_KEY in batch:
+            out["tag_weights"] = batch[LABEL_WEIGHTS_KEY]
     if "category" in tasks:
         out["category"] = batch[schema.CATEGORY_KEY]
     return out

@@ -19,8 +19,11 @@ def resolve_data(cfg: Config, verbose: bool = True) -> Config:
 
     The demo data is generated on first use (a few seconds) and reused; for
     video-level models (`data.record_type: video`) its video-level form
-    (`videotag.data.demo_video`). Its class count comes from its label file and replaces `data.num_classes`; when the model
-    is trained on categories (`model.head.tasks` has `category`) and
+    (`videotag.data.demo_video`). Its class count comes from its label file and
+    replaces `data.num_classes`; its segment classes are those of the demo unless
+    `data.segment_label_file` is set (so a model trained on whole videos is scored
+    on the same segment classes as one trained on segments); when the model is
+    trained on categories (`model.head.tasks` has `category`) and
     `data.num_categories` is 0, the demo's category count is set.
 
     Raises:
@@ -48,6 +51,8 @@ def resolve_data(cfg: Config, verbose: bool = True) -> Config:
     cfg.data.eval_data_pattern = demo.eval_pattern
     cfg.data.label_file = demo.label_file
     cfg.data.num_classes = demo.num_classes
+    if not cfg.data.segment_label_file:
+        cfg.data.segment_label_file = demo.segment_label_file
     if "category" in cfg.model.head.tasks and not cfg.data.num_categories:
         cfg.data.num_categories = demo.num_categories
     if verbose:

@@ -203,7 +203,7 @@ def validate_data(data, pattern: str, examples: int = 3, progress_seconds: float
     ds = ds.prefetch(tf.data.AUTOTUNE)
     frames, labels = [], []
     class_counts = np.zeros([data.num_classes], np.float64)
-    progress = Progress("validated", progress_seconds)
+    progress = Progress("validated", every=progress_seconds)
     start = time.perf_counter()
     for out in ds:
         out = {k: v.numpy() for k, v in out.items()}

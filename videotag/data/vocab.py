@@ -263,13 +263,14 @@ def prepare_vocabulary(cfg, model_dir: str | Path, verbose: bool = True) -> Opti
     that file, so the saved config and the model carry it.
 
     Returns:
-        The vocabulary path, or None when the model reads no titles.
+        The vocabulary path, or None when the model reads no titles or its text
+        encoder brings its own vocabulary (a pretrained transformer's preset).
 
     Raises:
         ConfigError: a vocabulary file named in the config does not exist.
     """
     text = getattr(cfg.model, "text", None)
-    if text is None or not cfg.data.use_title:
+    if text is None or not cfg.data.use_title or text.pretrained_encoder:
         return None
     target = posixpath.join(str(model_dir), VOCAB_FILE)  # keeps a scheme:// prefix
     if text.vocab_file:

@@ -88,6 +88,7 @@ def frame_example(
     id_key: str = "id",
     title: str | bytes | None = None,
     category: int | None = None,
+    segments: tuple[Sequence[int], Sequence[int], Sequence[float]] | None = None,
 ) -> tf.train.SequenceExample:
     """Builds a frame-level YT8M record.
 
@@ -101,6 +102,10 @@ def frame_example(
         id_key: context key of the id (`id`; `video_id` in the 2017 release).
         title: optional UTF-8 title, stored as context bytes `title`.
         category: optional category id, stored as context int64 `category`.
+        segments: optional YT8M 2019 segment ratings (labels, start times, scores),
+            one entry per rated (segment, class) pair, stored as context
+            `segment_labels`, `segment_start_times` (int64) and `segment_scores`
+            (float).
 
     Returns:
         The `tf.train.SequenceExample`.
@@ -131,6 +136,15 @@ def frame_example(
     example = tf.train.SequenceExample()
     for key, feature in _context(video_id, labels, id_key, title, category).items():
         example.context.feature[key].CopyFrom(feature)
+    if segments is not None:
+        seg_labels, starts, scores = segments
+        if not len(seg_labels) == len(starts) == len(scores):
+            raise ValueError("segment labels, start times and scores differ in length")
+        context = example.context.feature
+        context["segment_labels"].int64_list.value.extend(_check_labels(seg_labels))
+        context["segment_start_times"].int64_list.value.extend(
+            [_check_int(t, "each segment start time") for t in starts])
+        context["segment_scores"].float_list.value.extend([float(v) for v in scores])
     for name, frames in checked:
         feature_list = example.feature_lists.feature_list[name]
         width = frames.shape[1]

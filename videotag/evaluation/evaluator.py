@@ -275,7 +275,13 @@ def evaluate(
     verbose: bool = True,
     predict=None,
 ) -> Dict[str, Any]:
-    """The metrics dict of `run_evaluation` (GAP@k, mAP, Hit@1, PERR, P/R/F1, ...)."""
+    """The metrics dict of `run_evaluation` (GAP@k, mAP, Hit@1, PERR, P/R/F1, ...);
+    with `data.segment_labels`, that of the segment metric (`segment_map`, ...: see
+    `videotag.evaluation.segment_scoring.run_segment_evaluation`)."""
+    if getattr(cfg.data, "segment_labels", False):
+        from videotag.evaluation.segment_scoring import run_segment_evaluation
+
+        return run_segment_evaluation(model, cfg, pattern, batch_size, verbose=verbose).metrics
     return run_evaluation(model, cfg, pattern, batch_size, verbose, predict).metrics
 
 
@@ -309,10 +315,16 @@ def category_head_accuracy(model, cfg, pattern: Optional[str] = None,
 def format_metrics(result: Dict[str, Any], top_k: int = 20) -> str:
     """One line: `GAP@20 0.8123  mAP 0.5012  Hit@1 0.8421  PERR 0.7012  (1000 videos)`.
 
-    Category accuracy is appended when present; a category-only result shows it alone.
+    Category accuracy is appended when present; a category-only result shows it alone;
+    a segment result is `segment mAP@100000 0.7012  (1000 videos, 12345 segments,
+    6789 rated pairs)`.
     """
     top_k = result.get("top_k", top_k)
     parts = []
+    if "segment_map" in result:
+        return (f"segment mAP@{result['top_n']} {result['segment_map']:.4f}  "
+                f"({int(result['num_videos'])} videos, {int(result['num_segments'])} segments, "
+                f"{int(result['num_rated_pairs'])} rated pairs)")
     if "gap" in result:
         parts.append(
             f"GAP@{top_k} {result['gap']:.4f}  mAP {result['map']:.4f}  "

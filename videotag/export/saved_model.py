@@ -5,7 +5,8 @@ Layout (TF Serving serves the highest integer version of each model):
     <export_dir>/
       models.config                     TF Serving --model_config_file, every model here
       <name>/<version>/
-        saved_model.pb, variables/      signatures serving_default and predict_dense
+        saved_model.pb, variables/      signatures serving_default, predict_dense and
+                                        (a model with tags) predict_segments
         assets.extra/
           tf_serving_warmup_requests    replayed by TF Serving before the first request
           videotag_config.yaml          the run's config
@@ -29,6 +30,7 @@ import tensorflow as tf
 from videotag import files
 from videotag.data import schema
 from videotag.data.labels import load_label_names
+from videotag.data.segments import segment_classes
 from videotag.data.writer import video_example
 from videotag.errors import ModelError
 from videotag.export.serving import EXAMPLES_INPUT, ServingModule
@@ -40,6 +42,7 @@ from videotag.export.tf_serving import (
 
 SERVING_DEFAULT = "serving_default"
 PREDICT_DENSE = "predict_dense"
+PREDICT_SEGMENTS = "predict_segments"
 EXTRA_DIR = "assets.extra"
 CONFIG_FILE = "videotag_config.yaml"
 KERAS_FILE = "model.keras"
@@ -71,7 +74,8 @@ def build_serving_module(model, cfg, top_k: Optional[int] = None) -> ServingModu
     names = load_label_names(data.label_file, data.num_classes)
     categories = (load_label_names(data.category_file, data.num_categories)
                   if data.num_categories else None)
-    return ServingModule(model, cfg, names, categories, top_k=top_k)
+    return ServingModule(model, cfg, names, categories, top_k=top_k,
+                         segment_classes=segment_classes(data).tolist())
 
 
 def warmup_requests(module: ServingModule, cfg, seed: int = 0
@@ -100,6 +104,8 @@ def warmup_requests(module: ServingModule, cfg, seed: int = 0
         if module.has_title:
             dense[schema.TITLE_KEY] = np.array([t.encode() for t in titles], dtype=object)
         yield PREDICT_DENSE, dense
+        if hasattr(module, "serve_segments"):
+            yield PREDICT_SEGMENTS, {EXAMPLES_INPUT: np.array(records, dtype=object)}
 
 
 def _video_level_warmup(module: ServingModule, cfg, rng):
@@ -189,6 +195,8 @@ def export_saved_model(
         SERVING_DEFAULT: module.serve_examples.get_concrete_function(),
         PREDICT_DENSE: module.serve_dense.get_concrete_function(),
     }
+    if hasattr(module, "serve_segments"):
+        signatures[PREDICT_SEGMENTS] = module.serve_segments.get_concrete_function()
     with files.output_path(target, folder=True, what="export") as tmp, \
             files.output_errors(target, "export"):
         tf.saved_model.save(module, tmp, signatures=signatures)

@@ -15,6 +15,10 @@ Signatures (every tensor batch-first, B = videos of the request):
 - `predict_dense`: each frame feature uint8 [B, T, size], `num_frames` int32 [B]
   and, when the model reads titles, `title` string [B] (UTF-8); for a video-level
   model each mean feature float32 [B, size] (and `title`).
+- `predict_segments` (frame-level models with a `tags` head): `example_bytes` as
+  `serving_default`; the outputs of `serving_default` and, for every segment of
+  every video (`data.segment_size` frames, each scored on its window: see
+  `videotag.data.segments`), its top k segment classes.
 
 Outputs, by the model's heads:
 
@@ -24,6 +28,12 @@ Outputs, by the model's heads:
 - with a `category` head: `category_id` int32 [B] (the most probable category),
   `category_score` float32 [B] (its probability) and `category_name` string [B];
 - `embedding` float32 [B, d]: the video vector the heads see.
+- `predict_segments` only, S = the most segments of a video of the request:
+  `num_segments` int32 [B]; `segment_start_times` and `segment_end_times` int32
+  [B, S] (seconds; -1 past a video's segments); `segment_class_indexes` int32
+  [B, S, k] (-1 past them), `segment_predictions` float32 [B, S, k] (0 past them)
+  and `segment_class_names` string [B, S, k] ("" past them): the k most probable
+  segment classes of each segment, descending.
 
 A malformed request fails with InvalidArgument naming the record index (or row) and
 the problem, and the next request is served normally.
@@ -35,8 +45,11 @@ from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
+import numpy as np
+
 from videotag.data import schema
 from videotag.data.parsing import RecordParser, decode_frames, valid_utf8
+from videotag.data.segments import segment_probabilities
 from videotag.errors import ModelError
 
 EXAMPLES_INPUT = "example_bytes"
@@ -60,7 +73,8 @@ def model_io_names(model) -> tuple:
 class ServingModule(tf.Module):
     """Wraps a videotag Keras model with the serving signatures.
 
-    `serve_examples` and `serve_dense` are the two signatures; `outputs` (the
+    `serve_examples` and `serve_dense` are the two signatures of every model, and
+    `serve_segments` the third of a frame-level model with `tags`; `outputs` (the
     heads' outputs for parsed inputs) is also what prediction from a model
     directory uses.
 
@@ -73,12 +87,15 @@ class ServingModule(tf.Module):
         cfg: the run's config (data schema; export.top_k).
         class_names: one name per tag class (needed when the model has `tags`).
         category_names: one name per category (needed when it has `category`).
-        top_k: tags returned per video; default `cfg.export.top_k` (at most the
-            number of classes).
+        top_k: tags returned per video (and per segment); default `cfg.export.top_k`
+            (at most the number of classes, or of segment classes).
+        segment_classes: the class ids segments are tagged with; default every
+            class.
     """
 
     def __init__(self, model, cfg, class_names: Optional[Sequence[str]] = None,
-                 category_names: Optional[Sequence[str]] = None, top_k: Optional[int] = None):
+                 category_names: Optional[Sequence[str]] = None, top_k: Optional[int] = None,
+                 segment_classes: Optional[Sequence[int]] = None):
         super().__init__(name="videotag_serving")
         data = cfg.data
         self.model = model
@@ -124,6 +141,13 @@ class ServingModule(tf.Module):
         self.serve_dense = tf.function(
             self._serve_dense if self.frame_level else self._serve_means,
             input_signature=self.dense_specs())
+        if self.frame_level and self.has_tags:
+            classes = np.arange(data.num_classes) if segment_classes is None else segment_classes
+            self.segment_classes = np.asarray(classes, np.int32)
+            self.segment_top_k = min(top_k or cfg.export.top_k, len(self.segment_classes))
+            self.serve_segments = tf.function(
+                self._serve_segments,
+                input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
 
     @property
     def features(self) -> List[tuple]:
@@ -206,6 +230,45 @@ class ServingModule(tf.Module):
             "bad request: title is not valid UTF-8 text in rows ",
             tf.strings.reduce_join(tf.strings.as_string(bad_rows), separator=", ")])],
             summarize=1)]
+
+    def segment_outputs(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+        """The `predict_segments` outputs of its own (see the module docstring) for
+        checked model inputs of B videos."""
+        probs, video, start, end = segment_probabilities(
+            lambda x, training: self.model({k: x[k] for k in self.input_names},
+                                           training=training),
+            inputs, self._data, self.segment_classes)
+        scores, top = tf.math.top_k(probs, k=self.segment_top_k)
+        class_ids = tf.gather(tf.constant(self.segment_classes), top)
+        count = tf.shape(inputs[schema.NUM_FRAMES_KEY])[0]
+        per_video = tf.math.unsorted_segment_sum(tf.ones_like(video), video, count)
+        first = tf.cumsum(per_video, exclusive=True)
+        place = tf.stack([video, tf.range(tf.size(video)) - tf.gather(first, video)], axis=1)
+        most = tf.reduce_max(tf.concat([per_video, [0]], 0))
+
+        def dense(values, pad, *inner):  # [N, ...] -> [B, S, ...], `pad` past the segments
+            shape = tf.concat([[count, most], tf.constant(inner, tf.int32, [len(inner)])], 0)
+            return tf.scatter_nd(place, values - pad, shape) + pad
+
+        k = self.segment_top_k
+        indexes = dense(class_ids, -1, k)
+        names = tf.concat([self.class_names, [""]], 0)
+        return {
+            "num_segments": per_video,
+            "segment_start_times": dense(start, -1),
+            "segment_end_times": dense(end, -1),
+            "segment_class_indexes": indexes,
+            "segment_predictions": dense(scores, 0.0, k),
+            "segment_class_names": tf.gather(
+                names, tf.where(indexes < 0, tf.shape(self.class_names)[0], indexes)),
+        }
+
+    def _serve_segments(self, example_bytes):
+        inputs, video_id = self.parse_records(example_bytes)
+        result = self.outputs(inputs)
+        result.update(self.segment_outputs(inputs))
+        result["video_id"] = video_id
+        return result
 
     def _serve_examples(self, example_bytes):
         inputs, video_id = self.parse_records(example_bytes)

@@ -40,7 +40,7 @@ def _match_model_config(cfg: ExtractionConfig, model_dir: str) -> None:
 def predict_videos(inputs: Sequence[str], cfg: ExtractionConfig, model_dir: Optional[str] = None,
                    saved_model: Optional[str] = None, top_k: int = 20, batch_size: int = 256,
                    features_dir: Optional[str] = None,
-                   progress: bool = True) -> Tuple[List, Summary]:
+                   progress: bool = True, segments: bool = False) -> Tuple[List, Summary]:
     """Top-k classes of every video of `inputs` (folders, files, manifests).
 
     Args:
@@ -52,12 +52,19 @@ def predict_videos(inputs: Sequence[str], cfg: ExtractionConfig, model_dir: Opti
         batch_size: videos per model batch.
         features_dir: keep the extracted records here (default: a temporary folder).
         progress: show the extraction's progress bar.
+        segments: predict every segment too (`SegmentPrediction` rows).
 
     Returns:
         (rows, summary): `Prediction` rows `(path, [(class_id, class_name,
-        probability), ...], category)` in input order, for every video extracted without error; the extraction summary.
+        probability), ...], category)` (with `segments`: `SegmentPrediction` rows) in
+        input order, for every video extracted without error; the extraction summary.
     """
-    from videotag.inference import Prediction, predict_from_model_dir, predict_from_saved_model
+    from videotag.inference import (
+        predict_from_model_dir,
+        predict_from_saved_model,
+        predict_segments_from_model_dir,
+        predict_segments_from_saved_model,
+    )
 
     if bool(model_dir) == bool(saved_model):
         raise VideotagError("give exactly one of a model directory and a SavedModel")
@@ -73,9 +80,12 @@ def predict_videos(inputs: Sequence[str], cfg: ExtractionConfig, model_dir: Opti
             return [], summary
         pattern = str(Path(folder) / f"{SHARD_PREFIX}-*.tfrecord")
         if model_dir:
-            rows = predict_from_model_dir(model_dir, pattern, top_k, batch_size)
+            by_dir = predict_segments_from_model_dir if segments else predict_from_model_dir
+            rows = by_dir(model_dir, pattern, top_k, batch_size)
         else:
-            rows = predict_from_saved_model(saved_model, pattern, top_k, batch_size)
-        found = sorted((order[row[0]][0], order[row[0]][1], tuple(row[1:]))
-                       for row in rows if row[0] in order)
-    return [Prediction(path, *rest) for _, path, rest in found], summary
+            by_export = (predict_segments_from_saved_model if segments
+                         else predict_from_saved_model)
+            rows = by_export(saved_model, pattern, top_k, batch_size)
+        found = sorted((order[row[0]][0], i, row._replace(video_id=order[row[0]][1]))
+                       for i, row in enumerate(rows) if row[0] in order)
+    return [row for _, _, row in found], summary

@@ -57,22 +57,30 @@ def _text(value) -> str:
 
 def model_dir_batches(model_dir: str, pattern: str, top_k: int = 20,
                       batch_size: Optional[int] = None,
-                      on_bad_record: Optional[str] = None) -> Iterator[Batch]:
+                      on_bad_record: Optional[str] = None, segments: bool = False,
+                      segment_label_file: Optional[str] = None) -> Iterator[Batch]:
     """Output batches of a trained model directory on validated records, in file order.
 
     `on_bad_record` ("error" or "skip") overrides the run's `data.on_bad_record`.
+    With `segments`, the batches are shaped like the `predict_segments` outputs
+    (the segment classes of `segment_label_file`, default the run's).
     """
     from videotag.export.saved_model import build_serving_module
     from videotag.training.trainer import load_trained
 
     cfg, model = load_trained(model_dir)
     cfg.data.on_bad_record = on_bad_record or cfg.data.on_bad_record
+    cfg.data.segment_label_file = segment_label_file or cfg.data.segment_label_file
     files = list_files(pattern)
     module = build_serving_module(model, cfg, top_k)
-    step = tf.function(module.outputs, input_signature=[input_signature(cfg.data)])
+    outputs = module.outputs
+    if segments:
+        def outputs(inputs):
+            return {**module.outputs(inputs), **module.segment_outputs(inputs)}
+    step = tf.function(outputs, input_signature=[input_signature(cfg.data)])
     skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
-    # records to predict carry no category target: it is not read (nor required)
-    read = dataclasses.replace(cfg.data, num_categories=0)
+    # records to predict carry no targets (category, segment ratings): not read
+    read = dataclasses.replace(cfg.data, num_categories=0, segment_labels=False)
     ds = make_dataset(read, pattern, batch_size or cfg.eval.batch_size, training=False,
                       skip_counter=skips, bucket=False)
     with data_errors(files):
@@ -85,23 +93,40 @@ def model_dir_batches(model_dir: str, pattern: str, top_k: int = 20,
 
 
 def load_saved_model(path: str):
-    """`tf.saved_model.load`, with a clear error for a folder that is not one."""
+    """`tf.saved_model.load`, with a clear error for a folder that is not one; the ops
+    of tensorflow-text are registered when the graph needs them."""
     if not tf.io.gfile.exists(f"{str(path).rstrip('/')}/saved_model.pb"):
         raise ModelError(f"{path}: no saved_model.pb here (give a version folder such as "
                          "exports/nextvlad/1)")
     try:
         return tf.saved_model.load(path)
-    except (OSError, ValueError, tf.errors.OpError) as exc:
+    except (OSError, ValueError, RuntimeError, tf.errors.OpError) as exc:
+        if "Op type not registered" not in str(exc):
+            raise ModelError(f"{path}: not a loadable SavedModel ({exc})") from None
+    # a transformer title encoder's tokenizer is tensorflow-text ops (as in TF Serving)
+    try:
+        import tensorflow_text  # noqa: F401  (registers its ops with TensorFlow)
+    except ImportError:
+        raise ModelError(f"{path}: its graph has ops of tensorflow-text (a transformer title "
+                         "tokenizer): pip install 'videotag[text]'") from None
+    try:
+        return tf.saved_model.load(path)
+    except (OSError, ValueError, RuntimeError, tf.errors.OpError) as exc:
         raise ModelError(f"{path}: not a loadable SavedModel ({exc})") from None
 
 
-def saved_model_batches(path: str, pattern: str, batch_size: int = 256) -> Iterator[Batch]:
-    """Output batches of an exported SavedModel's `serving_default` on raw records.
+def saved_model_batches(path: str, pattern: str, batch_size: int = 256,
+                        signature: str = "serving_default") -> Iterator[Batch]:
+    """Output batches of an exported SavedModel's `signature` on raw records.
 
     The records must be of the model's kind (frame-level or video-level, per the
     config exported beside it): else a `DataError` says which kind they are.
     """
-    serve = load_saved_model(path).signatures["serving_default"]
+    signatures = load_saved_model(path).signatures
+    if signature not in signatures:
+        raise ModelError(f"{path}: no signature {signature} (it has {', '.join(signatures)}): "
+                         "export the model again with this videotag")
+    serve = signatures[signature]
     files = list_files(pattern)
     exported = _exported_config(path)
     if exported is not None:

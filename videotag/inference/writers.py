@@ -56,7 +56,7 @@ def write_predictions(predictions: Iterable, out: IO[str], fmt: str, threshold: 
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown prediction format '{fmt}' (valid: {', '.join(FORMATS)})")
-    progress = Progress("predicted", progress_seconds if verbose else 0)
+    progress = Progress("predicted", every=progress_seconds if verbose else 0)
     if fmt == "csv":
         out.write("VideoId,LabelConfidencePairs\n")
     elif fmt == "json":

@@ -3,7 +3,7 @@
 from videotag.layers.assignment import SoftAssignment
 from videotag.layers.attention import AttentionClusters, AttentionPooling
 from videotag.layers.dbof import DBoF, SoftDBoF
-from videotag.layers.frames import Dequantize, FrameMask
+from videotag.layers.frames import Dequantize, FrameMask, FrameNormalization
 from videotag.layers.fusion import (
     ConcatSEFusion,
     GatedFusion,
@@ -30,6 +30,7 @@ from videotag.layers.text import (
     TokenMask,
     build_text_encoder,
 )
+from videotag.layers.text_transformer import PresetTitleTokenizer, TransformerTitleEncoder
 from videotag.layers.trn import TemporalRelation
 from videotag.layers.vlad import NetFV, NetRVLAD, NetVLAD, NeXtVLAD
 
@@ -44,6 +45,7 @@ __all__ = [
     "DBoF",
     "Dequantize",
     "FrameMask",
+    "FrameNormalization",
     "GatedFusion",
     "HmcHead",
     "LogisticHead",
@@ -55,6 +57,7 @@ __all__ = [
     "NetRVLAD",
     "NetVLAD",
     "NeXtVLAD",
+    "PresetTitleTokenizer",
     "SEContextGating",
     "SampleFrames",
     "SoftAssignment",
@@ -65,6 +68,7 @@ __all__ = [
     "TextGuidedAttention",
     "TitleTokenizer",
     "TokenMask",
+    "TransformerTitleEncoder",
     "build_fusion",
     "build_head",
     "build_text_encoder",

@@ -53,7 +53,8 @@ class AttentionClusters(keras.layers.Layer):
     the weighted sum `v_c = sum_t a_tc x_t`; the shifting operation then gives
     `(alpha_c v_c + beta_c) / (sqrt(C) ||alpha_c v_c + beta_c||_2)` with learned
     scalars alpha_c, beta_c, so the units stay diverse and the concatenation has
-    unit norm.
+    unit norm. As in PaddlePaddle's `ShiftingAttentionModel` (the YT8M
+    implementation), alpha and beta start from N(0, sqrt(1 / sqrt(C))).
 
     Args:
         num_clusters: C, the attention units.
@@ -73,7 +74,7 @@ class AttentionClusters(keras.layers.Layer):
         self.score.build(input_shape)
         stddev = math.sqrt(1.0 / math.sqrt(c))
         self.alpha = self.add_weight(name="alpha", shape=(c,),
-                                     initializer=keras.initializers.RandomNormal(1.0, stddev))
+                                     initializer=keras.initializers.RandomNormal(0.0, stddev))
         self.beta = self.add_weight(name="beta", shape=(c,),
                                     initializer=keras.initializers.RandomNormal(0.0, stddev))
 

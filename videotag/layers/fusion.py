@@ -35,6 +35,7 @@ class ConcatSEFusion(keras.layers.Layer):
     Args:
         hidden_size: H, units of the dense layer.
         gating_reduction: r of the SE gating (0: no gating).
+        excite_bias: a bias in the SE gating's excitation (see `SEContextGating`).
         dropout: rate before the dense layer.
     Call args:
         inputs: a list of [B, D_i] vectors.
@@ -43,16 +44,18 @@ class ConcatSEFusion(keras.layers.Layer):
     """
 
     def __init__(self, hidden_size: int = 512, gating_reduction: int = 8, dropout: float = 0.5,
-                 **kwargs):
+                 excite_bias: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.hidden_size = int(hidden_size)
         self.gating_reduction = int(gating_reduction)
+        self.excite_bias = bool(excite_bias)
         self.dropout = float(dropout)
         self.drop = layers.Dropout(self.dropout, dtype=self.dtype_policy)
         self.dense = layers.Dense(self.hidden_size, use_bias=False, name="hidden",
                                   dtype=self.dtype_policy)
         self.bn = layers.BatchNormalization(name="hidden_bn", dtype=self.dtype_policy)
-        self.gating = (SEContextGating(self.gating_reduction, name="context_gating",
+        self.gating = (SEContextGating(self.gating_reduction, self.excite_bias,
+                                       name="context_gating",
                                        dtype=self.dtype_policy)
                        if self.gating_reduction else None)
 
@@ -73,7 +76,13 @@ class ConcatSEFusion(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "hidden_size": self.hidden_size,
-                "gating_reduction": self.gating_reduction, "dropout": self.dropout}
+                "gating_reduction": self.gating_reduction, "dropout": self.dropout,
+                "excite_bias": self.excite_bias}
+
+    @classmethod
+    def from_config(cls, config):
+        # `.keras` files saved before `excite_bias` existed have the bias
+        return cls(**{"excite_bias": True, **config})
 
 
 @keras.saving.register_keras_serializable(package="videotag")
@@ -87,6 +96,7 @@ class GatedFusion(keras.layers.Layer):
     Args:
         hidden_size: H.
         gating_reduction: r of the SE gating after the mix (0: none).
+        excite_bias: a bias in the SE gating's excitation (see `SEContextGating`).
         dropout: rate on the inputs.
     Call args:
         inputs: a list of M >= 2 vectors [B, D_m].
@@ -96,13 +106,15 @@ class GatedFusion(keras.layers.Layer):
     """
 
     def __init__(self, hidden_size: int = 512, gating_reduction: int = 8, dropout: float = 0.5,
-                 **kwargs):
+                 excite_bias: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.hidden_size = int(hidden_size)
         self.gating_reduction = int(gating_reduction)
+        self.excite_bias = bool(excite_bias)
         self.dropout = float(dropout)
         self.drop = layers.Dropout(self.dropout, dtype=self.dtype_policy)
-        self.gating = (SEContextGating(self.gating_reduction, name="context_gating",
+        self.gating = (SEContextGating(self.gating_reduction, self.excite_bias,
+                                       name="context_gating",
                                        dtype=self.dtype_policy)
                        if self.gating_reduction else None)
 
@@ -139,7 +151,13 @@ class GatedFusion(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "hidden_size": self.hidden_size,
-                "gating_reduction": self.gating_reduction, "dropout": self.dropout}
+                "gating_reduction": self.gating_reduction, "dropout": self.dropout,
+                "excite_bias": self.excite_bias}
+
+    @classmethod
+    def from_config(cls, config):
+        # `.keras` files saved before `excite_bias` existed have the bias
+        return cls(**{"excite_bias": True, **config})
 
 
 @keras.saving.register_keras_serializable(package="videotag")

@@ -15,8 +15,8 @@ class LogisticHead(keras.layers.Layer):
 
     Args:
         num_classes: C.
-        l2_penalty: Keras L2 of the kernel.
-        l2_bias: also regularise the bias with `l2_penalty` (the NeXtVLAD authors'
+        l2_penalty: L2 of the weights (`l2_penalty * sum(w ** 2)`).
+        l2_bias: regularise the bias with the same L2 (the NeXtVLAD authors'
             `LogisticModel`, linrongc/youtube-8m video_level_models.py; the starter
             code regularises the kernel only).
     """
@@ -26,11 +26,10 @@ class LogisticHead(keras.layers.Layer):
         self.num_classes = num_classes
         self.l2_penalty = l2_penalty
         self.l2_bias = bool(l2_bias)
-        reg = regularizers.L2(l2_penalty) if l2_penalty else None
         self.dense = layers.Dense(
             num_classes,
-            kernel_regularizer=reg,
-            bias_regularizer=reg if self.l2_bias else None,
+            kernel_regularizer=regularizers.L2(l2_penalty) if l2_penalty else None,
+            bias_regularizer=regularizers.L2(l2_penalty) if l2_penalty and l2_bias else None,
             name="logits",
             dtype=self.dtype_policy,
         )
@@ -270,7 +269,7 @@ class CategoryHead(keras.layers.Layer):
 def build_head(head_cfg, num_classes, name="tags"):
     """The head a `HeadConfig` describes."""
     if head_cfg.type == "logistic":
-        return LogisticHead(num_classes, head_cfg.l2_penalty, l2_bias=head_cfg.l2_bias, name=name)
+        return LogisticHead(num_classes, head_cfg.l2_penalty, head_cfg.l2_bias, name=name)
     if head_cfg.type == "moe":
         return MoeHead(num_classes, head_cfg.num_mixtures, head_cfg.l2_penalty,
                        gate_bias=head_cfg.moe_gate_bias, prob_gating=head_cfg.moe_prob_gating,

@@ -82,42 +82,68 @@ class TitleTokenizer(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="videotag")
 class TokenMask(keras.layers.Layer):
-    """Bool mask of the real tokens: ids [B, L] -> ids != 0, bool [B, L]."""
+    """Bool mask of the real tokens: ids [B, L] -> ids != pad_id, bool [B, L].
+
+    Args:
+        pad_id: the padding id (0 for `TitleTokenizer`; a preset's own for
+            `PresetTitleTokenizer`).
+    """
+
+    def __init__(self, pad_id: int = PAD_ID, **kwargs):
+        super().__init__(**kwargs)
+        self.pad_id = int(pad_id)
 
     def call(self, ids):
-        return ops.not_equal(ids, PAD_ID)
+        return ops.not_equal(ids, self.pad_id)
 
     def compute_output_spec(self, ids):
         return keras.KerasTensor(ids.shape, dtype="bool")
 
+    def get_config(self):
+        return {**super().get_config(), "pad_id": self.pad_id}
+
+
+TEXTCNN_ACTIVATIONS = ("relu", "tanh")
+TEXTCNN_ALIGNMENTS = ("start", "center")
+
 
 @keras.saving.register_keras_serializable(package="videotag")
 class TextCNN(keras.layers.Layer):
-    """TextCNN (Kim 2014): n-gram convolutions, ReLU, max over time, concatenated.
+    """TextCNN (Kim 2014): n-gram convolutions, an activation, max over time, concatenated.
 
-    A window of size w starting at a real token covers it and the w - 1 tokens
-    after it; padding reads as zero vectors (Kim pads short sentences with zeros),
-    and only windows that start at a real token enter the max. ReLU outputs are
-    >= 0, so a title without tokens gives zeros.
+    Padding reads as zero vectors (Kim pads short sentences with zeros) and only
+    windows at a real token enter the max. A window of size w at token t covers,
+    with `alignment` "start" (Kim), tokens t .. t + w - 1; with "center" (paddle's
+    `sequence_conv`, which seed 001's TextCNN uses), tokens t - w // 2 .. t - w // 2
+    + w - 1. A title without tokens gives zeros.
 
     Args:
         windows: window sizes (default 2, 3, 4, 5).
         filters: filters per window size.
+        activation: "relu" (Kim) or "tanh" (seed 001).
+        alignment: "start" or "center", where a token's windows lie (see above).
     Call args:
         embeddings: float [B, L, E].
-        mask: bool [B, L], True for real tokens.
+        mask: bool [B, L], True for real tokens (a prefix of each row).
     Shapes:
         -> [B, filters * len(windows)].
     """
 
-    def __init__(self, windows: Sequence[int] = (2, 3, 4, 5), filters: int = 64, **kwargs):
+    def __init__(self, windows: Sequence[int] = (2, 3, 4, 5), filters: int = 64,
+                 activation: str = "relu", alignment: str = "start", **kwargs):
         super().__init__(**kwargs)
         self.windows = [int(w) for w in windows]
         self.filters = int(filters)
         if not self.windows or min(self.windows) < 1 or self.filters < 1:
             raise ConfigError(f"TextCNN needs window sizes >= 1 and filters >= 1, got "
                               f"windows {self.windows}, filters {self.filters}")
-        self.convs = [layers.Conv1D(self.filters, w, activation="relu", name=f"conv_{w}",
+        if activation not in TEXTCNN_ACTIVATIONS or alignment not in TEXTCNN_ALIGNMENTS:
+            raise ConfigError(f"TextCNN activation '{activation}' or alignment '{alignment}' "
+                              f"unknown (valid: {', '.join(TEXTCNN_ACTIVATIONS)}; "
+                              f"{', '.join(TEXTCNN_ALIGNMENTS)})")
+        self.activation = activation
+        self.alignment = alignment
+        self.convs = [layers.Conv1D(self.filters, w, activation=activation, name=f"conv_{w}",
                                     dtype=self.dtype_policy)
                       for w in self.windows]
 
@@ -127,21 +153,27 @@ class TextCNN(keras.layers.Layer):
             conv.build((None, None, dim))
 
     def call(self, embeddings, mask):
-        valid = ops.cast(ops.expand_dims(mask, -1), embeddings.dtype)
-        x = embeddings * valid
+        valid = ops.expand_dims(mask, -1)
+        x = embeddings * ops.cast(valid, embeddings.dtype)
         steps = ops.shape(x)[1]
-        x = ops.pad(x, [[0, 0], [0, max(self.windows) - 1], [0, 0]])
+        before = max(self.windows) // 2 if self.alignment == "center" else 0
+        x = ops.pad(x, [[0, 0], [before, max(self.windows) - 1], [0, 0]])
         pooled = []
         for w, conv in zip(self.windows, self.convs):
-            y = conv(x)[:, :steps]  # position t: tokens t .. t + w - 1
-            pooled.append(ops.max(y * ops.cast(valid, y.dtype), axis=1))
+            # output i of the padded sequence covers its tokens i .. i + w - 1, i.e.
+            # tokens i - before .. of the title: keep those of windows at tokens 0 .. L-1
+            shift = before - (w // 2 if self.alignment == "center" else 0)
+            y = conv(x)[:, shift:shift + steps]
+            y = ops.max(ops.where(valid, y, -1e4), axis=1)  # below any activation
+            pooled.append(ops.where(ops.any(mask, axis=1, keepdims=True), y, ops.zeros_like(y)))
         return ops.concatenate(pooled, axis=-1) if len(pooled) > 1 else pooled[0]
 
     def compute_output_shape(self, embeddings_shape, mask_shape=None):
         return (embeddings_shape[0], self.filters * len(self.windows))
 
     def get_config(self):
-        return {**super().get_config(), "windows": list(self.windows), "filters": self.filters}
+        return {**super().get_config(), "windows": list(self.windows), "filters": self.filters,
+                "activation": self.activation, "alignment": self.alignment}
 
 
 BILSTM_POOLINGS = ("mean", "final")
@@ -198,13 +230,18 @@ class TextCNNParams:
 
     windows: List[int] = field(default_factory=lambda: [2, 3, 4, 5])
     filters: int = 64
+    activation: str = "relu"
+    alignment: str = "start"
 
     def validate(self, path: str) -> None:
-        """At least one window; windows and filters >= 1 (ConfigError naming the key)."""
+        """At least one window; windows and filters >= 1; a known activation and
+        alignment (ConfigError naming the key)."""
         if not self.windows or min(self.windows) < 1:
             raise ConfigError(f"config key '{path}.windows' is {self.windows}; give one or "
                               "more window sizes >= 1")
         engine.check_positive(path, self, ("filters",))
+        engine.check_choice(f"{path}.activation", self.activation, TEXTCNN_ACTIVATIONS)
+        engine.check_choice(f"{path}.alignment", self.alignment, TEXTCNN_ALIGNMENTS)
 
 
 @dataclass
@@ -222,7 +259,8 @@ class BiLSTMParams:
 
 TEXT_ENCODERS = Registry("text encoder", default="textcnn")
 TEXT_ENCODERS.register("textcnn", TextCNNParams)(
-    lambda params, name: TextCNN(params.windows, params.filters, name=name))
+    lambda params, name: TextCNN(params.windows, params.filters, params.activation,
+                                 params.alignment, name=name))
 TEXT_ENCODERS.register("bilstm", BiLSTMParams)(
     lambda params, name: BiLSTMEncoder(params.units, params.pooling, name=name))
 

@@ -21,16 +21,25 @@ def evenly_spaced(total, count):
 
 @keras.saving.register_keras_serializable(package="videotag")
 class TemporalRelation(keras.layers.Layer):
-    """Multi-scale temporal relation network. [B, T, D] -> [B, hidden_size].
+    """Multi-scale temporal relation network (the `RelationModuleMultiScale` of the
+    authors' TRN-pytorch, TRNmodule.py). [B, T, D] -> [B, output size].
 
     `n = segments` ordered frames are taken from the valid frames (one per equal
-    segment: random in training, the middle in inference; see `sampling.py`) and,
-    with `frame_size`, projected to that size. For each scale k = n, ..., 2:
-    `T_k = h_k(sum over tuples of g_k([f_i1, ..., f_ik]))` over ordered k-frame
-    tuples i1 < ... < ik of the n frames, where g_k and h_k are one-layer ReLU MLPs;
-    scale n has one tuple, the others use `subsample` of their tuples: drawn at
+    segment: random in training, the middle in inference; see `sampling.py`); in
+    training `dropout` drops their features; with `frame_size` they are projected
+    to that size (the authors' `new_fc`), then, with `input_relu`, passed through a
+    ReLU (the first layer of the authors' per-scale MLP). For each scale k = n, ..., 2
+    the ordered k-frame tuples i1 < ... < ik of the n frames are concatenated and
+    mapped by `g_k` (dense `bottleneck`, ReLU) and summed: `S_k = sum_tuples g_k`.
+    Scale n has one tuple, the others use `subsample` of their tuples: drawn at
     random per video in training, a fixed evenly spaced set in inference (so
-    evaluation and serving are deterministic). The output is `sum_k T_k`.
+    evaluation and serving are deterministic).
+
+    The output, with `hidden_size` 0, is the concatenation `[S_n, ..., S_2]`: the
+    authors' last per-scale layer is linear (`h_k`, to the classes) and their
+    output the sum of `h_k` over tuples and scales, which is one linear map of this
+    concatenation, the head. With `hidden_size` > 0 (videotag 0.1's form) each
+    scale has `T_k = relu(S_k H_k + b_k)` of that size and the output is `sum_k T_k`.
 
     Frame order matters (the tuples concatenate frames in time order); padding does
     not (the sampled positions depend only on the number of valid frames).
@@ -40,12 +49,14 @@ class TemporalRelation(keras.layers.Layer):
         subsample: tuples per scale below n.
         frame_size: size of the per-frame projection (0: no projection).
         bottleneck: units of g_k.
-        hidden_size: units of h_k, the output size.
+        hidden_size: 0 (the concatenation above) or the units of h_k.
+        dropout: dropout rate on the sampled frames, before the projection.
+        input_relu: ReLU on the (projected) frames before g_k.
         seed: seed of the training draws (None: from the global seed).
     """
 
     def __init__(self, segments=8, subsample=3, frame_size=256, bottleneck=256,
-                 hidden_size=256, seed=None, **kwargs):
+                 hidden_size=0, dropout=0.0, input_relu=True, seed=None, **kwargs):
         super().__init__(**kwargs)
         if segments < 2:
             raise ValueError(f"TRN needs at least 2 segments, got {segments}")
@@ -54,6 +65,8 @@ class TemporalRelation(keras.layers.Layer):
         self.frame_size = frame_size
         self.bottleneck = bottleneck
         self.hidden_size = hidden_size
+        self.dropout = float(dropout)
+        self.input_relu = bool(input_relu)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
@@ -61,6 +74,7 @@ class TemporalRelation(keras.layers.Layer):
         self.tuples = {k: relation_tuples(segments, k) for k in self.scales}
         self.counts = {k: min(subsample, len(t)) if k < segments else 1
                        for k, t in self.tuples.items()}
+        self.drop = layers.Dropout(self.dropout, seed=seed, dtype=self.dtype_policy)
 
     def build(self, input_shape):
         size = int(input_shape[-1])
@@ -74,11 +88,12 @@ class TemporalRelation(keras.layers.Layer):
             g = layers.Dense(self.bottleneck, activation="relu", name=f"g_{k}",
                              dtype=self.dtype_policy)
             g.build((None, None, k * size))
-            h = layers.Dense(self.hidden_size, activation="relu", name=f"h_{k}",
-                             dtype=self.dtype_policy)
-            h.build((None, self.bottleneck))
             self.g.append(g)
-            self.h.append(h)
+            if self.hidden_size:
+                h = layers.Dense(self.hidden_size, activation="relu", name=f"h_{k}",
+                                 dtype=self.dtype_policy)
+                h.build((None, self.bottleneck))
+                self.h.append(h)
 
     def _tuples(self, k, batch, training):
         """Frame indices [B, m, k] (training) or [1, m, k] (inference) of scale k."""
@@ -98,24 +113,33 @@ class TemporalRelation(keras.layers.Layer):
             mask = ops.ones(ops.shape(inputs)[:2], "bool")
         positions = sample_positions(mask, self.segments, training, self.seed_generator)
         frames = gather_frames(inputs, positions)  # [B, n, D], in time order
+        if self.dropout:
+            frames = self.drop(frames, training=training)
         if self.project is not None:
             frames = self.project(frames)
+        if self.input_relu:
+            frames = keras.activations.relu(frames)
         size = ops.shape(frames)[-1]
-        out = 0.0
-        for k, g, h in zip(self.scales, self.g, self.h):
+        pooled = []
+        for k, g in zip(self.scales, self.g):
             m = self.counts[k]
             index = self._tuples(k, batch, training)  # [B or 1, m, k]
             index = ops.reshape(ops.broadcast_to(index, (batch, m, k)), (batch, m * k))
             relation = ops.reshape(gather_frames(frames, index), (batch, m, k * size))
-            pooled = ops.sum(g(relation), axis=1)  # [B, bottleneck]
-            out = out + h(pooled)
-        return out
+            pooled.append(ops.sum(g(relation), axis=1))  # [B, bottleneck]
+        if not self.hidden_size:
+            return ops.concatenate(pooled, axis=-1)
+        return sum(h(s) for h, s in zip(self.h, pooled))
+
+    def output_size(self):
+        """Size of the output vector."""
+        return self.hidden_size or len(self.scales) * self.bottleneck
 
     def compute_mask(self, inputs, mask=None):
         return None
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.hidden_size)
+        return (input_shape[0], self.output_size())
 
     def get_config(self):
         return {
@@ -125,5 +149,12 @@ class TemporalRelation(keras.layers.Layer):
             "frame_size": self.frame_size,
             "bottleneck": self.bottleneck,
             "hidden_size": self.hidden_size,
+            "dropout": self.dropout,
+            "input_relu": self.input_relu,
             "seed": self.seed,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        # `.keras` files saved before `input_relu` existed had no ReLU there
+        return cls(**{"input_relu": False, **config})

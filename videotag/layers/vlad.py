@@ -178,18 +178,23 @@ class NetFV(keras.layers.Layer):
     `s_k = w_k^2 + 1e-6` (per dimension):
     first order `f1_k = sum_t a_tk (x_t - c_k) / s_k`,
     second order `f2_k = sum_t a_tk [((x_t - c_k) / s_k)^2 - 1]`.
-    Each is intra-normalised per cluster and L2-normalised; the two are concatenated.
+    As in LOUPE's NetFV (loupe.py and the authors' YT8M code), the first order is
+    intra-normalised (L2 per cluster) and then L2-normalised as a whole; the second
+    order only as a whole. The two are concatenated.
 
     Args:
         cluster_size: K.
+        intra_normalize_second: also intra-normalise the second order (videotag 0.1
+            did; its `.keras` files load with it).
     Call args:
         inputs: float frames [B, T, D].
         mask: optional bool [B, T], True for valid frames.
     """
 
-    def __init__(self, cluster_size=64, **kwargs):
+    def __init__(self, cluster_size=64, intra_normalize_second=False, **kwargs):
         super().__init__(**kwargs)
         self.cluster_size = cluster_size
+        self.intra_normalize_second = bool(intra_normalize_second)
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -218,8 +223,9 @@ class NetFV(keras.layers.Layer):
         fv2 = (second - 2.0 * centers * first + mass * ops.square(centers)) / ops.square(scales)
         fv2 = fv2 - mass
         out = []
-        for fv in (fv1, fv2):
-            fv = l2_normalize(fv, axis=-1)
+        for fv, intra in ((fv1, True), (fv2, self.intra_normalize_second)):
+            if intra:
+                fv = l2_normalize(fv, axis=-1)
             out.append(l2_normalize(ops.reshape(fv, (batch, -1)), axis=-1))
         return ops.concatenate(out, axis=-1)
 
@@ -230,4 +236,10 @@ class NetFV(keras.layers.Layer):
         return (input_shape[0], 2 * self.cluster_size * int(input_shape[-1]))
 
     def get_config(self):
-        return {**super().get_config(), "cluster_size": self.cluster_size}
+        return {**super().get_config(), "cluster_size": self.cluster_size,
+                "intra_normalize_second": self.intra_normalize_second}
+
+    @classmethod
+    def from_config(cls, config):
+        # `.keras` files saved before `intra_normalize_second` existed normalised it
+        return cls(**{"intra_normalize_second": True, **config})

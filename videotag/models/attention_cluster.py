@@ -1,6 +1,8 @@
 """ATTENTION_CLUSTER: attention clusters with the shifting operation per modality
 (Long et al., "Attention Clusters: Purely Attention Based Local Feature Integration
-for Video Classification", CVPR 2018, arXiv 1711.09550)."""
+for Video Classification", CVPR 2018, arXiv 1711.09550), as PaddlePaddle's YT8M
+implementation builds it (PaddlePaddle/models PaddleCV/video/models/
+attention_cluster: `AttentionCluster.build_model`, `ShiftingAttentionModel`)."""
 
 from dataclasses import dataclass, field
 from typing import List
@@ -9,7 +11,7 @@ import keras
 from keras import layers
 
 from videotag.config import ModelConfig, engine
-from videotag.layers import AttentionClusters
+from videotag.layers import AttentionClusters, SampleFrames
 from videotag.models.aggregators import AGGREGATORS
 from videotag.models.interface import frame_inputs, video_outputs
 from videotag.registry import register_model
@@ -17,19 +19,28 @@ from videotag.registry import register_model
 
 @dataclass
 class AttentionClusterConfig(ModelConfig):
-    """Attention-cluster hyper-parameters (defaults: the YT8M configuration of
-    PaddleVideo's implementation: 32 units per modality, two tanh dense layers).
+    """Attention-cluster hyper-parameters (defaults: PaddlePaddle's YT8M
+    configuration: 100 sampled frames, 32 units per modality, two tanh dense layers).
 
     Attributes:
+        sample_frames: S, frames taken per video, one per equal segment (random in
+            training, the middle in inference; their reader's `seg_num: 100`); 0
+            attends over every valid frame.
         num_clusters: C, attention units per modality.
         dropout: dropout rate on the concatenated clusters.
         fc_sizes: tanh dense layers before the head.
     """
 
     name: str = "ATTENTION_CLUSTER"
+    sample_frames: int = 100
     num_clusters: int = 32
     dropout: float = 0.5
     fc_sizes: List[int] = field(default_factory=lambda: [1024, 4096])
+
+    def validate(self, path: str = "model") -> None:
+        """S must not be negative (raises ConfigError naming the key)."""
+        super().validate(path)
+        engine.check_positive(path, self, ("sample_frames",), strict=False)
 
 
 @dataclass
@@ -54,6 +65,9 @@ def build_attention_cluster(cfg) -> keras.Model:
     """Attention-cluster video classifier; outputs `tags` and `embedding` (last dense)."""
     m = cfg.model
     inputs, frames, mask = frame_inputs(cfg)
+    if m.sample_frames:  # the same frames of every feature
+        frames, mask = SampleFrames(m.sample_frames, seed=cfg.train.seed, mode="segments",
+                                    name="sample_frames")(frames, mask)
     clusters = AGGREGATORS.from_attributes("ATTENTION_CLUSTER", m, "model")
     pooled = [AGGREGATORS.build(clusters, x, mask, name, i)
               for i, (name, x) in enumerate(zip(cfg.data.feature_names, frames))]

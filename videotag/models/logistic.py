@@ -5,12 +5,12 @@ over the video-level features (mean_rgb and mean_audio concatenated, L2-normalis
 by train.py).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import keras
 
-from videotag.config import ModelConfig
+from videotag.config import InputConfig, ModelConfig
 from videotag.errors import ConfigError
 from videotag.models.interface import video_inputs, video_outputs
 from videotag.registry import register_model
@@ -21,15 +21,16 @@ class VideoLevelConfig(ModelConfig):
     """A classifier of video-level records (mean features), head per `head.type`.
 
     Attributes:
-        l2_normalize_input: scale the concatenated mean features to unit L2 norm
-            before the head (the starter code's train.py does, for every model).
+        input: the normalisation of the mean features; by default "l2", the
+            concatenated features scaled to unit L2 norm before the head (the
+            starter code's train.py does, for every model).
     """
 
     record_type: ClassVar[str] = "video"
     head_type: ClassVar[str] = "logistic"
 
     name: str = "LOGISTIC"
-    l2_normalize_input: bool = True
+    input: InputConfig = field(default_factory=lambda: InputConfig(normalization="l2"))
 
     def validate(self, path: str = "model") -> None:
         """The head is the model: `head.type` must be the model's (raises ConfigError)."""
@@ -44,7 +45,7 @@ class VideoLevelConfig(ModelConfig):
 def build_video_level(cfg) -> keras.Model:
     """A head over the video-level features; outputs `tags` (and `category` when
     asked) and `embedding` (the features the head sees)."""
-    inputs, x = video_inputs(cfg, cfg.model.l2_normalize_input)
+    inputs, x = video_inputs(cfg)
     return keras.Model(inputs, video_outputs(cfg, x), name=cfg.model.name.lower())
 
 

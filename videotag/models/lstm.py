@@ -1,13 +1,15 @@
 """LSTM: the recurrent baseline of the YT8M starter code (Abu-El-Haija et al. 2016,
-arXiv 1609.08675): the frames of all features concatenated, a stacked LSTM over the
-valid frames, its final output to the head."""
+arXiv 1609.08675; google/youtube-8m frame_level_models.py `LstmModel`): the frames
+of all features concatenated (and L2-normalised, `model.input`), a stacked LSTM over
+the valid frames, its final output to the head."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 from keras import layers
 
 from videotag.config import ModelConfig, engine
+from videotag.config.inputs import InputConfig
 from videotag.layers import StackedLSTM
 from videotag.models.aggregators import AGGREGATORS
 from videotag.models.interface import frame_inputs, video_outputs
@@ -26,6 +28,7 @@ class LSTMConfig(ModelConfig):
     name: str = "LSTM"
     units: int = 1024
     num_layers: int = 2
+    input: InputConfig = field(default_factory=lambda: InputConfig(normalization="l2"))
 
 
 @dataclass

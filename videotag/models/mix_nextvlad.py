@@ -13,7 +13,7 @@ evaluation and serving.
 
 Training adds, as the authors' train.py does, each member's own loss on the labels
 and the distillation term: the KL divergence from the mixture's softened class
-distribution to each member's (`videotag.training.losses.distillation_terms`). For
+distribution to each member's (`videotag.training.losses.loss_terms`). For
 them the model also outputs `member_logits` [B, M, C] and `mixture_logits` [B, C].
 """
 

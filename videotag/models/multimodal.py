@@ -1,7 +1,8 @@
 """MULTIMODAL: frames of each modality + the title, fused (seeds 000 and 001).
 
 Per modality a frame aggregator chosen by name (any registered one, e.g. NEXTVLAD),
-a text encoder over the title (TextCNN or BiLSTM, tokenised inside the model), and
+a text encoder over the title (TextCNN, BiLSTM, or a pretrained BERT-family
+transformer from a keras-hub preset; tokenised inside the model), and
 a fusion of the vectors (`concat_se`, `gated` or `text_guided`, see
 `videotag.layers.fusion`), then the configured head(s).
 
@@ -12,7 +13,7 @@ conventions of `videotag.models.interface`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Dict
+from typing import Annotated, Any, Dict, List
 
 import keras
 from keras import layers
@@ -22,11 +23,11 @@ from videotag.config.components import Component, merge_params
 from videotag.data import schema
 from videotag.data.vocab import load_word2vec
 from videotag.errors import ConfigError
-from videotag.layers import build_fusion, build_text_encoder
+from videotag.layers import build_fusion
 from videotag.layers.fusion import FUSIONS
 from videotag.models.aggregators import AGGREGATORS
 from videotag.models.interface import frame_inputs, video_outputs
-from videotag.models.title import TextConfig, title_inputs
+from videotag.models.title import TextConfig, title_path
 from videotag.registry import register_model
 
 
@@ -55,6 +56,12 @@ class MultimodalConfig(ModelConfig):
         """Reads the form of videotag 0.1 (`fusion: gated` beside `fusion_params:
         {...}`) as `fusion: {type: gated, ...}`, so older run configs still load."""
         return merge_params(raw, "fusion", "fusion_params")
+
+    def frozen_layers(self) -> Dict[str, List[str]]:
+        """Layers the model's own keys keep fixed in training, by key (the text
+        encoder's `freeze`); the trainer freezes them like `train.freeze`."""
+        layers_ = self.text.frozen_layers()
+        return {"model.text.encoder.freeze": layers_} if layers_ else {}
 
 
 def aggregator_specs(cfg) -> Dict[str, Component]:
@@ -86,12 +93,12 @@ def build_multimodal(cfg) -> keras.Model:
         raise ConfigError("MULTIMODAL needs frame-level records (data.record_type: frame)")
     specs = aggregator_specs(cfg)
     inputs, frames, mask = frame_inputs(cfg)
-    title, ids, title_mask, embeddings = title_inputs(m.text)
-    inputs[schema.TITLE_KEY] = title
-    encoder = build_text_encoder(m.text.encoder)
+    title = title_path(m.text)
+    inputs[schema.TITLE_KEY] = title.title
     # batch norm as at the end of the frame aggregators: the title enters the fusion
     # at the scale of the frame vectors (it is learned faster; empty titles stay finite)
-    text_vector = layers.BatchNormalization(name="title_bn")(encoder(embeddings, title_mask))
+    text_vector = layers.BatchNormalization(name="title_bn")(
+        title.encoder(title.embeddings, title.mask))
 
     vectors = []
     for i, (name, x) in enumerate(zip(cfg.data.feature_names, frames)):

@@ -1,14 +1,16 @@
-"""NEXTVLAD: NeXtVLAD per modality + SE context gating (Lin et al. 2018).
+"""NEXTVLAD: NeXtVLAD per modality + SE context gating (Lin et al. 2018, arXiv
+1811.05014; the authors' linrongc/youtube-8m nextvlad.py `NeXtVLADModel`).
 
 The second YT8M challenge's best single model (GAP 0.8785 in the paper).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 from keras import layers
 
 from videotag.config import ModelConfig, engine
+from videotag.config.inputs import InputConfig
 from videotag.layers import NeXtVLAD, SEContextGating
 from videotag.models.aggregators import AGGREGATORS
 from videotag.models.interface import frame_inputs, video_outputs
@@ -17,7 +19,8 @@ from videotag.registry import register_model
 
 @dataclass
 class NeXtVLADConfig(ModelConfig):
-    """NeXtVLAD hyper-parameters (defaults: the paper's).
+    """NeXtVLAD hyper-parameters (defaults: the authors' code; the input rescaled by
+    YT8M's PCA eigenvalues, which `model.input.eigenvalues_file` must then give).
 
     Attributes:
         cluster_size: K for the first feature (rgb); other features (audio) use K/2.
@@ -35,6 +38,8 @@ class NeXtVLADConfig(ModelConfig):
     hidden_size: int = 2048
     gating_reduction: int = 8
     dropout: float = 0.5
+    input: InputConfig = field(default_factory=lambda: InputConfig(normalization="eigenvalues"))
+    batch_norm_momentum: float = 0.999
 
 
 @dataclass

@@ -1,15 +1,18 @@
-"""The title path of models that read titles: its `model.text` section and its inputs.
+"""The title path of models that read titles: its `model.text` section and its layers.
 
 The path follows the model conventions of `videotag.models.interface`: input
 `title` (string [B]) -> `title_tokens` -> `title_mask` and `title_embedding` ->
-the text encoder, which sees only the embeddings and the mask.
+the text encoder `title_encoder`, which sees only the embeddings and the mask.
+With the `transformer` encoder the tokenizer, the embedding matrix and the
+encoder come from a keras-hub preset (`videotag.layers.text_transformer`); with the
+others the vocabulary is the run's own (`videotag.data.vocab`).
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Annotated, Any, Dict
+from typing import Annotated, Any, Dict, List, NamedTuple
 
 import keras
 from keras import layers
@@ -19,7 +22,9 @@ from videotag.config.components import Component, merge_params
 from videotag.data import schema
 from videotag.data.vocab import MODES, load_vocabulary
 from videotag.layers import TitleTokenizer, TokenMask
+from videotag.errors import ConfigError
 from videotag.layers.text import TEXT_ENCODERS
+from videotag.layers.text_transformer import TRANSFORMER, load_preset
 
 
 @dataclass
@@ -43,8 +48,12 @@ class TextConfig:
             "token v1 ... v_dim") to initialise the embeddings of its tokens.
         train_embeddings: fine-tune the embeddings.
         encoder: the text encoder and its parameters, `{type: textcnn, windows:
-            [2, 3, 4, 5], filters: 64}` (Kim 2014) or `{type: bilstm, units: 64,
-            pooling: mean}`; see `videotag.layers.text.TEXT_ENCODERS`.
+            [2, 3, 4, 5], filters: 64}` (Kim 2014), `{type: bilstm, units: 64,
+            pooling: mean}` or `{type: transformer, preset: <keras-hub preset
+            folder>, output: pooled}`; see `videotag.layers.text.TEXT_ENCODERS`.
+            The transformer brings its own tokenizer, vocabulary and embeddings
+            (`tokenizer`, `vocab_*`, `embedding_dim` and `pretrained_embeddings`
+            do not apply; `max_length` counts its [CLS] and [SEP]).
     """
 
     tokenizer: str = "auto"
@@ -63,28 +72,67 @@ class TextConfig:
         {...}`) as `encoder: {type: textcnn, ...}`, so older run configs still load."""
         return merge_params(raw, "encoder", "encoder_params")
 
+    @property
+    def pretrained_encoder(self) -> bool:
+        """Whether the encoder is a pretrained transformer with its own vocabulary."""
+        return self.encoder.type == TRANSFORMER
+
     def validate(self, path: str = "model.text") -> None:
         """Checks the tokenizer and the sizes (raises ConfigError naming the key)."""
         engine.check_choice(f"{path}.tokenizer", self.tokenizer, MODES)
         engine.check_positive(path, self, ("max_length", "embedding_dim", "vocab_max_size",
                                            "vocab_min_count"))
+        if self.pretrained_encoder and self.pretrained_embeddings:
+            raise ConfigError(f"config key '{path}.pretrained_embeddings' is set, but the "
+                              f"transformer encoder takes its embeddings from its preset")
+
+    def frozen_layers(self) -> List[str]:
+        """Layer paths its encoder asks to keep fixed (its `freeze` flag)."""
+        return self.encoder.params.frozen_layers() if self.pretrained_encoder else []
 
 
-def title_inputs(text: TextConfig):
-    """The title input and its path up to the encoder's inputs.
+class TitlePath(NamedTuple):
+    """The title input and the layers up to its vector."""
 
-    Returns:
-        (title input string [B], token ids [B, L], mask bool [B, L],
-        embeddings [B, L, E]).
+    title: keras.KerasTensor  # string [B], the model input
+    ids: keras.KerasTensor  # int32 [B, L]
+    mask: keras.KerasTensor  # bool [B, L]
+    embeddings: keras.KerasTensor  # float [B, L, E]
+    encoder: keras.layers.Layer  # (embeddings, mask) -> [B, D]
+
+
+def title_path(text: TextConfig) -> TitlePath:
+    """The title input, its tokens, mask and embeddings, and the encoder layer.
+
+    Raises:
+        ConfigError: a vocabulary file or preset folder that cannot be read.
     """
+    title = keras.Input((), dtype="string", name=schema.TITLE_KEY)
+    if text.pretrained_encoder:
+        return _pretrained_path(text, title)
     vocabulary = load_vocabulary(text.vocab_file) if text.vocab_file else []
     if not vocabulary:
         warnings.warn("model.text.vocab_file is empty: every title token is out of vocabulary "
                       "(the trainer builds the vocabulary from the training titles)",
                       stacklevel=3)
-    title = keras.Input((), dtype="string", name=schema.TITLE_KEY)
     ids = TitleTokenizer(vocabulary, text.tokenizer, text.max_length, name="title_tokens")(title)
     mask = TokenMask(name="title_mask")(ids)
     embedding = layers.Embedding(len(vocabulary) + 2, text.embedding_dim,
                                  trainable=text.train_embeddings, name="title_embedding")
-    return title, ids, mask, embedding(ids)
+    encoder = TEXT_ENCODERS.build(text.encoder, "title_encoder")
+    return TitlePath(title, ids, mask, embedding(ids), encoder)
+
+
+def _pretrained_path(text: TextConfig, title: keras.KerasTensor) -> TitlePath:
+    """The path of a keras-hub preset: its tokenizer, its token embeddings (copied
+    into `title_embedding`) and the rest of its backbone."""
+    backbone, tokenizer = load_preset(text.encoder.params.preset, text.max_length)
+    ids = tokenizer(title)
+    mask = TokenMask(tokenizer.pad_id, name="title_mask")(ids)
+    matrix = backbone.token_embedding.embeddings
+    embedding = layers.Embedding(int(matrix.shape[0]), int(matrix.shape[1]),
+                                 trainable=text.train_embeddings, name="title_embedding")
+    embeddings = embedding(ids)
+    embedding.embeddings.assign(matrix)
+    encoder = TEXT_ENCODERS.build(text.encoder, "title_encoder", backbone=backbone)
+    return TitlePath(title, ids, mask, embeddings, encoder)

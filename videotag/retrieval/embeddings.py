@@ -120,7 +120,7 @@ def write_embeddings(batches: Iterable[Tuple[Sequence[str], np.ndarray]], prefix
         raise ValueError(f"embedding formats: {', '.join(EMBEDDING_FORMATS)} (got {formats})")
     npy_path, ids_path, records_path = (f"{prefix}.npy", f"{prefix}.ids.txt",
                                         f"{prefix}.tfrecord")
-    progress = Progress("embedded", progress_seconds if verbose else 0)
+    progress = Progress("embedded", every=progress_seconds if verbose else 0)
     npy, ids_file, records, dim = None, None, None, 0
     with contextlib.ExitStack() as outputs:
         # ExitStack swaps the files in (in reverse order) when the block succeeds

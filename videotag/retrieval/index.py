@@ -333,7 +333,7 @@ def similar_with_index(embeddings: Embeddings, index, query_ids: Optional[Sequen
 
     ids = embeddings.ids
     rows = query_rows(ids, query_ids)
-    progress = Progress("searched", progress_seconds if verbose else 0)
+    progress = Progress("searched", every=progress_seconds if verbose else 0)
     for start in range(0, len(rows), search.batch):
         block = rows[start:start + search.batch]
         found, scores = search_index(index, embeddings.vectors, block, k, search)

@@ -138,7 +138,7 @@ def similar_videos(ids: Sequence[str], vectors, query_ids: Optional[Sequence[str
     """
     every = query_rows(ids, query_ids)
     blocks = (every[i:i + block_size] for i in range(0, len(every), block_size))
-    progress = Progress("searched", progress_seconds if verbose else 0)
+    progress = Progress("searched", every=progress_seconds if verbose else 0)
     for rows in blocks:
         queries = np.asarray(vectors[rows[0]:rows[-1] + 1] if _contiguous(rows) else vectors[rows])
         index, scores = top_k_similar(queries, vectors, k, block_size, exclude=rows)

@@ -27,10 +27,16 @@ def task_losses(outputs: Dict[str, tf.Tensor], targets: Dict[str, tf.Tensor],
     """Per-example losses by output name, float32 [B].
 
     `tags`: binary cross-entropy averaged over the classes (multi-hot targets);
-    `category`: cross-entropy of the softmax (integer targets).
+    with `tag_weights` (rated segments: 1 where a class is rated) the
+    cross-entropy summed over the rated classes alone, as the YT8M starter code's
+    `CrossEntropyLoss` with `label_weights` (unrated pairs are neither positive
+    nor negative); `category`: cross-entropy of the softmax (integer targets).
     """
     losses = {}
-    if "tags" in tasks:
+    if "tags" in tasks and "tag_weights" in targets:
+        per_class = ops.binary_crossentropy(targets["tags"], ops.cast(outputs["tags"], "float32"))
+        losses["tags"] = ops.sum(per_class * targets["tag_weights"], axis=-1)
+    elif "tags" in tasks:
         losses["tags"] = keras.losses.binary_crossentropy(
             targets["tags"], ops.cast(outputs["tags"], "float32"))
     if "category" in tasks:
@@ -65,16 +71,22 @@ def loss_terms(cfg: Config, outputs, targets) -> Dict[str, tf.Tensor]:
     loss is their sum.
 
     - `tags`, `category`: `task_losses` weighted by `model.head.tags_weight` and
-      `category_weight`;
+      `category_weight` (the `tags` cross-entropy summed over the classes with
+      `model.head.tags_loss: sum`);
     - for a model with `DISTILLATION_OUTPUTS` (MIX_NEXTVLAD), as the authors'
       train.py adds them (each weighted by `tags_weight` too): `members`, the sum
-      of the members' binary cross-entropies (`sigmoid(member_logits)`), and
-      `distillation`, `model.cl_lambda * distillation_kl(...) / num_classes`. The
-      authors' cross-entropy sums over the classes where `tags` here averages over
-      them; the division keeps their ratio of `cl_lambda * KL` to the label losses.
+      over the members of their binary cross-entropies (`sigmoid(member_logits)`),
+      over the classes averaged or summed as `tags_loss` says, and
+      `distillation`, `model.cl_lambda * distillation_kl(...)`. With
+      `tags_loss: sum` (the authors' cross-entropy) that is their loss exactly;
+      with `mean` the divergence is divided by the number of classes too, which
+      keeps their ratio of `cl_lambda * KL` to the label losses.
     """
     head = cfg.model.head
     weights = {"tags": head.tags_weight, "category": head.category_weight}
+    # The label cross-entropies are averaged over the classes; `sum` multiplies back.
+    class_scale = float(cfg.data.num_classes) if head.tags_loss == "sum" else 1.0
+    weights["tags"] *= class_scale
     terms = {name: weights[name] * loss
              for name, loss in task_losses(outputs, targets, head.tasks).items()}
     if MEMBER_LOGITS in outputs:
@@ -82,10 +94,10 @@ def loss_terms(cfg: Config, outputs, targets) -> Dict[str, tf.Tensor]:
         labels = tf.cast(targets["tags"], tf.float32)[:, None]
         per_member = keras.losses.binary_crossentropy(
             tf.broadcast_to(labels, tf.shape(members)), tf.sigmoid(members))
-        terms["members"] = head.tags_weight * tf.reduce_sum(per_member, axis=-1)
+        terms["members"] = weights["tags"] * tf.reduce_sum(per_member, axis=-1)
         kl = distillation_kl(members, outputs[MIXTURE_LOGITS], cfg.model.cl_temperature)
         num_classes = tf.cast(tf.shape(members)[-1], tf.float32)
-        terms["distillation"] = head.tags_weight * cfg.model.cl_lambda * kl / num_classes
+        terms["distillation"] = (weights["tags"] * cfg.model.cl_lambda * kl / num_classes)
     return terms
 
 

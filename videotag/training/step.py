@@ -3,8 +3,8 @@
 On each replica the step computes its videos' losses, each divided by the number of
 videos of the *global* batch, takes the gradients, and sums them over the replicas
 (one all-reduce); the sum is the gradient of the global batch's mean loss. Clipping
-by global norm, the float16 loss scale's overflow check and the update then all see
-that global gradient, on every replica alike.
+(by global norm, or variable by variable), the float16 loss scale's overflow check
+and the update then all see that global gradient, on every replica alike.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from videotag.config import Config
 from videotag.training.adversarial import SplitModel, fgm_forward
+from videotag.training.learning_rates import LearningRateMultipliers
 from videotag.training.losses import (
     decayed_variables,
     loss_term_names,
@@ -27,8 +28,9 @@ from videotag.training.schedules import learning_rate_schedule
 SUM = tf.distribute.ReduceOp.SUM
 
 
-class ReducedGradientsAdam(keras.optimizers.Adam):
-    """Adam for gradients that the train step has already summed over replicas.
+class ReducedGradientsAdam(LearningRateMultipliers, keras.optimizers.Adam):
+    """Adam for gradients that the train step has already summed over replicas,
+    with per-variable learning-rate multipliers (`train.lr_multipliers`).
 
     Keras's TensorFlow optimizer sums the gradients over replicas itself, after
     clipping them replica by replica; the train step sums first (so that clipping
@@ -145,14 +147,19 @@ class TrainStep:
         if self.replicas > 1:
             count = context.all_reduce(SUM, count)
         grads, parts = self._compute(inputs, targets, count)
+        # an embedding's gradient comes as IndexedSlices, one row per token occurrence;
+        # the global norm and Keras's Adam (which squares the rows) need the summed
+        # dense gradient, with one replica as with several
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                 for g in grads]
         if self.replicas > 1:
-            grads = context.all_reduce(
-                SUM, [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
-                      for g in grads])
+            grads = context.all_reduce(SUM, grads)
         norm = tf.linalg.global_norm(grads)
         scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if self.float16 else 1.0
         clip = self.cfg.train.clip_gradient_norm
-        if clip:
+        if clip and self.cfg.train.clip_gradient_per_variable:
+            grads = [tf.clip_by_norm(g, clip * scale) for g in grads]
+        elif clip:
             grads, _ = tf.clip_by_global_norm(grads, clip * scale, use_norm=norm)
         self.optimizer.apply(grads, self.variables)
         parts["grad_norm"] = norm / scale / self.replicas  # summed over replicas

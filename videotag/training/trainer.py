@@ -45,7 +45,8 @@ from videotag.training.stop import StopSignals, _StopNow
 from videotag.training.logs import EpochProgress, TensorBoardLogs
 from videotag.training.loop import EpochLoop, numbers, write_json
 from videotag.training.schedules import learning_rate_schedule  # noqa: F401  (public here)
-from videotag.training.freeze import freeze_layers
+from videotag.training.freeze import configured_freezes, freeze_configured
+from videotag.training.learning_rates import set_learning_rate_multipliers
 from videotag.training.step import TrainStep, make_optimizer
 
 CONFIG_FILE = "config.yaml"
@@ -56,20 +57,24 @@ CHECKPOINT_DIR = "checkpoints"
 
 def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
     """Compiles for `model.fit` (the trainer itself does not use fit): Adam with the
-    configured schedule, binary cross-entropy on `tags`, cross-entropy on `category`
-    (weighted by `model.head.tags_weight` / `category_weight`), no loss on
-    `embedding`."""
+    configured schedule and clipping, binary cross-entropy on `tags` (summed over the
+    classes with `model.head.tags_loss: sum`), cross-entropy on `category` (weighted
+    by `model.head.tags_weight` / `category_weight`), no loss on `embedding`."""
     clip = cfg.train.clip_gradient_norm or None
+    per_variable = cfg.train.clip_gradient_per_variable
     head = cfg.model.head
     losses, weights = {}, {}
     if "tags" in head.tasks:
         losses["tags"] = keras.losses.BinaryCrossentropy()
-        weights["tags"] = head.tags_weight
+        weights["tags"] = head.tags_weight * (cfg.data.num_classes if head.tags_loss == "sum"
+                                              else 1)
     if "category" in head.tasks:
         losses["category"] = keras.losses.SparseCategoricalCrossentropy()
         weights["category"] = head.category_weight
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate_schedule(cfg), global_clipnorm=clip),
+        optimizer=keras.optimizers.Adam(learning_rate_schedule(cfg),
+                                        clipnorm=clip if per_variable else None,
+                                        global_clipnorm=None if per_variable else clip),
         loss=losses,
         loss_weights=weights,
     )
@@ -90,8 +95,9 @@ def _dtype_policy(mixed_precision: str):
 def build_for_training(cfg: Config, strategy: tf.distribute.Strategy):
     """(model, optimizer) built in the strategy's scope: the model under the
     configured precision policy, batch norm synchronised over several replicas (per
-    `train.sync_batch_norm`), the layers of `train.freeze` frozen, Adam built on the
-    trainable weights.
+    `train.sync_batch_norm`), the layers of `train.freeze` (and of the model's own
+    freeze keys) frozen, Adam built on the trainable weights with the multipliers of
+    `train.lr_multipliers`.
 
     Raises:
         ConfigError: XLA with several replicas and synchronised batch norm.
@@ -107,9 +113,10 @@ def build_for_training(cfg: Config, strategy: tf.distribute.Strategy):
         with _dtype_policy(cfg.train.mixed_precision):
             model = build_model(cfg)
         distribution.set_sync_batch_norm(model, replicas > 1 and cfg.train.sync_batch_norm)
-        freeze_layers(model, cfg.train.freeze)
+        freeze_configured(model, cfg)
         optimizer = make_optimizer(cfg)
         optimizer.build(model.trainable_variables)
+        set_learning_rate_multipliers(optimizer, model, cfg.train.lr_multipliers)
     return model, optimizer
 
 
@@ -197,10 +204,12 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
 
     replicas = strategy.num_replicas_in_sync
     model, optimizer = build_for_training(cfg, strategy)
-    if verbose and cfg.train.freeze:
+    freezes = configured_freezes(cfg)
+    if verbose and freezes:
         trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
-        print(f"training {trainable:,} of {model.count_params():,} parameters (train.freeze: "
-              f"{', '.join(cfg.train.freeze)})", file=sys.stderr)
+        asked = "; ".join(f"{key}: {', '.join(patterns)}" for key, patterns in freezes)
+        print(f"training {trainable:,} of {model.count_params():,} parameters ({asked})",
+              file=sys.stderr)
     state = RunState()
     if latest is not None:
         latest, state = store.restore_latest(model, optimizer)
@@ -303,6 +312,12 @@ def summary_line(summary: Dict, top_k: int = 20) -> str:
         f"{summary['seconds']} s"
     )
     gap = summary.get("validation", {}).get("gap")
+    segment_map = summary.get("validation", {}).get("segment_map")
+    if segment_map is not None:
+        line += f"; validation segment mAP {segment_map:.4f}"
+        untrained = summary.get("untrained_validation", {}).get("segment_map")
+        if untrained is not None:
+            line += f" (untrained {untrained:.4f})"
     if gap is not None:
         line += f"; validation GAP@{top_k} {gap:.4f}"
         untrained = summary.get("untrained_validation", {}).get("gap")
