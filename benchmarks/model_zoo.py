@@ -42,8 +42,14 @@ REFERENCES = {
                       "`AttentionLstmHead`",
     "DBOF": "Abu-El-Haija et al. 2016 (arXiv 1609.08675); google/youtube-8m "
             "frame_level_models.py `DbofModel`",
+    "LOGISTIC": "Abu-El-Haija et al. 2016 (arXiv 1609.08675); google/youtube-8m "
+                "video_level_models.py `LogisticModel`",
     "LSTM": "Abu-El-Haija et al. 2016 (arXiv 1609.08675); google/youtube-8m "
             "frame_level_models.py `LstmModel`",
+    "MIX_NEXTVLAD": "Lin et al. 2018 (arXiv 1811.05014); linrongc/youtube-8m nextvlad.py "
+                    "`MixNeXtVladModel`",
+    "MOE": "Abu-El-Haija et al. 2016 (arXiv 1609.08675); google/youtube-8m "
+           "video_level_models.py `MoeModel`",
     "NETFV": "Miech et al. 2017 (arXiv 1706.06905); antoine77340/Youtube-8M-WILLOW "
              "frame_level_models.py `NetFVModelLF`",
     "NETRVLAD": "Miech et al. 2017 (arXiv 1706.06905); antoine77340/Youtube-8M-WILLOW "
@@ -61,18 +67,21 @@ REFERENCES = {
 }
 
 # Whether the paper configuration has the reference code's parameter count, or the
-# difference its YAML states (tests/test_reference_*.py assert each).
-_MOE_BIAS = "+11,586 (the MoE gates' bias)"
+# difference its YAML states (tests/test_reference_*.py, test_video_level.py and
+# test_mix_nextvlad.py assert each).
 REFERENCE_PARAMETERS = {
     "ATTENTION_CLUSTER": "yes",
     "ATTENTION_LSTM": "-16,384 (one LSTM bias where Paddle has two)",
-    "DBOF": _MOE_BIAS,
-    "LSTM": _MOE_BIAS,
-    "NETFV": f"{_MOE_BIAS}, -14,930,492 (no MoE probability gating)",
-    "NETRVLAD": f"{_MOE_BIAS}, -14,930,492 (no MoE probability gating)",
-    "NETVLAD": f"{_MOE_BIAS}, -14,930,492 (no MoE probability gating)",
+    "DBOF": "yes",
+    "LOGISTIC": "yes",
+    "LSTM": "yes",
+    "MIX_NEXTVLAD": "yes",
+    "MOE": "yes",
+    "NETFV": "yes",
+    "NETRVLAD": "yes",
+    "NETVLAD": "yes",
     "NEXTVLAD": "yes",
-    "SOFTDBOF": _MOE_BIAS,
+    "SOFTDBOF": "yes",
     "TRN": "-23,172 (one class bias where the reference has one per scale)",
     "MULTIMODAL": "no reference reproduced",
 }

@@ -66,40 +66,37 @@ def relu6(x):
 
 def moe_model(x, variables, vocab_size, num_mixtures):
     """The YT8M starter code's video_level_models.py `MoeModel` (gates without bias,
-    one dummy expert predicting 0): [B, D] -> [B, C]."""
+    one dummy expert predicting 0): [B, D] -> [B, C]. With `gating_prob_weights` in
+    `variables`, LOUPE's `MoeModel` with `--moe_prob_gating`: the probabilities
+    times `sigmoid(batch_norm(p @ gating_prob_weights))` (scope `gating_prob_bn`)."""
     gates = x @ variables["gates/weights"]  # biases_initializer=None
     experts = x @ variables["experts/weights"] + variables["experts/biases"]
     gating = softmax(gates.reshape(-1, num_mixtures + 1))
     expert = sigmoid(experts.reshape(-1, num_mixtures))
-    return np.sum(gating[:, :num_mixtures] * expert, axis=1).reshape(-1, vocab_size)
+    probabilities = np.sum(gating[:, :num_mixtures] * expert, axis=1).reshape(-1, vocab_size)
+    if "gating_prob_weights" in variables:
+        prob_gates = batch_norm(probabilities @ variables["gating_prob_weights"], variables,
+                                "gating_prob_bn")
+        probabilities = probabilities * sigmoid(prob_gates)
+    return probabilities
+
+
+def moe_variables(model) -> Dict[str, np.ndarray]:
+    """The MoE head's weights under `MoeModel`'s names (the probability gate's too,
+    when the head has one)."""
+    head = model.get_layer("tags")
+    v = {"gates/weights": _np(head.gates.kernel), "experts/weights": _np(head.experts.kernel),
+         "experts/biases": _np(head.experts.bias)}
+    if head.prob_gating:
+        v["gating_prob_weights"] = _np(head.prob_gates.kernel)
+        v.update(bn_variables(head.prob_gates_bn, "gating_prob_bn"))
+    return v
 
 
 def moe_count(input_size, vocab_size, num_mixtures):
     """Trainable parameters of `MoeModel` (starter code, LOUPE's without gating)."""
     return (input_size * vocab_size * (num_mixtures + 1)  # gates/weights, no bias
             + input_size * vocab_size * num_mixtures + vocab_size * num_mixtures)  # experts
-
-
-def moe_head_difference(model, vocab_size, num_mixtures, prob_gating):
-    """Our MoE head minus the reference's, as the YAML states it: the gates' bias
-    (+C (M+1)) and, where the reference gates the probabilities and our head does
-    not, minus that gate (C x C weights, a batch norm)."""
-    head = model.get_layer("tags")
-    trainable = vocab_size * (num_mixtures + 1) if head.gates.use_bias else 0
-    moving = 0
-    ours_gate = any(tuple(w.shape) == (vocab_size, vocab_size) for w in head.weights)
-    if prob_gating and not ours_gate:
-        trainable -= vocab_size * vocab_size + 2 * vocab_size
-        moving -= 2 * vocab_size
-    return trainable, moving
-
-
-def zero_moe_gate_bias(model):
-    """Sets our MoE head's gate bias (if it has one) to 0: the reference's gates have
-    none, so the reference's functions are ours with that bias at 0."""
-    head = model.get_layer("tags")
-    if head.gates.use_bias:
-        head.gates.bias.assign(np.zeros(head.gates.bias.shape, "float32"))
 
 
 def logistic_model(x, variables):

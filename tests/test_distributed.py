@@ -35,16 +35,22 @@ def shards(tmp_path_factory):
     return root
 
 
-def _train_args(shards, model_dir, *extra):
-    return ["tools/train.py", "--model_name=NEXTVLAD", f"--model_dir={model_dir}",
+def _train_args(shards, model_dir, *extra, model="NEXTVLAD"):
+    return ["tools/train.py", f"--model_name={model}", f"--model_dir={model_dir}",
             f"--train_data_pattern={shards / 'train*.tfrecord'}", "--batch_size=8",
             *[f"--override={o}" for o in TINY], *extra]
 
 
-def test_two_replicas_train_like_one_with_the_same_global_batch(shards, tmp_path):
+# MIX_NEXTVLAD: its members' losses and distillation term cross the replicas too
+MODELS = {"NEXTVLAD": [], "MIX_NEXTVLAD": ["--override=model.mix_number=2"]}
+TERMS = {"NEXTVLAD": [], "MIX_NEXTVLAD": ["tags_loss", "members_loss", "distillation_loss"]}
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_two_replicas_train_like_one_with_the_same_global_batch(shards, tmp_path, model):
     # FGM on: its input gradient also crosses the replicas (synchronised batch norm)
     procs = [start_process(_train_args(shards, tmp_path / kind, "--epochs=1", "--logical_cpus=2",
-                                       f"--distribution={kind}"))
+                                       f"--distribution={kind}", *MODELS[model], model=model))
              for kind in ("none", "mirrored")]
     for code, _, err in finish_processes(procs):
         assert code == 0, err[-3000:]
@@ -54,10 +60,13 @@ def test_two_replicas_train_like_one_with_the_same_global_batch(shards, tmp_path
     assert summaries["none"]["steps"] == summaries["mirrored"]["steps"] == 6  # 48 videos / 8
 
     one, two = (scalar_events(tmp_path / k / "logs" / "train") for k in ("none", "mirrored"))
-    for tag in ("loss", "clean_loss", "adversarial_loss", "grad_norm"):
+    for tag in ("loss", "clean_loss", "adversarial_loss", "grad_norm", *TERMS[model]):
         assert [s for s, _ in one[tag]] == [s for s, _ in two[tag]] == list(range(1, 7))
         np.testing.assert_allclose([v for _, v in two[tag]], [v for _, v in one[tag]],
                                    rtol=1e-5, err_msg=tag)
+    epoch = json.loads((tmp_path / "mirrored" / "metrics.json").read_text())["epochs"][0]
+    for tag in TERMS[model]:
+        assert epoch[tag] > 0 and f"epoch_{tag}" in two
     _, model_one = load_trained(str(tmp_path / "none"))
     _, model_two = load_trained(str(tmp_path / "mirrored"))
     for weight, a, b in zip(model_one.weights, model_one.get_weights(), model_two.get_weights()):

@@ -25,8 +25,10 @@ from tests.tiny_models import (
     tiny_model_config,
 )
 from videotag.data import for_keras, make_dataset, model_inputs
+from videotag.data.means import video_level_record
 from videotag.errors import ConfigError
 from videotag.export import export_saved_model
+from videotag.models.interface import DISTILLATION_OUTPUTS
 from videotag.training.trainer import compile_model
 
 NUM_FRAMES = [7, 3, 1, 5]
@@ -79,13 +81,16 @@ def test_category_head_when_configured(name):
                                      "model.head.tasks": "[tags, category]"})
     model = videotag.build_model(cfg)
     out = model(tiny_batch(cfg, NUM_FRAMES), training=False)
-    assert set(out) == {"tags", "category", "embedding"}
+    # a mixture trained with distillation also outputs its logits (not served)
+    assert set(out) - set(DISTILLATION_OUTPUTS) == {"tags", "category", "embedding"}
     np.testing.assert_allclose(_np(out["category"]).sum(-1), 1.0, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
-def shard(tmp_path_factory):
-    """A TFRecord of 8 tiny videos (1 to 9 frames) in the YT8M frame-level format."""
+def shards(tmp_path_factory):
+    """{record type: a TFRecord of 8 tiny videos}: 1 to 9 frames each in the YT8M
+    frame-level format, and the same videos in the video-level format (their mean
+    dequantized frames)."""
     rng = np.random.default_rng(3)
     records = []
     for i in range(8):
@@ -93,13 +98,18 @@ def shard(tmp_path_factory):
         records.append(frame_record(
             f"vid{i}".encode(), labels=(int(rng.integers(0, NUM_CLASSES)),), frames=frames,
             rgb_size=FEATURE_SIZES[0], audio_size=FEATURE_SIZES[1], seed=i, title=f"video {i}"))
-    return write_file(tmp_path_factory.mktemp("zoo") / "train0.tfrecord", records)
+    root = tmp_path_factory.mktemp("zoo")
+    sizes = {"rgb": FEATURE_SIZES[0], "audio": FEATURE_SIZES[1]}
+    return {"frame": write_file(root / "train0.tfrecord", records),
+            "video": write_file(root / "video0.tfrecord",
+                                [video_level_record(r, sizes) for r in records])}
 
 
 @pytest.mark.filterwarnings("ignore:.*shuffle=True.*", "ignore:.*ran out of data.*")
 @pytest.mark.parametrize("name", ZOO)
-def test_one_fit_step_on_records(name, shard):
+def test_one_fit_step_on_records(name, shards):
     cfg, model = _model(name)
+    shard = shards[cfg.data.record_type]
     ds = for_keras(cfg.data, make_dataset(cfg.data, shard, 4, training=True, seed=0),
                    tasks=cfg.model.head.tasks)
     compile_model(model, cfg)
@@ -135,9 +145,9 @@ SERVE_SCRIPT = textwrap.dedent("""
     sys.modules["videotag"] = None   # TensorFlow alone must serve the models
     sys.modules["keras"] = None
     import tensorflow as tf
-    records = [r.numpy() for r in tf.data.TFRecordDataset(sys.argv[1])]
     result = {}
-    for path in sys.argv[2:]:
+    for path, shard in zip(sys.argv[1::2], sys.argv[2::2]):
+        records = [r.numpy() for r in tf.data.TFRecordDataset(shard)]
         out = tf.saved_model.load(path).signatures["serving_default"](
             example_bytes=tf.constant(records))
         result[path] = {k: v.numpy().tolist() for k, v in out.items()
@@ -148,16 +158,19 @@ SERVE_SCRIPT = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def served(shard, tmp_path_factory):
-    """Exports every registered tiny model, serves all of them in one fresh process,
-    and returns {name: (served outputs, Keras outputs on the same records)}."""
+def served(shards, tmp_path_factory):
+    """Exports every registered tiny model, serves all of them in one fresh process
+    (each on the records of its kind), and returns {name: (served outputs, Keras
+    outputs on the same records)}."""
     root = tmp_path_factory.mktemp("exports")
-    paths, expected, ids = {}, {}, {}
+    paths, expected, ids, served_shards = {}, {}, {}, []
     for name in videotag.list_models():
         if TINY_OVERRIDES.get(name) is None:
             continue
         cfg, model = _model(name)
         paths[name] = str(export_saved_model(model, cfg, str(root)))
+        shard = shards[cfg.data.record_type]
+        served_shards += [paths[name], shard]
         (batch,) = list(make_dataset(cfg.data, shard, 8, training=False, bucket=False))
         ids[name] = [v.decode() for v in batch["video_id"].numpy()]
         out = model(model_inputs(cfg.data, batch), training=False)
@@ -166,7 +179,7 @@ def served(shard, tmp_path_factory):
     script.write_text(SERVE_SCRIPT)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    proc = subprocess.run([sys.executable, str(script), shard, *paths.values()], cwd=root,
+    proc = subprocess.run([sys.executable, str(script), *served_shards], cwd=root,
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

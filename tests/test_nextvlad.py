@@ -6,7 +6,7 @@ import pytest
 
 import videotag
 from tests.helpers import random_batch, tiny_config
-from videotag.layers import MoeHead, NeXtVLAD
+from videotag.layers import NeXtVLAD
 
 
 def _numpy_nextvlad(layer, x, mask):
@@ -117,16 +117,3 @@ def test_outputs_and_paper_structure():
     assert out["tags"].shape == (2, 3862) and out["embedding"].shape == (2, 2048)
     tags = keras.ops.convert_to_numpy(out["tags"])
     assert np.all((tags >= 0) & (tags <= 1)) and not np.isnan(tags).any()
-
-
-def test_moe_head_formula():
-    rng = np.random.default_rng(2)
-    head = MoeHead(num_classes=3, num_mixtures=2, l2_penalty=0.0)
-    x = rng.normal(size=(4, 5)).astype("float32")
-    got = keras.ops.convert_to_numpy(head(x))
-    gates = (x @ head.gates.kernel.numpy() + head.gates.bias.numpy()).reshape(4, 3, 3)
-    experts = (x @ head.experts.kernel.numpy() + head.experts.bias.numpy()).reshape(4, 3, 2)
-    gates = np.exp(gates) / np.exp(gates).sum(-1, keepdims=True)
-    want = (gates[..., :2] / (1 + np.exp(-experts))).sum(-1)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    assert np.all((got >= 0) & (got <= 1))

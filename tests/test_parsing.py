@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import bytes_feature, frame_record, int64_feature, tiny_config, write_file
+import videotag
+from tests.helpers import (
+    NUM_CLASSES,
+    bytes_feature,
+    frame_record,
+    int64_feature,
+    tiny_config,
+    write_file,
+)
 from videotag.data import (
     PARSE_REASONS,
     RecordParser,
@@ -162,8 +170,8 @@ def test_served_models_read_neither_labels_nor_categories():
 
 
 def test_video_level_records():
-    cfg = tiny_config(**{"data.record_type": "video",
-                         "data.feature_names": "[mean_rgb, mean_audio]"})
+    # a video-level model's config (data.record_type video, mean_rgb and mean_audio)
+    cfg = videotag.config.load("logistic", [f"data.num_classes={NUM_CLASSES}"])
     rgb = RNG.normal(size=(2, 1024)).astype(np.float32)
 
     def record(vid, mean_rgb):

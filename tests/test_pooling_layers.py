@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import videotag
-from tests.tiny_models import ZOO, tiny_batch, tiny_model_config
+from tests.tiny_models import FRAME_ZOO, tiny_batch, tiny_model_config
 from videotag.layers import (
     AttentionClusters,
     AttentionPooling,
@@ -57,7 +57,7 @@ def _from_same_state(fn, count, variables):
 
 
 @pytest.mark.parametrize("training", [False, True])
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", FRAME_ZOO)
 def test_padding_never_changes_a_model(name, training):
     cfg = tiny_model_config(name)
     keras.utils.set_random_seed(2)

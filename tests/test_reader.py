@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import frame_record, tiny_config, write_file
+import videotag
+from tests.helpers import NUM_CLASSES, frame_record, tiny_config, write_file
 from videotag.data import make_dataset, schema, translate_error
 from videotag.data import SkipCounter
 from videotag.errors import DataError
@@ -146,8 +147,8 @@ def _video_record(video_id, labels, mean_rgb, mean_audio):
 
 
 def test_video_level_records(tmp_path):
-    cfg = tiny_config(**{"data.record_type": "video",
-                         "data.feature_names": "[mean_rgb, mean_audio]"})
+    # a video-level model's config (data.record_type video, mean_rgb and mean_audio)
+    cfg = videotag.config.load("logistic", [f"data.num_classes={NUM_CLASSES}"])
     rng = np.random.default_rng(0)
     rgb, audio = rng.normal(size=1024).astype(np.float32), rng.normal(size=128).astype(np.float32)
     path = write_file(tmp_path / "v.tfrecord", [

@@ -26,8 +26,8 @@ from tests.reference_numpy import (
     mapped_count,
     middle_positions,
     moe_count,
-    moe_head_difference,
     moe_model,
+    moe_variables,
     outputs,
     padded_batch,
     paper_model,
@@ -35,7 +35,6 @@ from tests.reference_numpy import (
     sigmoid,
     softmax,
     videos,
-    zero_moe_gate_bias,
 )
 
 SIZES = (1024, 128)  # rgb, audio: the reference slices reshaped_input[:, 0:1024] and [:, 1024:]
@@ -171,9 +170,7 @@ def reference_variables(kind, model, cfg):
         assert gating.batch_norm and not gating.gate.use_bias
         v["gating_weights_2"] = _np(gating.gate.kernel)
         v.update(bn_variables(gating.gate_bn, "gating_bn"))
-    head = model.get_layer("tags")
-    v["gates/weights"] = _np(head.gates.kernel)
-    v["experts/weights"], v["experts/biases"] = _np(head.experts.kernel), _np(head.experts.bias)
+    v.update(moe_variables(model))
     return v
 
 
@@ -234,7 +231,6 @@ def _small(kind):
     keras.utils.set_random_seed(0)
     model = videotag.build_model(cfg)
     randomize(model, seed=1)
-    zero_moe_gate_bias(model)
     return cfg, model
 
 
@@ -247,15 +243,14 @@ def test_computes_the_reference_function(kind):
     for i, frames in enumerate(videos(batch, cfg)):
         activation, probabilities = reference_model(kind, frames, v, cfg)
         assert_close(got["embedding"][i], activation, f"{kind} video {i}: hidden activation")
-        if not PROB_GATING[kind]:  # the head is the reference's MoeModel
-            assert_close(got["tags"][i], probabilities, f"{kind} video {i}: probabilities")
-    # the mapped variables are all of the reference's, and no more than the model's
+        assert_close(got["tags"][i], probabilities, f"{kind} video {i}: probabilities")
+    # the mapped variables are all of the reference's, and all of the model's
     m = cfg.model
+    assert m.head.moe_prob_gating == PROB_GATING[kind] and not m.head.moe_gate_bias
     want = reference_count(kind, m.cluster_size, m.hidden_size, CLASSES, MIXTURES, m.gating,
-                           prob_gating=False)
+                           PROB_GATING[kind], getattr(m, "gated_pooling", False))
     assert mapped_count(v) == want
-    diff = moe_head_difference(model, CLASSES, MIXTURES, prob_gating=False)
-    assert counts(model) == (want[0] + diff[0], want[1] + diff[1])
+    assert counts(model) == want
 
 
 @pytest.mark.parametrize("kind", sorted(POOLINGS))
@@ -266,8 +261,7 @@ def test_paper_parameters_are_the_references(kind):
         (MIXTURES, 3862, SIZES)
     want = reference_count(kind, m.cluster_size, m.hidden_size, 3862, MIXTURES, m.gating,
                            PROB_GATING[kind], getattr(m, "gated_pooling", False))
-    diff = moe_head_difference(model, 3862, MIXTURES, PROB_GATING[kind])
-    assert counts(model) == (want[0] + diff[0], want[1] + diff[1])
+    assert counts(model) == want
 
 
 def test_paper_configurations_are_the_published_commands():
@@ -296,6 +290,7 @@ def test_batch_norm_momentum_reaches_every_batch_norm():
         model = videotag.build_model(cfg)
         norms = [layer for layer in nested_layers(model)
                  if isinstance(layer, keras.layers.BatchNormalization)]
-        # the input batch norms, the assignments' (inside NetFV) and the gating's
-        assert len(norms) == 5
+        # the input batch norms, the assignments' (inside NetFV), the gating's and,
+        # where the MoE gates its probabilities, the head's
+        assert len(norms) == (6 if cfg.model.head.moe_prob_gating else 5)
         assert {layer.momentum for layer in norms} == {momentum}

@@ -31,6 +31,12 @@ TINY_OVERRIDES = {
     "SOFTDBOF": {"model.cluster_size": 16, "model.hidden_size": 16, "model.sample_frames": 5},
     "TRN": {"model.segments": 4, "model.frame_size": 8, "model.bottleneck": 8,
             "model.dropout": 0.0},
+    "LOGISTIC": {},
+    "MOE": {"model.head.num_mixtures": 2},
+    # members are NeXtVLADs: the same eigenvalue input as NEXTVLAD's paper config
+    "MIX_NEXTVLAD": {"model.mix_number": 2, "model.cluster_size": 4, "model.groups": 2,
+                     "model.hidden_size": 8, "model.gating_reduction": 2, "model.dropout": 0.0,
+                     "model.input.normalization": "none"},
     # no vocabulary file: every title token is out of vocabulary (the model warns);
     # the vocabulary step itself is covered by tests/test_multimodal.py
     "MULTIMODAL": {
@@ -44,6 +50,8 @@ TINY_OVERRIDES = {
 
 # Every model the zoo tests cover: the registered ones and those expected soon.
 ZOO = sorted(set(videotag.list_models()) | set(TINY_OVERRIDES))
+# The models of frames (padding, masks); the video-level models read one vector per video.
+FRAME_ZOO = [name for name in ZOO if name not in videotag.registry.models_reading("video")]
 
 
 def check_registered(name):
@@ -74,9 +82,13 @@ def tiny_model_config(name, **overrides):
 
 
 def tiny_batch(cfg, num_frames, frames=None, seed=0):
-    """Model inputs: random uint8 frames, `num_frames`, and titles when the model reads them."""
+    """Model inputs: random uint8 frames, `num_frames`, and titles when the model reads
+    them; for a video-level model, random mean features of len(num_frames) videos."""
     rng = np.random.default_rng(seed)
     num_frames = np.asarray(num_frames, np.int32)
+    if cfg.data.record_type == "video":
+        return {n: rng.uniform(-2, 2, (len(num_frames), s)).astype(np.float32)
+                for n, s in zip(cfg.data.feature_names, cfg.data.feature_sizes)}
     steps = frames or int(num_frames.max())
     batch = {n: rng.integers(0, 256, (len(num_frames), steps, s), dtype=np.uint8)
              for n, s in zip(cfg.data.feature_names, cfg.data.feature_sizes)}

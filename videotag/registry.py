@@ -54,5 +54,12 @@ def list_models() -> List[str]:
     return MODELS.names()
 
 
+def models_reading(record_type: str) -> List[str]:
+    """Names of the registered models that read `record_type` records ("frame" or
+    "video": their `ModelConfig.record_type`), sorted."""
+    return [name for name in list_models()
+            if MODELS.params_class(name, "model.name").record_type == record_type]
+
+
 def _import_models() -> None:
     import videotag.models  # noqa: F401  (registers every model on import)

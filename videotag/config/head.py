@@ -24,11 +24,16 @@ class HeadConfig:
     Attributes:
         type: the `tags` head: "logistic", "moe" (mixture of experts, YT8M
             style) or "hmc" (seed 000: global and local branches averaged).
-        num_mixtures: experts per class for "moe".
+        num_mixtures: experts per class for "moe" (the dummy expert not counted).
         l2_penalty: L2 regularisation of the head's weights: `l2_penalty *
             sum(w ** 2)` (Keras's `L2`; TF-slim's `l2_regularizer(s)` is `s/2 *
             sum(w ** 2)`, so a reference's slim value is halved here).
         l2_bias: "logistic": regularise the bias too (the NeXtVLAD authors' head).
+        moe_gate_bias: "moe": the gates have a bias. The starter code's and
+            LOUPE's gates have none (false); videotag 0.1 had one.
+        moe_prob_gating: "moe": gate the output probabilities,
+            `p * sigmoid(bn(p W))` with W [C, C] (LOUPE's `moe_prob_gating`, on
+            in its published commands).
         tags_loss: the `tags` cross-entropy over the classes: "mean" or "sum" (the
             YT8M starter code's `CrossEntropyLoss` and its descendants sum over the
             classes, which scales the data term against the L2 penalties and the
@@ -50,6 +55,8 @@ class HeadConfig:
     num_mixtures: int = 2
     l2_penalty: float = 1e-8
     l2_bias: bool = False
+    moe_gate_bias: bool = False
+    moe_prob_gating: bool = False
     tags_loss: str = "mean"
     tasks: List[str] = field(default_factory=lambda: ["tags"])
     tags_weight: float = 1.0

@@ -11,7 +11,7 @@ join sections are `Config.validate`'s.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Dict, List
+from typing import Annotated, Any, ClassVar, Dict, List
 
 from videotag.config import engine
 from videotag.config.components import Component
@@ -22,6 +22,7 @@ from videotag.config.selection import EarlyStoppingConfig, check_metric_fits, ch
 from videotag.errors import ConfigError
 
 RECORD_TYPES = ("frame", "video")
+RECORD_KINDS = {"frame": "frame-level", "video": "video-level"}
 BAD_RECORD_POLICIES = ("error", "skip")
 DISTRIBUTIONS = ("none", "mirrored", "multi_worker")
 MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
@@ -133,15 +134,23 @@ class ModelConfig:
     with its hyper-parameters as typed fields (and may give it a `validate(path)`);
     a subclass gives the fields below its reference's defaults.
 
+    Class attribute (not a config key):
+        record_type: the records the model reads, "frame" (frame-level
+            SequenceExamples) or "video" (video-level Examples of mean features);
+            `data.record_type` must match it.
+
     Attributes:
         name: the registered model.
         head: the classifier head(s).
-        input: the input normalisation of the frames.
+        input: the input normalisation of the frames (of the mean features for a
+            video-level model).
         batch_norm_momentum: momentum of every batch norm's moving statistics
             (`moving = momentum * moving + (1 - momentum) * batch`): 0.99 is
             Keras's default, 0.999 the default `decay` of TF-slim's batch norm,
             which the YT8M starter code, LOUPE and NeXtVLAD use.
     """
+
+    record_type: ClassVar[str] = "frame"
 
     name: str = ""
     head: HeadConfig = field(default_factory=HeadConfig)
@@ -397,6 +406,15 @@ class Config:
     def validate(self, path: str = "") -> None:
         """Checks the rules that join sections (each section checks its own)."""
         d = self.data
+        kind = type(self.model).record_type
+        if d.record_type != kind:
+            from videotag.registry import models_reading  # late: the registry imports models
+
+            others = ", ".join(models_reading(d.record_type)) or "none"
+            raise ConfigError(
+                f"config key 'data.record_type' is {d.record_type} but {self.model.name} is a "
+                f"{RECORD_KINDS[kind]} model: set data.record_type={kind}, or use a "
+                f"{RECORD_KINDS[d.record_type]} model ({others})")
         demo = not (d.train_data_pattern or d.eval_data_pattern)  # brings its categories
         if "category" in self.model.head.tasks and d.num_categories <= 0 and not demo:
             raise ConfigError(

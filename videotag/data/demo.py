@@ -284,29 +284,51 @@ def ensure_demo_data(root: str | None = None, num_train: int = DEFAULT_NUM_TRAIN
     if found is not None:
         return found
 
-    temp, old = f"{root}.tmp-{os.getpid()}", f"{root}.old-{os.getpid()}"
-    started = time.perf_counter()
     if verbose:
         print(f"generating demo data ({num_train + num_eval} videos) into {root} ...",
               end="", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    data = generate_atomically(
+        root, lambda temp: generate(temp, num_train, num_eval, seed, num_shards),
+        lambda: _reusable(root, expected))
+    if verbose:
+        print(f" done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return _demo_data(root, data.num_classes, num_train, num_eval)
+
+
+def generate_atomically(root: str, make, reusable):
+    """Generates a folder into a temporary sibling that replaces `root` only when
+    complete, so a killed run never leaves half a folder behind that would be reused.
+
+    Args:
+        root: the folder (absolute path).
+        make: `make(temp_folder)` writes the folder's files and returns a result.
+        reusable: `reusable()` is the result of a folder already in place at `root`
+            (another process finished first), or None.
+
+    Returns:
+        What `make` returned, or `reusable()` when another process won the race.
+
+    Raises:
+        DataError: the folder cannot be written.
+    """
+    temp, old = f"{root}.tmp-{os.getpid()}", f"{root}.old-{os.getpid()}"
     try:
         os.makedirs(os.path.dirname(root), exist_ok=True)
         _remove_stale(root)
-        data = generate(temp, num_train, num_eval, seed, num_shards)
+        result = make(temp)
         if os.path.exists(root):
             os.rename(root, old)
         try:
             os.rename(temp, root)
         except OSError:
             # Another process finished first: use its data if it is what we need.
-            found = _reusable(root, expected)
-            if found is None:
+            result = reusable()
+            if result is None:
                 raise
         shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(temp, ignore_errors=True)
     except OSError as e:
         shutil.rmtree(temp, ignore_errors=True)
         raise DataError(f"cannot write the demo data into {root}: {e}") from e
-    if verbose:
-        print(f" done in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    return found or _demo_data(root, data.num_classes, num_train, num_eval)
+    return result

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Dict, Optional
 import tensorflow as tf
 
 from videotag.data import schema
+from videotag.data.record_types import check_record_type
 from videotag.data.parsing import RecordParser, decode_frames
 from videotag.data.segments import LABEL_WEIGHTS_KEY, rated_segments
 from videotag.data.shards import keep_record, list_files, read_shard
@@ -88,9 +89,11 @@ def make_dataset(
             Neither segment mode groups by length.
 
     Raises:
-        DataError: the pattern matches no file.
+        DataError: the pattern matches no file, or its first record is of the other
+            kind (frame-level or video-level) than `data.record_type`.
     """
     files = list_files(pattern)
+    check_record_type(cfg, files)
     if segments is None:
         segments = ("rated" if training else "videos") if cfg.segment_labels else ""
     skip = cfg.on_bad_record == "skip"

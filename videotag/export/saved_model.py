@@ -31,6 +31,7 @@ from videotag import files
 from videotag.data import schema
 from videotag.data.labels import load_label_names
 from videotag.data.segments import segment_classes
+from videotag.data.writer import video_example
 from videotag.errors import ModelError
 from videotag.export.serving import EXAMPLES_INPUT, ServingModule
 from videotag.export.tf_serving import (
@@ -80,8 +81,12 @@ def build_serving_module(model, cfg, top_k: Optional[int] = None) -> ServingModu
 def warmup_requests(module: ServingModule, cfg, seed: int = 0
                     ) -> Iterator[Tuple[str, Dict[str, np.ndarray]]]:
     """(signature, inputs) pairs that touch every signature: random videos of
-    WARMUP_FRAMES frames at each of WARMUP_BATCH_SIZES."""
+    WARMUP_FRAMES frames (or random mean features, for a video-level model) at each
+    of WARMUP_BATCH_SIZES."""
     rng = np.random.default_rng(seed)
+    if not module.frame_level:
+        yield from _video_level_warmup(module, cfg, rng)
+        return
     frames = min(WARMUP_FRAMES, cfg.data.max_frames)
     for batch in WARMUP_BATCH_SIZES:
         features = {name: rng.integers(0, 256, (batch, frames, size), dtype=np.uint8)
@@ -101,6 +106,23 @@ def warmup_requests(module: ServingModule, cfg, seed: int = 0
         yield PREDICT_DENSE, dense
         if hasattr(module, "serve_segments"):
             yield PREDICT_SEGMENTS, {EXAMPLES_INPUT: np.array(records, dtype=object)}
+
+
+def _video_level_warmup(module: ServingModule, cfg, rng):
+    """The warm-up requests of a video-level model: random mean features."""
+    for batch in WARMUP_BATCH_SIZES:
+        features = {name: rng.uniform(-1, 1, (batch, size)).astype(np.float32)
+                    for name, size in module.features}
+        titles = [f"warm-up video {i}" for i in range(batch)]
+        records = [video_example(f"warmup-{i}", [], {n: f[i] for n, f in features.items()},
+                                 id_key=cfg.data.id_key,
+                                 title=titles[i] if module.has_title else None,
+                                 ).SerializeToString() for i in range(batch)]
+        yield SERVING_DEFAULT, {EXAMPLES_INPUT: np.array(records, dtype=object)}
+        dense = dict(features)
+        if module.has_title:
+            dense[schema.TITLE_KEY] = np.array([t.encode() for t in titles], dtype=object)
+        yield PREDICT_DENSE, dense
 
 
 def _sequence_example(context: Dict[str, bytes], frames: Dict[str, np.ndarray]) -> bytes:
@@ -160,8 +182,6 @@ def export_saved_model(
             export needs, or ran out of space (nothing is left of the version).
         DataError: the label file does not define `data.num_classes` classes.
     """
-    if cfg.data.record_type != "frame":
-        raise ModelError("export supports frame-level models (data.record_type=frame)")
     name = name or cfg.model.name.lower()
     base = files.join(str(export_dir), name)
     version = version if version is not None else next_version(base)

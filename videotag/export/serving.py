@@ -8,12 +8,14 @@ ops). Records are parsed and checked by the same parser as the tf.data pipeline'
 
 Signatures (every tensor batch-first, B = videos of the request):
 
-- `serving_default`: `example_bytes` string [B], serialized YT8M frame-level
-  SequenceExamples (context id, and title when the model reads titles; labels and
-  category are ignored).
+- `serving_default`: `example_bytes` string [B], serialized YT8M records of the
+  model's kind: frame-level SequenceExamples, or for a video-level model (LOGISTIC,
+  MOE) video-level Examples (context id, and title when the model reads titles;
+  labels and category are ignored).
 - `predict_dense`: each frame feature uint8 [B, T, size], `num_frames` int32 [B]
-  and, when the model reads titles, `title` string [B] (UTF-8).
-- `predict_segments` (models with a `tags` head): `example_bytes` as
+  and, when the model reads titles, `title` string [B] (UTF-8); for a video-level
+  model each mean feature float32 [B, size] (and `title`).
+- `predict_segments` (frame-level models with a `tags` head): `example_bytes` as
   `serving_default`; the outputs of `serving_default` and, for every segment of
   every video (`data.segment_size` frames, each scored on its window: see
   `videotag.data.segments`), its top k segment classes.
@@ -71,14 +73,17 @@ def model_io_names(model) -> tuple:
 class ServingModule(tf.Module):
     """Wraps a videotag Keras model with the serving signatures.
 
-    `serve_examples` and `serve_dense` (the two signatures) exist for frame-level
-    data; `outputs` (the heads' outputs for parsed inputs) for any data, which is
-    what prediction from a model directory uses.
+    `serve_examples` and `serve_dense` are the two signatures of every model, and
+    `serve_segments` the third of a frame-level model with `tags`; `outputs` (the
+    heads' outputs for parsed inputs) is also what prediction from a model
+    directory uses.
 
     Args:
-        model: the Keras model. Inputs by name: frame features uint8 [B, T, size],
-            `num_frames` int32 [B], optionally `title` string [B]. Outputs by name:
-            `tags` and/or `category` probabilities, and `embedding`.
+        model: the Keras model. Inputs by name: frame features uint8 [B, T, size]
+            and `num_frames` int32 [B] (or, for video-level data, mean features
+            float32 [B, size]), optionally `title` string [B]. Outputs by name:
+            `tags` and/or `category` probabilities, and `embedding` (others, such
+            as a mixture's `member_logits`, are not served).
         cfg: the run's config (data schema; export.top_k).
         class_names: one name per tag class (needed when the model has `tags`).
         category_names: one name per category (needed when it has `category`).
@@ -106,7 +111,6 @@ class ServingModule(tf.Module):
             )
         self._features = [(n, s) for n, s in zip(data.feature_names, data.feature_sizes)
                           if n in inputs]
-        # video-level models (mean features) get `outputs` but no signatures
         self.frame_level = data.record_type == "frame"
         if not self._features or (self.frame_level and schema.NUM_FRAMES_KEY not in inputs):
             raise ModelError("the model must take the data's features (and 'num_frames' "
@@ -130,12 +134,13 @@ class ServingModule(tf.Module):
                 raise ModelError(f"export needs {data.num_categories} category names")
             self.category_names = tf.constant(list(category_names), dtype=tf.string)
 
-        if self.frame_level:
-            self.serve_examples = tf.function(
-                self._serve_examples,
-                input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)],
-            )
-            self.serve_dense = tf.function(self._serve_dense, input_signature=self.dense_specs())
+        self.serve_examples = tf.function(
+            self._serve_examples,
+            input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)],
+        )
+        self.serve_dense = tf.function(
+            self._serve_dense if self.frame_level else self._serve_means,
+            input_signature=self.dense_specs())
         if self.frame_level and self.has_tags:
             classes = np.arange(data.num_classes) if segment_classes is None else segment_classes
             self.segment_classes = np.asarray(classes, np.int32)
@@ -146,13 +151,21 @@ class ServingModule(tf.Module):
 
     @property
     def features(self) -> List[tuple]:
-        """(name, bytes per frame) of the frame features the model takes."""
+        """(name, size) of the features the model takes: bytes per frame of frame
+        features, floats of video-level mean features."""
         return list(self._features)
 
     # --- signatures ---------------------------------------------------------------
 
     def dense_specs(self) -> List[tf.TensorSpec]:
-        """The `predict_dense` inputs, in order: features, num_frames, [title]."""
+        """The `predict_dense` inputs, in order: frame features and num_frames (or
+        mean features), [title]."""
+        if not self.frame_level:
+            specs = [tf.TensorSpec([None, size], tf.float32, name=name)
+                     for name, size in self._features]
+            if self.has_title:
+                specs.append(tf.TensorSpec([None], tf.string, name=schema.TITLE_KEY))
+            return specs
         specs = [tf.TensorSpec([None, None, size], tf.uint8, name=name)
                  for name, size in self._features]
         specs.append(tf.TensorSpec([None], tf.int32, name=schema.NUM_FRAMES_KEY))
@@ -191,19 +204,32 @@ class ServingModule(tf.Module):
                 "row ", tf.strings.as_string(rows), " has ",
                 tf.strings.as_string(tf.gather(num_frames, rows))]), separator=", ")])
         checks = [tf.debugging.Assert(tf.reduce_all(ok), [message], summarize=1)]
-        if self.has_title:
-            title_ok = valid_utf8(inputs[schema.TITLE_KEY])
-            bad_rows = tf.boolean_mask(tf.range(tf.size(title_ok)), ~title_ok)[:_MAX_REPORTED]
-            checks.append(tf.debugging.Assert(tf.reduce_all(title_ok), [tf.strings.join([
-                "bad request: title is not valid UTF-8 text in rows ",
-                tf.strings.reduce_join(tf.strings.as_string(bad_rows), separator=", ")])],
-                summarize=1))
+        checks += self._title_checks(inputs)
         with tf.control_dependencies(checks):
             used = tf.minimum(steps, self._data.max_frames)
             for name, _ in self._features:
                 inputs[name] = tf.identity(inputs[name][:, :used])
             inputs[schema.NUM_FRAMES_KEY] = tf.minimum(num_frames, used)
         return self.outputs(inputs)
+
+    def _serve_means(self, *tensors):
+        names = [s.name for s in self.dense_specs()]
+        inputs = dict(zip(names, tensors))
+        with tf.control_dependencies(self._title_checks(inputs)):
+            inputs = {k: tf.identity(v) for k, v in inputs.items()}
+        return self.outputs(inputs)
+
+    def _title_checks(self, inputs) -> list:
+        """Asserts that the dense request's titles (if the model reads them) are
+        valid UTF-8, naming the bad rows."""
+        if not self.has_title:
+            return []
+        title_ok = valid_utf8(inputs[schema.TITLE_KEY])
+        bad_rows = tf.boolean_mask(tf.range(tf.size(title_ok)), ~title_ok)[:_MAX_REPORTED]
+        return [tf.debugging.Assert(tf.reduce_all(title_ok), [tf.strings.join([
+            "bad request: title is not valid UTF-8 text in rows ",
+            tf.strings.reduce_join(tf.strings.as_string(bad_rows), separator=", ")])],
+            summarize=1)]
 
     def segment_outputs(self, inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         """The `predict_segments` outputs of its own (see the module docstring) for
@@ -253,8 +279,9 @@ class ServingModule(tf.Module):
     # --- parsing --------------------------------------------------------------------
 
     def parse_records(self, example_bytes: tf.Tensor):
-        """Parses and checks serialized SequenceExamples [B] with the data's one
-        record parser (`videotag.data.parsing.RecordParser`).
+        """Parses and checks serialized records [B] (SequenceExamples, or Examples
+        for video-level data) with the data's one record parser
+        (`videotag.data.parsing.RecordParser`).
 
         Returns:
             (model inputs by name, video ids string [B]).
@@ -262,13 +289,20 @@ class ServingModule(tf.Module):
         Raises (when run):
             InvalidArgumentError: a record cannot be parsed (named by the parse op:
             "example id: record i"), or is malformed (no id, no frames, a frame of
-            the wrong byte length, a title that is not one UTF-8 string):
+            the wrong byte length, a mean feature of the wrong size, a title that
+            is not one UTF-8 string):
             "bad request: N malformed record(s): record i (id '...'): <problem>",
             the same problem text as the tf.data pipeline's.
         """
         count = tf.shape(example_bytes)[0]
         names = tf.strings.join(["record ", tf.strings.as_string(tf.range(count))])
         features, _, errors = self._parser.parse(example_bytes, names)
+        if not self.frame_level:
+            with tf.control_dependencies([_assert_good(errors)]):
+                inputs = {name: tf.identity(features[name]) for name, _ in self._features}
+            if self.has_title:
+                inputs[schema.TITLE_KEY] = features[schema.TITLE_KEY]
+            return inputs, features[schema.VIDEO_ID_KEY]
         with tf.control_dependencies([_assert_good(errors)]):
             num_frames = tf.identity(features[schema.NUM_FRAMES_KEY])
         inputs = {schema.NUM_FRAMES_KEY: num_frames}

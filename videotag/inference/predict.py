@@ -28,6 +28,7 @@ from videotag.data import (
     model_inputs,
     schema,
 )
+from videotag.data.record_types import check_record_type
 from videotag.data.tf_errors import describe_parse_failure
 from videotag.errors import DataError, ModelError
 
@@ -130,13 +131,21 @@ def load_saved_model(path: str):
 
 def saved_model_batches(path: str, pattern: str, batch_size: int = 256,
                         signature: str = "serving_default") -> Iterator[Batch]:
-    """Output batches of an exported SavedModel's `signature` on raw records."""
+    """Output batches of an exported SavedModel's `signature` on raw records.
+
+    The records must be of the model's kind (frame-level or video-level, per the
+    config exported beside it): else a `DataError` says which kind they are.
+    """
     signatures = load_saved_model(path).signatures
     if signature not in signatures:
         raise ModelError(f"{path}: no signature {signature} (it has {', '.join(signatures)}): "
                          "export the model again with this videotag")
     serve = signatures[signature]
-    for shard in list_files(pattern):
+    files = list_files(pattern)
+    exported = _exported_config(path)
+    if exported is not None:
+        check_record_type(exported.data, files)
+    for shard in files:
         records = tf.data.TFRecordDataset(shard).enumerate().batch(batch_size)
         try:
             for index, batch in records:
@@ -148,6 +157,15 @@ def saved_model_batches(path: str, pattern: str, batch_size: int = 256,
                 yield {k: v.numpy() for k, v in out.items()}
         except tf.errors.DataLossError:
             raise DataError(f"{shard}: the shard is corrupt or truncated (CRC check failed)") from None
+
+
+def _exported_config(path: str):
+    """The config exported with a SavedModel (`assets.extra/`), or None without one."""
+    from videotag import config as config_lib
+    from videotag.export.saved_model import CONFIG_FILE, EXTRA_DIR
+
+    saved = tf.io.gfile.join(path, EXTRA_DIR, CONFIG_FILE)
+    return config_lib.load(saved) if tf.io.gfile.exists(saved) else None
 
 
 def describe_rejection(message: str, first: int) -> str:

@@ -18,6 +18,7 @@ from videotag.layers.heads import (
     MoeHead,
     build_head,
 )
+from videotag.layers.mixture import LogitMixture, MixtureWeights
 from videotag.layers.normalization import MaskedBatchNormalization
 from videotag.layers.ops import masked_softmax
 from videotag.layers.recurrent import BiLSTM, StackedLSTM
@@ -48,7 +49,9 @@ __all__ = [
     "GatedFusion",
     "HmcHead",
     "LogisticHead",
+    "LogitMixture",
     "MaskedBatchNormalization",
+    "MixtureWeights",
     "MoeHead",
     "NetFV",
     "NetRVLAD",

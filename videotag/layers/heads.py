@@ -5,17 +5,20 @@ logits are cast to float32 before the sigmoid or softmax.
 """
 
 import keras
-from keras import layers, ops, regularizers
+from keras import initializers, layers, ops, regularizers
 
 
 @keras.saving.register_keras_serializable(package="videotag")
 class LogisticHead(keras.layers.Layer):
-    """Independent sigmoid per class (multi-label). [B, D] -> [B, num_classes].
+    """Independent sigmoid per class (multi-label), the YT8M starter code's
+    `LogisticModel`. [B, D] -> [B, num_classes].
 
     Args:
         num_classes: C.
         l2_penalty: L2 of the weights (`l2_penalty * sum(w ** 2)`).
-        l2_bias: regularise the bias with the same L2 (the NeXtVLAD authors' head).
+        l2_bias: regularise the bias with the same L2 (the NeXtVLAD authors'
+            `LogisticModel`, linrongc/youtube-8m video_level_models.py; the starter
+            code regularises the kernel only).
     """
 
     def __init__(self, num_classes, l2_penalty=1e-8, l2_bias=False, **kwargs):
@@ -48,38 +51,81 @@ class LogisticHead(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="videotag")
 class MoeHead(keras.layers.Layer):
-    """Mixture of experts per class: `sum_m softmax(gates)_m * sigmoid(expert_m)`.
+    """Mixture of experts per class, the YT8M starter code's `MoeModel`.
 
-    As in the YT8M starter code, the gate softmax has one extra "dummy" expert whose
-    prediction is 0, so a class can be switched off.
-    [B, D] -> [B, num_classes].
+    `p_c = sum_m softmax(g_c)_m * sigmoid(e_cm)` over the M experts, where the
+    gate logits `g_c = x W_g` of class c have M + 1 entries: the softmax runs over
+    the M experts and one "dummy" expert whose prediction is 0, so a class can be
+    switched off (google/youtube-8m, video_level_models.py, `MoeModel`: the gates
+    have no bias, the experts have one; both kernels are L2-regularised).
+
+    With `prob_gating`, the probabilities are gated as in LOUPE's `MoeModel`
+    (antoine77340/Youtube-8M-WILLOW, video_level_models.py, flag
+    `moe_prob_gating`, with its default input `moe_prob_gating_input=prob` and
+    `gating_remove_diag=False`): `p * sigmoid(bn(p W_p))`, W_p [C, C] without
+    bias or regulariser, initialised N(0, 1/C) (the context gating of the output).
+
+    Args:
+        num_classes: C.
+        num_mixtures: M, experts per class (the dummy one not counted).
+        l2_penalty: Keras L2 of the gate and expert kernels.
+        gate_bias: give the gates a bias (videotag 0.1 did; the references do
+            not). A configuration saved without this key is from before it existed
+            and loads with the bias (`from_config`).
+        prob_gating: gate the probabilities (LOUPE).
+    Shapes:
+        [B, D] -> [B, C] float32 probabilities.
     """
 
-    def __init__(self, num_classes, num_mixtures=2, l2_penalty=1e-8, **kwargs):
+    def __init__(self, num_classes, num_mixtures=2, l2_penalty=1e-8, gate_bias=False,
+                 prob_gating=False, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.num_mixtures = num_mixtures
         self.l2_penalty = l2_penalty
+        self.gate_bias = bool(gate_bias)
+        self.prob_gating = bool(prob_gating)
         reg = regularizers.L2(l2_penalty) if l2_penalty else None
         self.gates = layers.Dense(
-            num_classes * (num_mixtures + 1), kernel_regularizer=reg, name="gates",
-            dtype=self.dtype_policy,
+            num_classes * (num_mixtures + 1), use_bias=self.gate_bias, kernel_regularizer=reg,
+            name="gates", dtype=self.dtype_policy,
         )
         self.experts = layers.Dense(
             num_classes * num_mixtures, kernel_regularizer=reg, name="experts",
             dtype=self.dtype_policy,
         )
+        if self.prob_gating:
+            self.prob_gates = layers.Dense(
+                num_classes, use_bias=False, name="prob_gates", dtype=self.dtype_policy,
+                kernel_initializer=initializers.RandomNormal(stddev=num_classes ** -0.5))
+            self.prob_gates_bn = layers.BatchNormalization(name="prob_gates_bn",
+                                                           dtype=self.dtype_policy)
+
+    @classmethod
+    def from_config(cls, config):
+        # videotag 0.1 saved no `gate_bias`: its gates had a bias
+        return super().from_config({"gate_bias": True, **config})
 
     def build(self, input_shape):
         self.gates.build(input_shape)
         self.experts.build(input_shape)
+        if self.prob_gating:
+            self.prob_gates.build((None, self.num_classes))
+            self.prob_gates_bn.build((None, self.num_classes))
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         m = self.num_mixtures
         gates = ops.reshape(ops.cast(self.gates(inputs), "float32"), (-1, self.num_classes, m + 1))
         experts = ops.reshape(ops.cast(self.experts(inputs), "float32"), (-1, self.num_classes, m))
         gates = ops.softmax(gates, axis=-1)
-        return ops.sum(gates[..., :m] * ops.sigmoid(experts), axis=-1)
+        probabilities = ops.sum(gates[..., :m] * ops.sigmoid(experts), axis=-1)
+        if not self.prob_gating:
+            return probabilities
+        gate = self.prob_gates_bn(self.prob_gates(probabilities), training=training)
+        return probabilities * ops.sigmoid(ops.cast(gate, "float32"))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
 
     def get_config(self):
         return {
@@ -87,6 +133,8 @@ class MoeHead(keras.layers.Layer):
             "num_classes": self.num_classes,
             "num_mixtures": self.num_mixtures,
             "l2_penalty": self.l2_penalty,
+            "gate_bias": self.gate_bias,
+            "prob_gating": self.prob_gating,
         }
 
 
@@ -223,7 +271,9 @@ def build_head(head_cfg, num_classes, name="tags"):
     if head_cfg.type == "logistic":
         return LogisticHead(num_classes, head_cfg.l2_penalty, head_cfg.l2_bias, name=name)
     if head_cfg.type == "moe":
-        return MoeHead(num_classes, head_cfg.num_mixtures, head_cfg.l2_penalty, name=name)
+        return MoeHead(num_classes, head_cfg.num_mixtures, head_cfg.l2_penalty,
+                       gate_bias=head_cfg.moe_gate_bias, prob_gating=head_cfg.moe_prob_gating,
+                       name=name)
     if head_cfg.type == "hmc":
         return HmcHead(num_classes, head_cfg.hmc_hidden_size, head_cfg.hmc_local_levels,
                        head_cfg.hmc_local_weight, head_cfg.hmc_dropout, head_cfg.l2_penalty,

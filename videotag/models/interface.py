@@ -4,7 +4,8 @@ mask, head, outputs, batch-norm momentum.
 Conventions every registered model follows (the trainer's FGM adversarial loss and
 the exporter rely on them):
 - raw inputs by name: each frame feature uint8 [B, T, size], `num_frames` int32 [B]
-  and, with `data.use_title`, `title` string [B];
+  and, with `data.use_title`, `title` string [B]; a video-level model (its config's
+  `record_type` is "video") takes each mean feature float32 [B, size] instead;
 - the model reaches the raw inputs only through the layers made here and by the
   title embedding: `dequantize_<feature>` (float frames [B, T, size]), `frame_mask`
   (bool [B, T]), `title_tokens`/`title_mask` and `title_embedding` (float
@@ -12,7 +13,10 @@ the exporter rely on them):
   model can be cut there: the outputs of `dequantize_*` and `title_embedding` are
   the perturbable tensors of FGM (the input normalisation of `model.input`, the
   layer `input_normalization`, comes after them);
-- outputs by name: `tags` and/or `category` probabilities and `embedding`.
+- outputs by name: `tags` and/or `category` probabilities and `embedding`; a model
+  trained with online distillation (MIX_NEXTVLAD) also outputs `member_logits`
+  [B, M, C] and `mixture_logits` [B, C] (`DISTILLATION_OUTPUTS`), which the trainer's
+  loss reads (`videotag.training.losses.loss_terms`) and serving leaves out.
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ import numpy as np
 from videotag.data import schema
 from videotag.errors import ConfigError
 from videotag.layers import CategoryHead, Dequantize, FrameMask, FrameNormalization, build_head
+
+# The extra outputs of a model trained with online distillation: the members' class
+# logits [B, M, C] and the mixture's [B, C].
+MEMBER_LOGITS = "member_logits"
+MIXTURE_LOGITS = "mixture_logits"
+DISTILLATION_OUTPUTS = (MEMBER_LOGITS, MIXTURE_LOGITS)
 
 
 def frame_inputs(cfg) -> Tuple[Dict[str, keras.KerasTensor], List[keras.KerasTensor], keras.KerasTensor]:
@@ -95,17 +105,50 @@ def set_batch_norm_momentum(model: keras.Model, momentum: Optional[float]) -> ke
     return model
 
 
-def video_outputs(cfg, embedding: keras.KerasTensor) -> Dict[str, keras.KerasTensor]:
+def video_inputs(cfg) -> Tuple[Dict[str, keras.KerasTensor], keras.KerasTensor]:
+    """Model inputs for video-level data (mean features).
+
+    Args:
+        cfg: the run's config (`data.feature_names`, `data.feature_sizes`;
+            `model.input`, the normalisation of the features as `frame_inputs`
+            applies it to each frame: "l2" is the YT8M starter code's train.py,
+            `tf.nn.l2_normalize(model_input_raw, feature_dim)` over all features).
+
+    Returns:
+        (inputs, features): the Keras inputs by name (each feature float32
+        [B, size]) and the features, normalised as `model.input` says, concatenated
+        in `data.feature_names` order [B, sum of sizes].
+
+    Raises:
+        ConfigError: `model.input` asks for eigenvalues that cannot be read.
+    """
+    data = cfg.data
+    inputs = {name: keras.Input((size,), dtype="float32", name=name)
+              for name, size in zip(data.feature_names, data.feature_sizes)}
+    features = list(inputs.values())
+    mode = cfg.model.input.normalization
+    if mode != "none":
+        scale = eigenvalue_scale(cfg) if mode == "eigenvalues" else None
+        features = FrameNormalization(mode, scale, name="input_normalization")(features)
+    x = (keras.layers.Concatenate(name="concat_features")(features) if len(features) > 1
+         else features[0])
+    return inputs, x
+
+
+def video_outputs(cfg, embedding: keras.KerasTensor, tags: Optional[keras.KerasTensor] = None
+                  ) -> Dict[str, keras.KerasTensor]:
     """The outputs dict of every model, from the video embedding [B, D].
 
-    `tags` [B, num_classes] sigmoid probabilities from the configured head and/or
-    `category` [B, num_categories] softmax probabilities (per `model.head.tasks`),
-    and `embedding` [B, D] float32 (the vector the heads see).
+    `tags` [B, num_classes] sigmoid probabilities from the configured head (or the
+    model's own `tags` tensor, when given) and/or `category` [B, num_categories]
+    softmax probabilities (per `model.head.tasks`), and `embedding` [B, D] float32
+    (the vector the heads see).
     """
     head = cfg.model.head
     outputs = {}
     if "tags" in head.tasks:
-        outputs["tags"] = build_head(head, cfg.data.num_classes, name="tags")(embedding)
+        outputs["tags"] = (build_head(head, cfg.data.num_classes, name="tags")(embedding)
+                           if tags is None else tags)
     if "category" in head.tasks:
         if cfg.data.num_categories <= 0:
             raise ConfigError("config key 'model.head.tasks' has 'category' but "

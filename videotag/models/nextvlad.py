@@ -75,24 +75,39 @@ def nextvlad_aggregator(params: NeXtVLADParams, x, mask, name, index):
     return layers.BatchNormalization(name=f"{name}_vlad_bn")(vlad)
 
 
-@register_model("NEXTVLAD", NeXtVLADConfig)
-def build_nextvlad(cfg) -> keras.Model:
-    """NeXtVLAD video classifier; outputs `tags` and `embedding`."""
-    m = cfg.model
-    inputs, frames, mask = frame_inputs(cfg)
+def nextvlad_embedding(m: NeXtVLADConfig, feature_names, frames, mask, prefix: str = ""):
+    """The NeXtVLAD video vector [B, hidden_size]: per feature NeXtVLAD and batch norm
+    (the features after the first with half the clusters and groups), concatenation,
+    dropout, the hidden dense (no bias) with batch norm, SE context gating.
+
+    Args:
+        m: the model config (cluster_size, groups, expansion, hidden_size,
+            gating_reduction, dropout).
+        feature_names: names of the features, in `frames` order.
+        frames: float frames [B, T, size] per feature.
+        mask: bool [B, T], True on valid frames.
+        prefix: prepended to every layer name (one NeXtVLAD of several in a model).
+    """
     pooled = []
-    for i, (name, x) in enumerate(zip(cfg.data.feature_names, frames)):
+    for i, (name, x) in enumerate(zip(feature_names, frames)):
         scale = 1 if i == 0 else 2  # the audio branch: half the clusters and groups
         vlad = NeXtVLAD(
             cluster_size=max(1, m.cluster_size // scale),
             groups=max(1, m.groups // scale),
             expansion=m.expansion,
-            name=f"nextvlad_{name}",
+            name=f"{prefix}nextvlad_{name}",
         )(x, mask=mask)
-        pooled.append(layers.BatchNormalization(name=f"vlad_bn_{name}")(vlad))
-    x = layers.Concatenate(name="concat")(pooled) if len(pooled) > 1 else pooled[0]
-    x = layers.Dropout(m.dropout, name="dropout")(x)
-    x = layers.Dense(m.hidden_size, use_bias=False, name="hidden")(x)
-    x = layers.BatchNormalization(name="hidden_bn")(x)
-    x = SEContextGating(m.gating_reduction, name="context_gating")(x)
+        pooled.append(layers.BatchNormalization(name=f"{prefix}vlad_bn_{name}")(vlad))
+    x = layers.Concatenate(name=f"{prefix}concat")(pooled) if len(pooled) > 1 else pooled[0]
+    x = layers.Dropout(m.dropout, name=f"{prefix}dropout")(x)
+    x = layers.Dense(m.hidden_size, use_bias=False, name=f"{prefix}hidden")(x)
+    x = layers.BatchNormalization(name=f"{prefix}hidden_bn")(x)
+    return SEContextGating(m.gating_reduction, name=f"{prefix}context_gating")(x)
+
+
+@register_model("NEXTVLAD", NeXtVLADConfig)
+def build_nextvlad(cfg) -> keras.Model:
+    """NeXtVLAD video classifier; outputs `tags` and `embedding`."""
+    inputs, frames, mask = frame_inputs(cfg)
+    x = nextvlad_embedding(cfg.model, cfg.data.feature_names, frames, mask)
     return keras.Model(inputs, video_outputs(cfg, x), name="nextvlad")

@@ -2,7 +2,8 @@
 
 TensorBoard logs go to `<model_dir>/logs/train` (per `train.log_every_steps` steps:
 `loss`, `clean_loss`, `adversarial_loss` with FGM, `learning_rate`,
-`examples_per_second`, `grad_norm`; per epoch: `epoch_loss` ...) and
+`examples_per_second`, `grad_norm`, and for a model trained with online distillation
+`tags_loss`, `members_loss`, `distillation_loss`; per epoch: `epoch_loss` ...) and
 `<model_dir>/logs/validation` (per epoch: `gap`, `map`, `hit_at_1`, `perr`, ...).
 View them with `tensorboard --logdir <model_dir>/logs` (the `tensorboard` package,
 installed by the `tensorboard` extra; the logs are written with TensorFlow alone, which
@@ -14,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 import posixpath
-from typing import IO, Callable, Dict, Optional
+from typing import IO, Callable, Dict, Optional, Sequence
 
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
@@ -39,21 +40,25 @@ class EpochProgress:
     A line reads `epoch 3 step 120, loss 0.5012, 1234 examples/s`; when the epoch's
     steps are known (`train.steps_per_epoch`, or the previous epoch's count), the
     step count, its fill and the time left are shown with the total. With FGM the
-    clean and adversarial losses follow the loss.
+    clean and adversarial losses follow the loss, then the named `terms` (the
+    distillation terms of a mixture: `tags 0.0812, members 0.2490, distillation
+    0.0031`).
 
     Args:
         verbose: show anything at all.
         batch_size: the global batch (for examples/s).
         epochs: the run's epochs.
         fgm: the steps report `clean` and `adversarial` losses too.
+        terms: names of further loss terms the steps report.
         seconds: seconds between lines (when no bar is drawn).
         mode, stream, clock: as for `videotag.progress.Progress`.
     """
 
     def __init__(self, verbose: bool, batch_size: int, epochs: int, fgm: bool = False,
                  seconds: float = 30.0, mode: str = "auto", stream: Optional[IO[str]] = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, terms: Sequence[str] = ()):
         self.verbose, self.batch_size, self.epochs, self.fgm = verbose, batch_size, epochs, fgm
+        self.terms = list(terms)
         self.seconds, self.mode, self.stream, self.clock = seconds, mode, stream, clock
         self.current: Optional[Progress] = None
 
@@ -61,8 +66,9 @@ class EpochProgress:
         """Epoch `epoch` (from 0) of `steps` steps (None: unknown), `done` already
         taken (by the run that was resumed: not in the rate)."""
         template = LINE_TEMPLATE if steps is None else BAR_TEMPLATE
-        if self.fgm:
-            template = template.replace("{loss:.4f}", "{loss:.4f}" + FGM_VALUES)
+        values = FGM_VALUES if self.fgm else ""
+        values += "".join(f", {t} {{{t}:.4f}}" for t in self.terms)
+        template = template.replace("{loss:.4f}", "{loss:.4f}" + values)
         self.current = Progress(
             "epoch", unit="steps", total=steps, every=self.seconds,
             mode=self.mode if self.verbose else "silent", stream=self.stream,
@@ -72,7 +78,7 @@ class EpochProgress:
 
     def step(self, step_in_epoch: int, values: Dict[str, float]) -> None:
         """After the epoch's step `step_in_epoch` (from 1), with its `values`
-        (`loss`, and with FGM `clean` and `adversarial`)."""
+        (`loss`, with FGM `clean` and `adversarial`, and each of `terms`)."""
         self.current.update(step_in_epoch, **values)
 
     def message(self, text: str) -> None:

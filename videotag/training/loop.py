@@ -62,6 +62,9 @@ class EpochLoop:
         self.stop = stop or StopSignals()
         self.lock = lock
         self._saved_step = state.global_step  # the step the newest checkpoint holds
+        # the loss terms of a model trained with online distillation, logged apart
+        self.terms = [f"{name}_loss" for name in getattr(step, "terms", ())]
+        self.loss_keys = LOSS_KEYS + tuple(self.terms)
 
     def epochs(self) -> None:
         t, state = self.cfg.train, self.state
@@ -101,11 +104,12 @@ class EpochLoop:
             state.step_in_epoch += 1
             window_steps += 1
             self._check_finite(values)
-            for key in LOSS_KEYS:
+            for key in self.loss_keys:
                 state.epoch_sums[key] = state.epoch_sums.get(key, 0.0) + values[key]
             shown = {"loss": values["loss"]}
             if t.fgm_alpha:
                 shown.update(clean=values["clean_loss"], adversarial=values["adversarial_loss"])
+            shown.update({k[:-len("_loss")]: values[k] for k in self.terms})
             self.progress.step(state.step_in_epoch, shown)
             if state.global_step % t.log_every_steps == 0:
                 now = time.time()
@@ -130,6 +134,7 @@ class EpochLoop:
                   "learning_rate": float(self.optimizer.learning_rate)}
         if t.fgm_alpha:
             logged["adversarial_loss"] = values["adversarial_loss"]
+        logged.update({k: values[k] for k in self.terms})
         self.boards.scalars("train", logged, self.state.global_step)
 
     def _check_finite(self, values: Dict[str, float]) -> None:
@@ -199,7 +204,7 @@ class EpochLoop:
         state, cfg = self.state, self.cfg
         steps = state.step_in_epoch
         entry = {"epoch": epoch + 1, "steps": steps}
-        for key in LOSS_KEYS:
+        for key in self.loss_keys:
             if key != "adversarial_loss" or cfg.train.fgm_alpha:
                 entry[key] = state.epoch_sums.get(key, math.nan) / max(steps, 1)
         if self.skips is not None:
@@ -213,7 +218,7 @@ class EpochLoop:
             if entry["skipped_records"] and self.verbose:
                 print(f"epoch {epoch + 1}: skipped bad training records "
                       f"{entry['skipped_records']}", file=sys.stderr)
-        self.boards.scalars("train", {f"epoch_{k}": entry[k] for k in LOSS_KEYS if k in entry},
+        self.boards.scalars("train", {f"epoch_{k}": entry[k] for k in self.loss_keys if k in entry},
                             state.global_step)
         fresh, result = False, None
         if self._validated is not None and self._validated[0] == state.global_step:

@@ -18,7 +18,12 @@ from videotag.config import Config
 from videotag.config.optimizer import OPTIMIZERS
 from videotag.training.adversarial import SplitModel, fgm_forward
 from videotag.training.learning_rates import LearningRateMultipliers
-from videotag.training.losses import decayed_variables, weight_decay_loss, weighted_loss
+from videotag.training.losses import (
+    decayed_variables,
+    loss_term_names,
+    loss_terms,
+    weight_decay_loss,
+)
 from videotag.training.schedules import learning_rate_schedule
 
 SUM = tf.distribute.ReduceOp.SUM
@@ -104,8 +109,10 @@ class TrainStep:
 
     Call it with a distributed batch (an element of `distributed_batches`); it
     returns float32 scalars: `loss` (what is minimised: clean + fgm_alpha *
-    adversarial + regularisation), `clean_loss`, `adversarial_loss` (0 without FGM)
-    and `grad_norm` (global norm of the gradient before clipping).
+    adversarial + regularisation), `clean_loss`, `adversarial_loss` (0 without FGM),
+    `grad_norm` (global norm of the gradient before clipping) and, for a model
+    trained with online distillation, `<term>_loss` of each of `terms` (the
+    clean pass's `tags`, `members` and `distillation` terms).
 
     Args:
         cfg: the run's config.
@@ -125,6 +132,7 @@ class TrainStep:
         self.split = SplitModel(model) if t.fgm_alpha > 0 else None
         self.decayed = decayed_variables(model) if t.weight_decay else []
         self.variables = model.trainable_variables
+        self.terms = loss_term_names(model)
         replica_step, self._compute = self._replica_step, self._gradients
         if t.jit_compile:
             if self.replicas == 1:  # the whole step, update included
@@ -141,12 +149,23 @@ class TrainStep:
         per_replica = self.strategy.run(self._replica_fn, args=batch)
         return {k: self.strategy.reduce(SUM, v, axis=None) for k, v in per_replica.items()}
 
-    def _loss_fn(self, targets, count):
-        return lambda outputs: tf.reduce_sum(weighted_loss(self.cfg, outputs, targets)) / count
+    def _loss_fn(self, targets, count, terms: Dict[str, tf.Tensor]):
+        """outputs -> the loss of the replica's videos over the global count; the
+        first call (the clean pass) also puts the logged terms into `terms`."""
+
+        def loss(outputs):
+            parts = loss_terms(self.cfg, outputs, targets)
+            if not terms:
+                terms.update({f"{name}_loss": tf.reduce_sum(parts[name]) / count
+                              for name in self.terms})
+            return tf.reduce_sum(tf.add_n(list(parts.values()))) / count
+
+        return loss
 
     def _losses(self, inputs, targets, count):
         t = self.cfg.train
-        loss_fn = self._loss_fn(targets, count)
+        terms: Dict[str, tf.Tensor] = {}
+        loss_fn = self._loss_fn(targets, count, terms)
         if self.split is not None:
             scale = self.optimizer.scale_loss if self.float16 else None
             clean, adversarial, _ = fgm_forward(self.split, inputs, loss_fn, t.fgm_epsilon,
@@ -158,7 +177,8 @@ class TrainStep:
             regularization += tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses])
         # every replica adds it; the sum over replicas counts it once
         total = clean + t.fgm_alpha * adversarial + regularization / self.replicas
-        return total, {"loss": total, "clean_loss": clean, "adversarial_loss": adversarial}
+        return total, {"loss": total, "clean_loss": clean, "adversarial_loss": adversarial,
+                       **terms}
 
     def _gradients(self, inputs, targets, count):
         with tf.GradientTape() as tape:

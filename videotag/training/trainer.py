@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from videotag.config import Config, engine as config_engine
 from videotag.data import SkipCounter, data_errors, list_files
+from videotag.data.record_types import check_record_type
 from videotag.data.sources import resolve_data
 from videotag.data.vocab import prepare_vocabulary
 from videotag.errors import ConfigError, ModelError, StorageError
@@ -198,6 +199,11 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
     """`train()` once the run holds its model directory."""
     cfg = resolve_data(cfg, verbose=verbose)
     _check_validation_data(cfg)
+    # before anything is written: an empty glob, records of the other kind
+    files = list_files(cfg.data.train_data_pattern)
+    check_record_type(cfg.data, files)
+    if cfg.data.eval_data_pattern:
+        check_record_type(cfg.data, list_files(cfg.data.eval_data_pattern))
     store = CheckpointStore(storage.join(out, CHECKPOINT_DIR), cfg.train.keep_checkpoints,
                             writer=chief, before_save=lock.check if lock else None)
     latest = store.latest()
@@ -209,9 +215,6 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
         _check_same_model(cfg, storage.join(out, CONFIG_FILE))
     keras.utils.set_random_seed(cfg.train.seed)
 
-    files = list_files(cfg.data.train_data_pattern)
-    if cfg.data.eval_data_pattern:
-        list_files(cfg.data.eval_data_pattern)  # fail early on an empty glob
     replicas = strategy.num_replicas_in_sync
     model, optimizer = build_for_training(cfg, strategy)
     freezes = configured_freezes(cfg)
@@ -269,7 +272,7 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
                   f"{format_metrics(state.untrained_validation, cfg.eval.top_k)}", file=sys.stderr)
 
     progress = EpochProgress(verbose, cfg.train.batch_size, cfg.train.epochs,
-                             fgm=bool(cfg.train.fgm_alpha))
+                             fgm=bool(cfg.train.fgm_alpha), terms=step.terms)
     run = EpochLoop(cfg, storage.join(out, METRICS_FILE), model, optimizer, step, strategy,
                     store, state, boards, progress, skips, predict, evaluate_here, verbose,
                     stop=stop, lock=lock, selection=selection)
