@@ -23,7 +23,8 @@ from videotag.training.trainer import load_trained
 
 TINY = ["model.cluster_size=8", "model.groups=4", "model.hidden_size=32", "model.dropout=0.0",
         "data.num_classes=4", "data.max_frames=20", "train.learning_rate=0.01",
-        "train.log_every_steps=1", "train.fgm_alpha=0.5"]
+        "train.log_every_steps=1", "train.fgm_alpha=0.5",
+        "model.input.normalization=none"]
 
 
 @pytest.fixture(scope="module")

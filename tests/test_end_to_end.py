@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 TINY = [
     "model.cluster_size=8", "model.groups=4", "model.hidden_size=32", "model.dropout=0.0",
     "train.learning_rate=0.01", "eval.batch_size=32", "train.eval_before_training=true",
+    "model.input.normalization=none",
 ]
 
 

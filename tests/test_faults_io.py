@@ -125,7 +125,7 @@ def test_bad_inputs_stop_before_the_work_with_one_line(world, tmp_path):
     short.write_text("a\nb\nc\n")
     model_dirs = [tmp_path / f"run{i}" for i in range(3)]
     train = ["train", "--model_name=NEXTVLAD", "--override", f"data.feature_sizes=[{RGB}, {AUDIO}]",
-             "--override", "data.num_classes=10"]
+             "--override", "data.num_classes=10", "--override", "model.input.normalization=none"]
     procs = [
         videotag_process(*train, f"--model_dir={model_dirs[0]}",
                          f"--train_data_pattern={shards}/empty-*.tfrecord"),

@@ -94,7 +94,8 @@ def _command(shards, model_dir, epochs=1, every=2, extra=()):
     """The training command: epochs of 6 steps, a checkpoint every `every` steps."""
     overrides = ["model.cluster_size=8", "model.groups=4", "model.hidden_size=32",
                  "model.dropout=0.0", "data.num_classes=4", "data.max_frames=20",
-                 "train.learning_rate=0.01", f"train.checkpoint_every_steps={every}", *extra]
+                 "train.learning_rate=0.01", f"train.checkpoint_every_steps={every}",
+                 "model.input.normalization=none", *extra]
     return ["tools/train.py", "--model_name=NEXTVLAD", f"--model_dir={model_dir}",
             f"--train_data_pattern={shards / 'train*.tfrecord'}",
             f"--eval_data_pattern={shards / 'validate*.tfrecord'}", f"--epochs={epochs}",

@@ -58,7 +58,8 @@ def _command(shards, model_dir):
     4 steps and at each epoch's end."""
     overrides = ["model.cluster_size=8", "model.groups=4", "model.hidden_size=32",
                  "model.dropout=0.0", "data.num_classes=4", "data.max_frames=20",
-                 "train.learning_rate=0.01", "train.checkpoint_every_steps=4"]
+                 "train.learning_rate=0.01", "train.checkpoint_every_steps=4",
+                 "model.input.normalization=none"]
     return ["tools/train.py", "--model_name=NEXTVLAD", f"--model_dir={model_dir}",
             f"--train_data_pattern={shards / 'train*.tfrecord'}",
             f"--eval_data_pattern={shards / 'validate*.tfrecord'}", "--epochs=2",
