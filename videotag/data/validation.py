@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from videotag.data import schema
-from videotag.data.kinds import context_keys, record_layout
+from videotag.data.kinds import record_layout
 from videotag.data.labels import load_label_names
 from videotag.data.parsing import ID_KEYS, PARSE_REASONS, RecordParser
 from videotag.data.shards import list_files, read_shard
@@ -160,7 +160,8 @@ def _scan(parser: RecordParser, data):
         if frame_level:
             out["frames"] = tf.boolean_mask(
                 tf.cast(parsed.features[schema.NUM_FRAMES_KEY], tf.int64), good)
-        keys = context_keys(tf.boolean_mask(records, is_record), frame_level)
+        # the context keys as the type check read them (markers are parsed as "")
+        keys = parsed.context_keys
         for key, name in zip(presence, ("titles", "categories")):
             out[name] = tf.reduce_sum(tf.cast(tf.reduce_any(tf.equal(keys, key), axis=1),
                                               tf.int64))

@@ -268,7 +268,8 @@ class ServingModule(tf.Module):
         """
         count = tf.shape(example_bytes)[0]
         names = tf.strings.join(["record ", tf.strings.as_string(tf.range(count))])
-        features, _, errors = self._parser.parse(example_bytes, names)
+        parsed = self._parser.parse(example_bytes, names)
+        features, errors = parsed.features, parsed.errors
         with tf.control_dependencies([_assert_good(errors)]):
             num_frames = tf.identity(features[schema.NUM_FRAMES_KEY])
         inputs = {schema.NUM_FRAMES_KEY: num_frames}
