@@ -202,6 +202,13 @@ def validate_data(data, pattern: str, examples: int = 3, progress_seconds: float
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(CHUNK).map(_scan(parser, read), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
+    # tf.data's default graph rewrites (fusions, parallelization, ...) would rewrite the
+    # large function of the checked parser at every pass, which took about three times
+    # as long as the few chunks of a small data set (benchmarks/README.md); the pipeline
+    # above is already parallel and prefetched
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
+    ds = ds.with_options(options)
     frames, labels = [], []
     class_counts = np.zeros([data.num_classes], np.float64)
     progress = Progress("validated", every=progress_seconds)
