@@ -3,6 +3,7 @@ wrote (frames, labels, classes, bad records by reason, corrupt and empty shards)
 the command in its own process: exit status, text, JSON and PNG report."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -147,3 +148,23 @@ def test_the_command_writes_its_report_and_exits_1_on_problems(shards, tmp_path)
     assert good_out.splitlines()[-1] == "result: every record is good"
     assert "validated 40 records in 1 shard(s)" in good_out
 
+
+
+def test_the_command_shows_a_progress_line(shards):
+    """With a tiny --progress_seconds the command writes its progress line on standard
+    error (the shards make two chunks of records: a line after the second, with every
+    record counted); with 0 it writes none."""
+    root, labels = shards["root"], shards["labels"]
+    common = ["-m", "videotag", "validate-data", f"--label_file={labels}",
+              "--override", f"data.num_classes={CLASSES}",
+              "--override", f"data.feature_sizes=[{RGB}, {AUDIO}]",
+              f"--data_pattern={root}/*.tfrecord"]
+    (code, out, err), (quiet_code, _, quiet_err) = finish_processes(
+        [start_process([*common, "--progress_seconds=1e-9"]),
+         start_process([*common, "--progress_seconds=0"])])
+    assert (code, quiet_code) == (1, 1), err[-3000:]
+    lines = re.findall(r"^  validated (\d+) videos \((\d+)/s\)$", err, re.MULTILINE)
+    assert lines, err[-3000:]
+    assert int(lines[-1][0]) == 62 and int(lines[-1][1]) > 0
+    assert "validated 62 records" in out  # the report, on standard output
+    assert not re.search(r"^  validated ", quiet_err, re.MULTILINE)

@@ -29,12 +29,15 @@ class Kinds(NamedTuple):
 
     Attributes:
         wrong: bool [B], a key the parser reads holds values of another type.
+        keys: string [B, (keys)], the context keys (an Example's feature keys) of
+            each record, all of them, whatever their values.
         video_id: string [B], the first bytes value of the id key ("" when none).
         message: a function returning string [B]: for each record the keys of the
             wrong type and what they hold ("" for a good record).
     """
 
     wrong: tf.Tensor
+    keys: tf.RaggedTensor
     video_id: tf.Tensor
     message: Callable[[], tf.Tensor]
 
@@ -72,10 +75,17 @@ def _map(messages: tf.Tensor, message_type: str, field: str):
     return entries.with_flat_values(keys[:, 0]), entries.with_flat_values(values[:, 0])
 
 
+def _fields(messages: tf.Tensor, message_type: str, fields: List[str]) -> List[tf.Tensor]:
+    """The serialized message of each of `fields` of each serialized message ("" when
+    absent), read in one pass over the messages."""
+    _, values = _decode(messages, message_type, fields, [tf.string] * len(fields))
+    return [tf.reshape(tf.concat([v, tf.fill([tf.shape(v)[0], 1], "")], 1)[:, :1], [-1])
+            for v in values]
+
+
 def _field(messages: tf.Tensor, message_type: str, field: str) -> tf.Tensor:
     """The serialized message `field` of each serialized message ("" when absent)."""
-    _, (values,) = _decode(messages, message_type, [field], [tf.string])
-    return tf.reshape(tf.concat([values, tf.fill([tf.shape(values)[0], 1], "")], 1)[:, :1], [-1])
+    return _fields(messages, message_type, [field])[0]
 
 
 def _of_key(keys: tf.RaggedTensor, values: tf.RaggedTensor, key: str, default) -> tf.Tensor:
@@ -105,13 +115,6 @@ def _well_formed(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool) -> 
     return tf.gather(serialized, after)
 
 
-def context_keys(serialized: tf.Tensor, frame_level: bool) -> tf.RaggedTensor:
-    """The context keys (an Example's feature keys) of each record: string [B, (keys)]."""
-    top, field = (("tensorflow.SequenceExample", "context") if frame_level
-                  else ("tensorflow.Example", "features"))
-    return _map(_field(serialized, top, field), "tensorflow.Features", "feature")[0]
-
-
 def check_kinds(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool,
                 context: Dict[str, tf.DType], lists: Dict[str, tf.DType], id_key: str,
                 hints: Optional[Dict[str, str]] = None) -> Kinds:
@@ -133,7 +136,10 @@ def check_kinds(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool,
     serialized = _well_formed(serialized, names, frame_level)
     top, field = (("tensorflow.SequenceExample", "context") if frame_level
                   else ("tensorflow.Example", "features"))
-    keys, values = _map(_field(serialized, top, field), "tensorflow.Features", "feature")
+    # a SequenceExample's two fields are read in one pass
+    read_lists = frame_level and bool(lists)
+    parts = _fields(serialized, top, [field, "feature_lists"] if read_lists else [field])
+    keys, values = _map(parts[0], "tensorflow.Features", "feature")
     kinds = tf.ragged.map_flat_values(_kind, values)
     wrong: List[tf.Tensor] = []
     messages: List[Callable[[], tf.Tensor]] = []
@@ -146,9 +152,8 @@ def check_kinds(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool,
         messages.append(lambda kind=kind, key=key, dtype=dtype: tf.strings.join([
             f"{noun} {key} holds ", tf.gather(KIND_NAMES, kind),
             f" values, expected {dtype_name(dtype)}{hints.get(key, '')}"]))
-    if frame_level and lists:
-        list_keys, list_values = _map(_field(serialized, top, "feature_lists"),
-                                      "tensorflow.FeatureLists", "feature_list")
+    if read_lists:
+        list_keys, list_values = _map(parts[1], "tensorflow.FeatureLists", "feature_list")
         sizes, (frames,) = _decode(list_values.flat_values, "tensorflow.FeatureList",
                                               ["feature"], [tf.string])
         frame_kinds = tf.RaggedTensor.from_tensor(_kind(frames), lengths=sizes[:, 0])
@@ -171,7 +176,7 @@ def check_kinds(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool,
                 f" values, expected {dtype_name(dtype)}{hints.get(key, '')}"]))
     count = tf.shape(serialized)[0]
     if not wrong:
-        return Kinds(tf.zeros([count], tf.bool), tf.fill([count], ""),
+        return Kinds(tf.zeros([count], tf.bool), keys, tf.fill([count], ""),
                      lambda: tf.fill([count], ""))
     wrong_stack = tf.stack(wrong, axis=1)
 
@@ -185,7 +190,7 @@ def check_kinds(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool,
                         "bytes_list")
     _, (ids,) = _decode(bytes_list, "tensorflow.BytesList", ["value"], [tf.string])
     video_id = tf.concat([ids, tf.fill([count, 1], "")], 1)[:, 0]
-    return Kinds(tf.reduce_any(wrong_stack, axis=1), video_id, message)
+    return Kinds(tf.reduce_any(wrong_stack, axis=1), keys, video_id, message)
 
 
 def _values(features: tf.Tensor, kinds: tf.Tensor) -> List[tuple]:

@@ -70,11 +70,15 @@ class ParsedRecords(NamedTuple):
         errors: string [B]: "" for a good record, else "<name> (id <id>): " (or
             "<name> (no id): ") followed by its problems joined by "; ". Names are
             not quoted: a served request's error (an Assert) would escape quotes.
+        context_keys: with the types checked, string [B, (keys)]: every context
+            key (an Example's feature keys) of each record, as the type check read
+            them (`videotag.data.kinds.Kinds.keys`); None otherwise.
     """
 
     features: Dict[str, object]
     bad: tf.Tensor
     errors: tf.Tensor
+    context_keys: Optional[tf.RaggedTensor] = None
 
 
 class RecordParser:
@@ -128,16 +132,17 @@ class RecordParser:
         error when a record is not a protocol message at all (which fails the op).
         """
         count = tf.shape(serialized, out_type=tf.int64)[0]
-        features, checks = self._check(serialized, names, count)
+        features, checks, kinds = self._check(serialized, names, count)
         bad = _flags(checks, count)
         # messages are written only for a batch that has a bad record
         errors = tf.cond(tf.reduce_any(bad),
                          lambda: _describe(checks, features[schema.VIDEO_ID_KEY], names, bad),
                          lambda: tf.fill([count], ""))
-        return ParsedRecords(features, bad, errors)
+        return ParsedRecords(features, bad, errors, None if kinds is None else kinds.keys)
 
     def _check(self, serialized, names, count):
-        """(features, {reason: (bad [B], a function writing the messages [B])})."""
+        """(features, {reason: (bad [B], a function writing the messages [B])}, the
+        `Kinds` of the type check or None)."""
         spec = {k: _ragged(tf.string) for k in [self.id_key, *self.other_id_keys]}
         if self.num_classes:
             spec[schema.LABELS_KEY] = _ragged(tf.int64)
@@ -185,7 +190,7 @@ class RecordParser:
             checks["wrong_type"] = (kinds.wrong, kinds.message)
             features[schema.VIDEO_ID_KEY] = tf.where(kinds.wrong, kinds.video_id,
                                                      features[schema.VIDEO_ID_KEY])
-        return features, checks
+        return features, checks, kinds
 
     # --- one rule each: (bad [B], a function writing the messages [B]) ----------------
 

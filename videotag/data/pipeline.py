@@ -164,7 +164,8 @@ def _parse_chunk(parser: RecordParser, skip_counter: Optional[SkipCounter]):
 
     def parse(records, filenames, indexes):
         names = tf.strings.join([filenames, ": record ", tf.strings.as_string(indexes)])
-        features, bad, errors = parser.parse(records, names)
+        parsed = parser.parse(records, names)
+        features, bad, errors = parsed.features, parsed.bad, parsed.errors
         if skip_counter is None:
             return fail_on_bad_records(features, bad, errors)
         skip_counter.add(bad)

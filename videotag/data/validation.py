@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from videotag.data import schema
-from videotag.data.kinds import context_keys, record_layout
+from videotag.data.kinds import record_layout
 from videotag.data.labels import load_label_names
 from videotag.data.parsing import ID_KEYS, PARSE_REASONS, RecordParser
 from videotag.data.shards import list_files, read_shard
@@ -160,7 +160,8 @@ def _scan(parser: RecordParser, data):
         if frame_level:
             out["frames"] = tf.boolean_mask(
                 tf.cast(parsed.features[schema.NUM_FRAMES_KEY], tf.int64), good)
-        keys = context_keys(tf.boolean_mask(records, is_record), frame_level)
+        # the context keys as the type check read them (markers are parsed as "")
+        keys = parsed.context_keys
         for key, name in zip(presence, ("titles", "categories")):
             out[name] = tf.reduce_sum(tf.cast(tf.reduce_any(tf.equal(keys, key), axis=1),
                                               tf.int64))
@@ -201,6 +202,13 @@ def validate_data(data, pattern: str, examples: int = 3, progress_seconds: float
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(CHUNK).map(_scan(parser, read), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.prefetch(tf.data.AUTOTUNE)
+    # tf.data's default graph rewrites (fusions, parallelization, ...) would rewrite the
+    # large function of the checked parser at every pass, which took about three times
+    # as long as the few chunks of a small data set (benchmarks/README.md); the pipeline
+    # above is already parallel and prefetched
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
+    ds = ds.with_options(options)
     frames, labels = [], []
     class_counts = np.zeros([data.num_classes], np.float64)
     progress = Progress("validated", every=progress_seconds)

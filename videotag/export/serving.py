@@ -296,7 +296,8 @@ class ServingModule(tf.Module):
         """
         count = tf.shape(example_bytes)[0]
         names = tf.strings.join(["record ", tf.strings.as_string(tf.range(count))])
-        features, _, errors = self._parser.parse(example_bytes, names)
+        parsed = self._parser.parse(example_bytes, names)
+        features, errors = parsed.features, parsed.errors
         if not self.frame_level:
             with tf.control_dependencies([_assert_good(errors)]):
                 inputs = {name: tf.identity(features[name]) for name, _ in self._features}
