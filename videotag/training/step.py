@@ -50,14 +50,16 @@ class ReducedGradientsAdam(LearningRateMultipliers, keras.optimizers.Adam):
         return list(grads_and_vars)
 
 
-class ReducedGradientsAdamW(keras.optimizers.AdamW):
-    """AdamW for gradients already summed over replicas (see `ReducedGradientsAdam`)."""
+class ReducedGradientsAdamW(LearningRateMultipliers, keras.optimizers.AdamW):
+    """AdamW for gradients already summed over replicas, with per-variable
+    learning-rate multipliers (see `ReducedGradientsAdam`)."""
 
     _all_reduce_sum_gradients = ReducedGradientsAdam._all_reduce_sum_gradients
 
 
-class ReducedGradientsRMSprop(keras.optimizers.RMSprop):
-    """RMSprop for gradients already summed over replicas (see `ReducedGradientsAdam`)."""
+class ReducedGradientsRMSprop(LearningRateMultipliers, keras.optimizers.RMSprop):
+    """RMSprop for gradients already summed over replicas, with per-variable
+    learning-rate multipliers (see `ReducedGradientsAdam`)."""
 
     _all_reduce_sum_gradients = ReducedGradientsAdam._all_reduce_sum_gradients
 
