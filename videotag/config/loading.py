@@ -33,13 +33,20 @@ def resolve_config_path(name_or_path: str):
     """Maps a config name ("NEXTVLAD", "nextvlad_demo") or a file path to a YAML file.
 
     A name is looked up among the configs packaged with videotag (`config_names()`).
-    Returns a `pathlib.Path` or, for a packaged config, an `importlib.resources`
-    Traversable (both have `read_text()` and `name`).
+    Returns a `pathlib.Path`, the path itself for a file on another file system of
+    TensorFlow (`gs://...`, `ram://...`), or, for a packaged config, an
+    `importlib.resources` Traversable.
 
     Raises:
         ConfigError: no such file, or no packaged config of that name (the message
             lists the packaged ones).
     """
+    if "://" in str(name_or_path):  # a file on another file system of TensorFlow
+        import tensorflow as tf
+
+        if not tf.io.gfile.exists(str(name_or_path)):
+            raise ConfigError(f"config file not found: {name_or_path}")
+        return str(name_or_path)
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
