@@ -13,6 +13,7 @@ from keras import ops
 from videotag.config import Config
 
 
+@keras.saving.register_keras_serializable(package="videotag")
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up to `peak` over `warmup_steps`, then `schedule` (a schedule or
     a constant rate), counted from the end of the warm-up."""
@@ -38,6 +39,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return {"schedule": schedule, "warmup_steps": self.warmup_steps, "peak": self.peak}
 
 
+@keras.saving.register_keras_serializable(package="videotag")
 class EpochPiecewiseSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """`values[i]` during the epochs from `boundaries[i-1]` (inclusive) to
     `boundaries[i]` (exclusive), epochs counted from 0: PaddlePaddle's
