@@ -114,9 +114,10 @@ def test_elements_clicks_seek_and_playing_lights_the_tags(page, browser, tmp_pat
     def now():
         return browser.execute_script("return arguments[0].currentTime", video)
 
-    def lit():
-        return sorted(t.get_attribute("data-class") for t in
-                      clip.find_elements(By.CSS_SELECTOR, ".now .tag.active"))
+    def lit():  # read in one script: the page may redraw the tags between two calls
+        return sorted(browser.execute_script(
+            "return Array.from(arguments[0].querySelectorAll('.now .tag.active'))"
+            ".map(t => t.getAttribute('data-class'))", clip))
 
     # a click on Singing's lane label seeks to its segment (5 s) and shows its tags
     lanes[2].find_element(By.CSS_SELECTOR, ".tag").click()
