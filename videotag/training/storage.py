@@ -140,7 +140,8 @@ def replace_file(tmp: str, path: str) -> None:
 
 
 def fsync_file(path: str) -> None:
-    """Flushes a local file that another writer wrote to disk (no-op elsewhere)."""
+    """Flushes a local file that another writer wrote, or a local directory's entries
+    (renames, new files), to disk (no-op elsewhere)."""
     if not is_local(path):
         return
     fd = os.open(_native(path), os.O_RDONLY)
@@ -150,15 +151,7 @@ def fsync_file(path: str) -> None:
         os.close(fd)
 
 
-def fsync_dir(path: str) -> None:
-    """Flushes a local directory's entries (renames, new files) to disk."""
-    if not is_local(path):
-        return
-    fd = os.open(_native(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+fsync_dir = fsync_file  # a directory is flushed the same way
 
 
 def move_dir(src: str, dst: str, names: Iterable[str], last: Optional[str] = None) -> None:
