@@ -7,8 +7,8 @@
     #    videotag similar --embeddings=runs/emb/test --index=hnsw uses it
 
 Kinds: ivf (k-means cells), hnsw (a graph), ivfpq (cells of compressed codes, for
-collections that do not fit in memory), ivfpqfs (PCA, cells of 4-bit codes scanned
-with SIMD, re-ranked exactly: all against all at a million); flat (exact) needs no
+collections that do not fit in memory), ivfpqfs (cells of 4-bit codes scanned with
+SIMD, re-ranked exactly, optionally after a PCA: all against all at a million); flat (exact) needs no
 file. Settings left at
 0 are chosen from the number of videos. --recall_queries=N measures the index's
 recall@top_k on N random videos against the exact search. The embeddings are those
@@ -36,7 +36,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("pq_m", 0, "PQ sub-quantizers (must divide the size); 0: size/16 "
                          "(ivfpq), PCA size/2 (ivfpqfs).")
     flags.DEFINE_integer("pq_bits", 0, "ivfpq bits per code; 0: 8 (fewer for few videos).")
-    flags.DEFINE_integer("pca", 0, "ivfpqfs PCA dimensions; 0: min(size, 256); >= size: none.")
+    flags.DEFINE_integer("pca", 0, "ivfpqfs PCA dimensions; 0: none.")
     flags.DEFINE_integer("train_size", 0, "Videos the k-means learns from; 0: automatic.")
     flags.DEFINE_integer("seed", 0, "Seed of the training sample and the k-means.")
     flags.DEFINE_integer("recall_queries", 0, "Measure recall@top_k on this many random "
