@@ -63,7 +63,8 @@ KNOBS = {"ivf": [SearchSettings(nprobe=p) for p in (4, 8, 16, 32, 64)],
          "hnsw": [SearchSettings(ef_search=e) for e in (32, 64, 128)],
          "ivfpq": [SearchSettings(nprobe=p, refine=r) for p, r in ((8, 4), (16, 8), (32, 16))],
          "ivfpqfs": [SearchSettings(nprobe=p, refine=r)
-                     for p, r in ((16, 8), (32, 8), (32, 16), (64, 16), (128, 16), (256, 32))]}
+                     for p, r in ((16, 8), (32, 8), (32, 16), (64, 16), (128, 16), (128, 32),
+                                  (256, 32))]}
 
 
 def clustered_embeddings(n, d, classes=3862, noise=0.25, within_dim=8, isotropic=0.05,
