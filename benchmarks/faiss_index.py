@@ -7,9 +7,12 @@ For each size: the exact search of `--queries` random videos (`top_k_similar`, w
 `tools/similar.py` runs without --index) is the reference; the flat index must give
 the same ids and scores (to 1e-6); each approximate index (`--kinds`) is built once
 and searched with a few settings of its knob: recall@10 against the exact results and
-queries/s. At the sizes in `--all_against_all`, every video is then searched against
-all others through the IVF index, as `tools/similar.py --all --index=ivf` does, and
-timed, with the smallest nprobe of those tried whose recall@10 reached `--all_recall`.
+queries/s (the build time apart). At the sizes in `--all_against_all`, every video
+is then searched against all others through the `--all_kind` index (default
+ivfpqfs), as `tools/similar.py --all --index=ivfpqfs` does, and timed (search and
+build separately), at the first knobs tried whose recall@10 reached `--all_recall`
+among those whose measured queries/s would finish within `--all_minutes`, else the
+knobs of the highest recall among those, else the fastest knobs.
 
 The generator (`clustered_embeddings`) gives embeddings the shape of a trained
 model's: 3862 class centres (YouTube-8M's vocabulary), class frequencies falling as
