@@ -115,6 +115,19 @@ def _well_formed(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool) -> 
     return tf.gather(serialized, after)
 
 
+def context_keys(serialized: tf.Tensor, frame_level: bool) -> tf.RaggedTensor:
+    """string [B, (keys)]: the context keys (an Example's feature keys) of each
+    serialized record, whatever their values (`Kinds.keys` without the type check).
+
+    Only the context is decoded: a SequenceExample's feature lists are skipped over,
+    not copied. Every record must be a protocol message (a parse op has read it).
+    """
+    top, field = (("tensorflow.SequenceExample", "context") if frame_level
+                  else ("tensorflow.Example", "features"))
+    keys, _ = _map(_field(serialized, top, field), "tensorflow.Features", "feature")
+    return keys
+
+
 def check_kinds(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool,
                 context: Dict[str, tf.DType], lists: Dict[str, tf.DType], id_key: str,
                 hints: Optional[Dict[str, str]] = None) -> Kinds:
