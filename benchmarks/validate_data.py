@@ -4,11 +4,12 @@ training does).
 
 Writes synthetic YT8M-size frame-level shards (1024 + 128 bytes per frame, 1-300
 frames, 1-5 labels of 3862) to a temporary folder, then alternates rounds of
-`videotag.data.validation.validate_data` (every record parsed with the types checked,
-all frames counted) and of iterating `videotag.data.make_dataset` (the training
+`videotag.data.validation.validate_data` (every record parsed and checked, the value
+types where a chunk's parse fails on them; all frames counted) and of iterating `videotag.data.make_dataset` (the training
 pipeline with shuffling, batch 160, frames decoded to the batch's longest video),
 and reports the median records/s of each and their ratio. Both clocks start once the
-pipeline is built (the parser traced) and stop after its last element.
+pipeline is built (the parser traced and instantiated) and stop after its last
+element.
 
     .venv/bin/python benchmarks/validate_data.py --videos 2000 --shards 8 --rounds 3
 """
@@ -60,8 +61,9 @@ def main() -> None:
             assert result.ok and result.records == args.videos
             rates["validate-data"].append(result.rate)
             # both clocks run from the first read (`Validation.seconds` likewise starts
-            # once the pipeline is built)
-            ds = make_dataset(cfg.data, pattern, args.batch_size, training=True, seed=0)
+            # once the pipeline is built and its parser instantiated: here by making
+            # the iterator)
+            ds = iter(make_dataset(cfg.data, pattern, args.batch_size, training=True, seed=0))
             start, count = time.perf_counter(), 0
             for batch in ds:
                 count += int(batch["num_frames"].shape[0])

@@ -196,6 +196,9 @@ class _Scanner:
                                 input_signature=spec).get_concrete_function()
         self.checked = tf.function(_scan(RecordParser(data, check_types=True), data),
                                    input_signature=spec)
+        # the first call instantiates the function (most of a second): done here, on
+        # no records, before the clock of the pass starts
+        self.fast(tf.zeros([0], tf.string), tf.zeros([0], tf.string), tf.zeros([0], tf.int64))
 
     def __call__(self, chunk) -> Dict[str, np.ndarray]:
         """The scan of a chunk as arrays, and `rechecked`: 1 when the chunk was
@@ -243,7 +246,7 @@ def validate_data(data, pattern: str, examples: int = 3, progress_seconds: float
     class_names = load_label_names(data.label_file, data.num_classes)
     layout = discover_layout(files)
     read = dataclasses.replace(data, max_frames=_ALL_FRAMES)
-    scanner = _Scanner(read)  # traced before the clock starts
+    scanner = _Scanner(read)  # traced and instantiated before the clock starts
     sizes = _stat_sizes(files)
     result = Validation(pattern=pattern, files=files, config=dataclasses.asdict(data),
                         layout=layout, notes=layout_notes(layout, data),
