@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from videotag.data import schema
-from videotag.data.kinds import context_keys, record_layout
+from videotag.data.kinds import record_layout
 from videotag.data.labels import load_label_names
 from videotag.data.parsing import ID_KEYS, PARSE_REASONS, RecordParser
 from videotag.data.shards import list_files, read_shard
@@ -58,7 +58,7 @@ class Validation:
             only the data.max_frames a run keeps).
         labels_per_video: label count of each good record.
         class_counts: good records per class; `class_names` from the label file.
-        titles, categories: records whose title / category key is present.
+        titles, categories: records whose title / category key holds a value.
         layout: the keys of the first record and what they hold
             (`record_layout`), and `notes`: where it differs from the config.
         seconds: the time of the pass.
@@ -154,7 +154,7 @@ def _scan(parser: RecordParser, data):
     def scan(records, filenames, indexes):
         is_record = indexes >= 0  # the end-of-shard markers of read_shard are not
         names = tf.strings.join([filenames, ": record ", tf.strings.as_string(indexes)])
-        records = tf.where(is_record, records, "")
+        # the markers' records are "" (parsed as an empty record): not copied again
         parsed = parser.parse(records, names)
         bad = parsed.bad & is_record[:, None]
         any_bad = tf.reduce_any(bad, axis=1)
@@ -172,13 +172,19 @@ def _scan(parser: RecordParser, data):
         if frame_level:
             out["frames"] = tf.boolean_mask(
                 tf.cast(parsed.features[schema.NUM_FRAMES_KEY], tf.int64), good)
-        # the context keys as the type check reads them (markers are parsed as "")
-        keys = parsed.context_keys
-        if keys is None:
-            keys = context_keys(records, frame_level)
-        for key, name in zip(presence, ("titles", "categories")):
-            out[name] = tf.reduce_sum(tf.cast(tf.reduce_any(tf.equal(keys, key), axis=1),
-                                              tf.int64))
+        # records whose title / category key holds a value (markers are parsed as "")
+        if parsed.context_keys is None:  # one more parse op, of these two keys alone
+            spec = {data.title_key: tf.io.RaggedFeature(tf.string, row_splits_dtype=tf.int64),
+                    data.category_key: tf.io.RaggedFeature(tf.int64,
+                                                           row_splits_dtype=tf.int64)}
+            context = (tf.io.parse_sequence_example(records, context_features=spec)[0]
+                       if frame_level else tf.io.parse_example(records, spec))
+            held = [context[key].row_lengths() > 0 for key in presence]
+        else:  # with the types checked, whatever type their values have
+            held = [tf.reduce_any(tf.equal(parsed.context_keys, key), axis=1)
+                    for key in presence]
+        for present, name in zip(held, ("titles", "categories")):
+            out[name] = tf.reduce_sum(tf.cast(present, tf.int64))
         return out
 
     return scan
