@@ -61,7 +61,8 @@ class Validation:
         titles, categories: records whose title / category key holds a value.
         layout: the keys of the first record and what they hold
             (`record_layout`), and `notes`: where it differs from the config.
-        seconds: the time of the pass.
+        seconds: the time of the pass; `cpu_seconds` the CPU time of the process
+            during it.
         rechecked: chunks parsed again with the value types checked (a record of
             the chunk holds a key of another type than asked).
     """
@@ -86,6 +87,7 @@ class Validation:
     titles: int = 0
     categories: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     rechecked: int = 0
 
     @property
@@ -271,7 +273,7 @@ def validate_data(data, pattern: str, examples: int = 3, progress_seconds: float
     frames, labels = [], []
     class_counts = np.zeros([data.num_classes], np.float64)
     progress = Progress("validated", every=progress_seconds)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for out in _in_order(pool, scanner, ds, ahead=threads + 1):
             result.records += int(out["records"])
@@ -294,6 +296,7 @@ def validate_data(data, pattern: str, examples: int = 3, progress_seconds: float
             progress.add(int(out["records"]))
     progress.close()
     result.seconds = time.perf_counter() - start
+    result.cpu_seconds = time.process_time() - cpu
     result.good = result.records - result.bad
     result.reasons = {r: n for r, n in result.reasons.items() if n}
     result.examples = {r: m for r, m in result.examples.items() if m}
