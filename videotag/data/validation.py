@@ -8,11 +8,11 @@ data config would. A chunk of records is parsed first without the check of value
 types, which decodes every frame's `tf.train.Feature` and costs several times the
 parse: a record whose key holds values of another type fails the parse op of its
 chunk, and only such a chunk is parsed again with the types checked record by
-record (`wrong_type`), which describes it as the pipeline's error would. Nothing stops at a bad record: they are counted
-by reason, with the first few named (file, record, id, problem). The good records
-give the frame-count and labels-per-video histograms and the label frequencies; the
-first record gives the layout (`videotag.data.kinds.record_layout`), compared with
-the config.
+record (`wrong_type`), which describes it as the pipeline's error would. Nothing
+stops at a bad record: they are counted by reason, with the first few named (file,
+record, id, problem). The good records give the frame-count and labels-per-video
+histograms and the label frequencies; the first record gives the layout
+(`videotag.data.kinds.record_layout`), compared with the config.
 """
 
 from __future__ import annotations
