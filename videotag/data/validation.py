@@ -266,10 +266,11 @@ def validate_data(data, pattern: str, examples: int = 3, progress_seconds: float
     ds = file_ds.interleave(lambda f, s: read_shard(f, s, skip_corrupt=True),
                             cycle_length=max(1, min(data.num_parallel_reads, len(files))),
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    # the chunks are scanned by as many threads as there are cores (a scan runs in
-    # TensorFlow ops, without the GIL), in order
+    # the chunks are scanned by two threads per core (a scan runs in TensorFlow ops,
+    # without the GIL; one thread's chunk is scanned while another's output is read
+    # back), in order
     ds = ds.batch(chunk).prefetch(2)
-    threads = max(1, min(_MAX_THREADS, os.cpu_count() or 1))
+    threads = max(2, min(_MAX_THREADS, 2 * (os.cpu_count() or 1)))
     frames, labels = [], []
     class_counts = np.zeros([data.num_classes], np.float64)
     progress = Progress("validated", every=progress_seconds)
