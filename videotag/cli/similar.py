@@ -8,9 +8,9 @@
 Without --index the search is exact, in blocks (NumPy). --index=flat is exact too
 (faiss); ivf, hnsw, ivfpq and ivfpqfs are approximate (see `videotag build-index`),
 with the knobs --nprobe (ivf, ivfpq, ivfpqfs), --ef_search (hnsw) and --refine
-(ivfpq, ivfpqfs); their scores are exact cosines. The embeddings are those of `videotag embed` (<prefix>.npy) or of
-`videotag batch-embed` (<prefix>-*-of-*.tfrecord). `python tools/similar.py` takes
-the same flags.
+(ivfpq, ivfpqfs); their scores are exact cosines. The embeddings are those of
+`videotag embed` (<prefix>.npy) or of `videotag batch-embed`
+(<prefix>-*-of-*.tfrecord). `python tools/similar.py` takes the same flags.
 """
 
 import sys

@@ -12,10 +12,11 @@ i.e. cosine similarity):
   bits per video instead of 32 x D): the index of collections that do not fit in
   memory. Its approximate scores are replaced by exact ones (below).
 - `ivfpqfs` (`[PCA<p>,]IVF<nlist>,PQ<m>x4fs,RFlat`): the kind for all against all at
-  a million. An optional PCA to p dimensions, k-means cells of 4-bit product-quantized codes
-  scanned with SIMD lookup tables (faiss' "fast scan"), then faiss re-ranks the
-  `k * refine` best by exact inner product of the full vectors (`IndexRefineFlat`,
-  which keeps a float copy of them: 4 KB per 1024-d video in memory and in the file).
+  a million. An optional PCA to p dimensions, k-means cells of 4-bit
+  product-quantized codes scanned with SIMD lookup tables (faiss' "fast scan"),
+  then faiss re-ranks the `(k + 1) * refine` best by exact inner product of the
+  full vectors (`IndexRefineFlat`, which keeps a float copy of them: 4 KB per
+  1024-d video in memory and in the file).
 
 Every kind returns exact cosines: faiss proposes `k * refine + 1` candidates for
 ivfpq (k + 1 for the others; ivfpqfs re-ranks `(k + 1) * refine` inside faiss), their
@@ -58,8 +59,8 @@ class IndexSettings:
             training vectors per cell).
         hnsw_m: HNSW neighbours per node (memory: 2 M ints per video).
         ef_construction: HNSW candidates while building (higher: better graph, slower).
-        pq_m: PQ sub-quantizers (bytes per video at 8 bits); 0: D / 16 (ivfpq), the
-            PCA's dimensions / 2 (ivfpqfs); must divide them.
+        pq_m: PQ sub-quantizers (bytes per video at 8 bits); 0: D / 16 (ivfpq), D / 2
+            or the PCA's dimensions / 2 (ivfpqfs); must divide them.
         pq_bits: bits per sub-quantizer code (ivfpq); 0: 8, fewer for small
             collections (256 centroids need 39 x 256 training vectors). ivfpqfs: 4.
         pca: ivfpqfs's PCA dimensions; 0 (or D or more): no PCA (on the benchmark's
@@ -118,7 +119,7 @@ class SearchSettings:
     """Query-time knobs.
 
     Attributes:
-        nprobe: IVF cells scanned per query (ivf, ivfpq).
+        nprobe: IVF cells scanned per query (ivf, ivfpq, ivfpqfs).
         ef_search: HNSW candidates per query (at least k + 1 are used).
         refine: ivfpq proposes k x refine candidates, rescored exactly; ivfpqfs
             re-ranks (k + 1) x refine candidates in faiss.
