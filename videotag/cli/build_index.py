@@ -9,8 +9,9 @@
 Kinds: ivf (k-means cells), hnsw (a graph), ivfpq (cells of compressed codes, for
 collections that do not fit in memory), ivfpqfs (cells of 4-bit codes scanned with
 SIMD, re-ranked exactly, optionally after a PCA: all against all at a million);
-flat (exact) needs no file. Settings left at 0 are chosen from the number of videos. --recall_queries=N measures the index's
-recall@top_k on N random videos against the exact search. The embeddings are those
+flat (exact) needs no file. Settings left at 0 are chosen from the number of
+videos. --recall_queries=N measures the index's recall@top_k on N random videos
+against the exact search. The embeddings are those
 of `videotag embed` (<prefix>.npy) or `videotag batch-embed` (<prefix>-*-of-*.tfrecord).
 Needs the faiss extra: pip install "videotag[faiss]". `python tools/build_index.py`
 takes the same flags.
