@@ -13,11 +13,13 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.helpers import (finish_processes, free_ports, learnable_records,
                            small_filesystem_prefix, start_process, tiny_config, write_file,
                            write_lock)
-from videotag.training import lock as lock_lib, manifest, storage
+from videotag import filesystem
+from videotag.training import lock as lock_lib, manifest
 from videotag.training.checkpoints import CheckpointStore
 from videotag.training.trainer import load_trained, train
 
@@ -341,10 +343,10 @@ def test_train_stop_resume_and_load_on_ram_filesystem(shards, capsys):
     model_dir = "ram://faults/run"
     train(config(1), model_dir)
     capsys.readouterr()
-    assert sorted(storage.gfile.listdir(f"{model_dir}/checkpoints")) == [
+    assert sorted(tf.io.gfile.listdir(f"{model_dir}/checkpoints")) == [
         "ckpt-000000004", "ckpt-000000006"]
     assert _intact(model_dir) == {"ckpt-000000004": [], "ckpt-000000006": []}
-    assert not storage.gfile.exists(f"{model_dir}/train.lock")
+    assert not tf.io.gfile.exists(f"{model_dir}/train.lock")
     summary = train(config(2), model_dir)  # resumes, as after a stop
     err = capsys.readouterr().err
     assert f"resuming from {model_dir}/checkpoints/ckpt-000000006 (epoch 2" in err
@@ -356,16 +358,16 @@ def test_train_stop_resume_and_load_on_ram_filesystem(shards, capsys):
     _, last = load_trained(model_dir, checkpoint=f"{model_dir}/checkpoints/ckpt-000000012")
     for a, b in zip(loaded.get_weights(), last.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    metrics = json.loads(storage.read_bytes(f"{model_dir}/metrics.json"))
+    metrics = json.loads(filesystem.read_bytes(f"{model_dir}/metrics.json"))
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
-    assert storage.gfile.glob(f"{model_dir}/logs/train/events*")  # TensorBoard there too
+    assert tf.io.gfile.glob(f"{model_dir}/logs/train/events*")  # TensorBoard there too
     # a damaged newest checkpoint there: reported, the one before is used
     newest = f"{model_dir}/checkpoints/ckpt-000000012/optimizer.npz"
-    storage.write_bytes(newest, storage.read_bytes(newest)[:100])
-    storage.gfile.remove(f"{model_dir}/model.keras")
+    filesystem.write_in_place(newest, filesystem.read_bytes(newest)[:100])
+    tf.io.gfile.remove(f"{model_dir}/model.keras")
     _, from_checkpoint = load_trained(model_dir)
     assert "ckpt-000000012 is damaged: optimizer.npz has 100 bytes" in capsys.readouterr().err
-    storage.gfile.rmtree(model_dir)
+    tf.io.gfile.rmtree(model_dir)
 
 
 def test_a_title_model_trains_on_ram_filesystem_with_its_vocabulary_there(tmp_path):
@@ -380,9 +382,9 @@ def test_a_title_model_trains_on_ram_filesystem_with_its_vocabulary_there(tmp_pa
         "train.epochs": 1, "train.eval_before_training": "false"})
     model_dir = "ram://faults/title"
     train(cfg, model_dir, verbose=False)
-    vocab = storage.read_bytes(f"{model_dir}/vocab.txt").decode("utf-8")
+    vocab = filesystem.read_bytes(f"{model_dir}/vocab.txt").decode("utf-8")
     assert vocab.split("\n")[:5] == ["dog", "cat", "a", "狗", "猫"]  # by count, then order
     saved, model = load_trained(model_dir)
     assert saved.model.text.vocab_file == f"{model_dir}/vocab.txt"
     assert model.get_layer("title_tokens").vocabulary == vocab.split("\n")[:-1]
-    storage.gfile.rmtree(model_dir)
+    tf.io.gfile.rmtree(model_dir)
