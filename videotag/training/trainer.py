@@ -287,6 +287,7 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
             run.epochs()
     finally:
         boards.close()
+    stop.finishing(store.latest())  # a signal now bounds the final files' time only
 
     history = state.history
     summary.update(
