@@ -42,7 +42,17 @@ FAULTS = textwrap.dedent("""
               flush=True)
         threading.Thread(target=os.kill, args=(os.getpid(), signum)).start()
 
-    if kind.startswith("sigterm"):
+    if kind == "sigterm-final":
+        from videotag.training import trainer
+        save_model = trainer.save_model_file
+
+        def slow(model, path):
+            send(signal.SIGTERM)
+            time.sleep(float(argument))  # a slow store: past train.stop_timeout_seconds
+            return save_model(model, path)
+
+        trainer.save_model_file = slow
+    elif kind.startswith("sigterm"):
         calls, original = [0], step.TrainStep.__call__
 
         def counting(self, batch):
@@ -60,16 +70,6 @@ FAULTS = textwrap.dedent("""
             return save(self, model, optimizer, state)
 
         checkpoints.CheckpointStore.save = hanging
-    elif kind == "sigterm-final":
-        from videotag.training import trainer
-        save_model = trainer.save_model_file
-
-        def slow(model, path):
-            send(signal.SIGTERM)
-            time.sleep(float(argument))  # a slow store: past train.stop_timeout_seconds
-            return save_model(model, path)
-
-        trainer.save_model_file = slow
     elif kind == "sigint-validation":
         evaluate = loop.evaluate
 
