@@ -85,10 +85,10 @@ def moe_variables(model) -> Dict[str, np.ndarray]:
     """The MoE head's weights under `MoeModel`'s names (the probability gate's too,
     when the head has one)."""
     head = model.get_layer("tags")
-    v = {"gates/weights": _np(head.gates.kernel), "experts/weights": _np(head.experts.kernel),
-         "experts/biases": _np(head.experts.bias)}
+    v = {"gates/weights": as_np(head.gates.kernel), "experts/weights": as_np(head.experts.kernel),
+         "experts/biases": as_np(head.experts.bias)}
     if head.prob_gating:
-        v["gating_prob_weights"] = _np(head.prob_gates.kernel)
+        v["gating_prob_weights"] = as_np(head.prob_gates.kernel)
         v.update(bn_variables(head.prob_gates_bn, "gating_prob_bn"))
     return v
 
@@ -138,20 +138,21 @@ def weights_of(layer) -> Dict[str, np.ndarray]:
 
 def bn_variables(layer, scope) -> Dict[str, np.ndarray]:
     """A Keras batch norm's weights under slim's names in `scope`."""
-    return {f"{scope}/gamma": _np(layer.gamma), f"{scope}/beta": _np(layer.beta),
-            f"{scope}/moving_mean": _np(layer.moving_mean),
-            f"{scope}/moving_variance": _np(layer.moving_variance)}
+    return {f"{scope}/gamma": as_np(layer.gamma), f"{scope}/beta": as_np(layer.beta),
+            f"{scope}/moving_mean": as_np(layer.moving_mean),
+            f"{scope}/moving_variance": as_np(layer.moving_variance)}
 
 
 def dense_variables(layer, scope, weights="weights", biases="biases") -> Dict[str, np.ndarray]:
     """A Keras dense layer's kernel (and bias) under the reference's names."""
-    out = {f"{scope}/{weights}": _np(layer.kernel)}
+    out = {f"{scope}/{weights}": as_np(layer.kernel)}
     if layer.use_bias:
-        out[f"{scope}/{biases}"] = _np(layer.bias)
+        out[f"{scope}/{biases}"] = as_np(layer.bias)
     return out
 
 
-def _np(x):
+def as_np(x):
+    """A Keras variable or tensor as a float64 NumPy array."""
     return np.asarray(keras.ops.convert_to_numpy(x), np.float64)
 
 
@@ -172,9 +173,25 @@ def videos(batch, cfg) -> List[List[np.ndarray]]:
             for i, n in enumerate(batch["num_frames"])]
 
 
+def randomized_model(cfg):
+    """The model of `cfg`, built with seed 0, every weight then random (`randomize`,
+    seed 1)."""
+    keras.utils.set_random_seed(0)
+    model = videotag.build_model(cfg)
+    randomize(model, seed=1)
+    return model
+
+
+def run_padded(model, cfg, lengths):
+    """The model's outputs (`outputs`) on a padded batch of videos of `lengths` frames
+    (`padded_batch`, seed 2), and each video's valid frames (`videos`)."""
+    batch = padded_batch(cfg, lengths, seed=2)
+    return outputs(model, batch), videos(batch, cfg)
+
+
 def outputs(model, batch) -> Dict[str, np.ndarray]:
     """The Keras model's outputs in inference mode, float64."""
-    return {k: _np(v) for k, v in model(batch, training=False).items()}
+    return {k: as_np(v) for k, v in model(batch, training=False).items()}
 
 
 def count(weights) -> int:

@@ -11,10 +11,11 @@ import sys
 import time
 
 import pytest
+import tensorflow as tf
 
 from tests.helpers import write_lock
 from videotag.errors import ModelError, RunStopped
-from videotag.training import lock as lock_lib, storage
+from videotag.training import lock as lock_lib
 from videotag.training.stop import StopSignals, _StopNow
 
 
@@ -70,7 +71,7 @@ def test_lock_on_a_file_system_without_atomic_create(tmp_path):
     with pytest.raises(ModelError, match="in use by another training run"):
         lock_lib.RunLock("ram://locks/run").acquire()
     first.release()
-    assert not storage.gfile.exists("ram://locks/run/train.lock")
+    assert not tf.io.gfile.exists("ram://locks/run/train.lock")
 
 
 def test_signals_in_process_a_second_one_stops_at_once_and_handlers_are_put_back():

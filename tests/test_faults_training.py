@@ -13,11 +13,13 @@ import time
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.helpers import (finish_processes, free_ports, learnable_records,
                            small_filesystem_prefix, start_process, tiny_config, write_file,
                            write_lock)
-from videotag.training import lock as lock_lib, manifest, storage
+from videotag import filesystem
+from videotag.training import lock as lock_lib, manifest
 from videotag.training.checkpoints import CheckpointStore
 from videotag.training.trainer import load_trained, train
 
@@ -25,6 +27,7 @@ from videotag.training.trainer import load_trained, train
 # "sigterm N": SIGTERM to itself, from another thread, as training step N starts;
 # "sigint-validation": SIGINT to itself as the first validation starts;
 # "sigterm-hang N": as "sigterm N", and the checkpoint of step N never ends;
+# "sigterm-final N": SIGTERM as the final model.keras is written, which takes N s;
 # "fill N": the disk filled up right after the free-space check of checkpoint N
 # ("fill model.keras": of the final model file).
 FAULTS = textwrap.dedent("""
@@ -39,7 +42,17 @@ FAULTS = textwrap.dedent("""
               flush=True)
         threading.Thread(target=os.kill, args=(os.getpid(), signum)).start()
 
-    if kind.startswith("sigterm"):
+    if kind == "sigterm-final":
+        from videotag.training import trainer
+        save_model = trainer.save_model_file
+
+        def slow(model, path):
+            send(signal.SIGTERM)
+            time.sleep(float(argument))  # a slow store: past train.stop_timeout_seconds
+            return save_model(model, path)
+
+        trainer.save_model_file = slow
+    elif kind.startswith("sigterm"):
         calls, original = [0], step.TrainStep.__call__
 
         def counting(self, batch):
@@ -280,10 +293,12 @@ def test_sigterm_and_sigint_save_and_the_resumed_run_ends_like_an_uninterrupted_
         shards, tmp_path):
     reference, model_dir = tmp_path / "reference", tmp_path / "stopped"
     command = _command(shards, model_dir, epochs=2, every=4)
-    hung_dir = tmp_path / "hung"
+    hung_dir, final_dir = tmp_path / "hung", tmp_path / "final"
     others = [start_process(_command(shards, reference, epochs=2, every=4)),
               start_process(_faulty(shards, "sigterm-hang", 3, _command(
                   shards, hung_dir, every=2, extra=["train.stop_timeout_seconds=3"])))]
+    final_command = _command(shards, final_dir, every=0, extra=["train.stop_timeout_seconds=1"])
+    final = start_process(_faulty(shards, "sigterm-final", 30, final_command))
 
     # SIGTERM as step 3 runs: a checkpoint of step 3, exit 143, within the bound
     (code, _, err), = finish_processes([start_process(_faulty(shards, "sigterm", 3, command))])
@@ -304,9 +319,24 @@ def test_sigterm_and_sigint_save_and_the_resumed_run_ends_like_an_uninterrupted_
     state = json.loads((checkpoints / "ckpt-000000006" / "state.json").read_text())
     assert (state["epoch"], state["step_in_epoch"], state["history"]) == (0, 6, [])
 
+    # SIGTERM once the training is saved, and model.keras outlasts the bound: the
+    # message says the checkpoint holds the training, the same command writes the file
+    (final_code, _, final_err), = finish_processes([final])
+    assert final_code == 128 + signal.SIGTERM, final_err[-3000:]
+    saved_in = final_dir / "checkpoints" / "ckpt-000000006"
+    assert final_err.strip().splitlines()[-2:] == [
+        f"SIGTERM received: the training is over and saved in {saved_in}; finishing the "
+        "final model file (at most 1 s)",
+        "error: the final model file was not written within 1 s of SIGTERM "
+        f"(train.stop_timeout_seconds): stopped without it; the training is saved in "
+        f"{saved_in}: run the same command to write it"]
+    assert _intact(final_dir) == {"ckpt-000000006": []}
+    assert not (final_dir / "model.keras").exists()
+
     # the same command again ends the run, equal to the run never stopped
-    (code, _, err), (ref_code, _, ref_err), (hung_code, _, hung_err) = finish_processes(
-        [start_process(command), *others])
+    (code, _, err), (ref_code, _, ref_err), (hung_code, _, hung_err), \
+        (final_code, _, final_err) = finish_processes(
+            [start_process(command), *others, start_process(final_command)])
     assert code == 0 and ref_code == 0, (err[-3000:], ref_err[-3000:])
     assert "ckpt-000000006 (epoch 1, step 6 of the epoch, 6 steps done)" in err
     resumed = json.loads((model_dir / "metrics.json").read_text())
@@ -327,6 +357,11 @@ def test_sigterm_and_sigint_save_and_the_resumed_run_ends_like_an_uninterrupted_
         "error: no checkpoint within 3 s of SIGTERM (train.stop_timeout_seconds): stopped "
         "without it; the previous checkpoint is intact")
     assert _intact(hung_dir) == {"ckpt-000000002": []}
+    assert final_code == 0, final_err[-3000:]  # resumed at its end: model.keras written
+    _, written = load_trained(str(final_dir))
+    _, saved = load_trained(str(final_dir), checkpoint=str(saved_in))
+    for a, b in zip(written.get_weights(), saved.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_train_stop_resume_and_load_on_ram_filesystem(shards, capsys):
@@ -341,10 +376,10 @@ def test_train_stop_resume_and_load_on_ram_filesystem(shards, capsys):
     model_dir = "ram://faults/run"
     train(config(1), model_dir)
     capsys.readouterr()
-    assert sorted(storage.gfile.listdir(f"{model_dir}/checkpoints")) == [
+    assert sorted(tf.io.gfile.listdir(f"{model_dir}/checkpoints")) == [
         "ckpt-000000004", "ckpt-000000006"]
     assert _intact(model_dir) == {"ckpt-000000004": [], "ckpt-000000006": []}
-    assert not storage.gfile.exists(f"{model_dir}/train.lock")
+    assert not tf.io.gfile.exists(f"{model_dir}/train.lock")
     summary = train(config(2), model_dir)  # resumes, as after a stop
     err = capsys.readouterr().err
     assert f"resuming from {model_dir}/checkpoints/ckpt-000000006 (epoch 2" in err
@@ -356,16 +391,16 @@ def test_train_stop_resume_and_load_on_ram_filesystem(shards, capsys):
     _, last = load_trained(model_dir, checkpoint=f"{model_dir}/checkpoints/ckpt-000000012")
     for a, b in zip(loaded.get_weights(), last.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    metrics = json.loads(storage.read_bytes(f"{model_dir}/metrics.json"))
+    metrics = json.loads(filesystem.read_bytes(f"{model_dir}/metrics.json"))
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
-    assert storage.gfile.glob(f"{model_dir}/logs/train/events*")  # TensorBoard there too
+    assert tf.io.gfile.glob(f"{model_dir}/logs/train/events*")  # TensorBoard there too
     # a damaged newest checkpoint there: reported, the one before is used
     newest = f"{model_dir}/checkpoints/ckpt-000000012/optimizer.npz"
-    storage.write_bytes(newest, storage.read_bytes(newest)[:100])
-    storage.gfile.remove(f"{model_dir}/model.keras")
+    filesystem.write_in_place(newest, filesystem.read_bytes(newest)[:100])
+    tf.io.gfile.remove(f"{model_dir}/model.keras")
     _, from_checkpoint = load_trained(model_dir)
     assert "ckpt-000000012 is damaged: optimizer.npz has 100 bytes" in capsys.readouterr().err
-    storage.gfile.rmtree(model_dir)
+    tf.io.gfile.rmtree(model_dir)
 
 
 def test_a_title_model_trains_on_ram_filesystem_with_its_vocabulary_there(tmp_path):
@@ -380,9 +415,9 @@ def test_a_title_model_trains_on_ram_filesystem_with_its_vocabulary_there(tmp_pa
         "train.epochs": 1, "train.eval_before_training": "false"})
     model_dir = "ram://faults/title"
     train(cfg, model_dir, verbose=False)
-    vocab = storage.read_bytes(f"{model_dir}/vocab.txt").decode("utf-8")
+    vocab = filesystem.read_bytes(f"{model_dir}/vocab.txt").decode("utf-8")
     assert vocab.split("\n")[:5] == ["dog", "cat", "a", "狗", "猫"]  # by count, then order
     saved, model = load_trained(model_dir)
     assert saved.model.text.vocab_file == f"{model_dir}/vocab.txt"
     assert model.get_layer("title_tokens").vocabulary == vocab.split("\n")[:-1]
-    storage.gfile.rmtree(model_dir)
+    tf.io.gfile.rmtree(model_dir)

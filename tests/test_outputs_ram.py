@@ -1,6 +1,6 @@
 """Every output on a file system without atomic renames: TensorFlow's in-memory `ram://`
 (a stand-in for gs:// or s3://), where `videotag.files` swaps files in by write,
-verify, copy. Each output is read back and compared with what was computed in
+verify, swap (a folder: copied file by file). Each output is read back and compared with what was computed in
 memory: the export served from ram:// against the Keras model, predictions,
 embeddings, the evaluation and validation reports; an earlier file of the same name
 is replaced whole, and no temporary file is left."""

@@ -17,6 +17,7 @@ import pytest
 
 import videotag
 from tests.reference_numpy import (
+    as_np,
     assert_close,
     batch_norm,
     bn_variables,
@@ -28,13 +29,11 @@ from tests.reference_numpy import (
     moe_count,
     moe_model,
     moe_variables,
-    outputs,
-    padded_batch,
     paper_model,
-    randomize,
+    randomized_model,
+    run_padded,
     sigmoid,
     softmax,
-    videos,
 )
 
 SIZES = (1024, 128)  # rgb, audio: the reference slices reshaped_input[:, 0:1024] and [:, 1024:]
@@ -146,17 +145,17 @@ def reference_variables(kind, model, cfg):
         v.update(dense_variables(layer.assignment.logits, scope, weights="cluster_weights"))
         v.update(bn_variables(layer.assignment.logits_bn, f"{scope}/cluster_bn"))
         if kind in ("NETVLAD", "NETFV"):  # centres [K, D] -> cluster_weights2 [1, D, K]
-            v[f"{scope}/cluster_weights2"] = _np(layer.centers).T[None]
+            v[f"{scope}/cluster_weights2"] = as_np(layer.centers).T[None]
         if kind == "NETFV":
-            v[f"{scope}/covar_weights"] = _np(layer.scales).T
+            v[f"{scope}/covar_weights"] = as_np(layer.scales).T
         if kind == "SOFTDBOF" and layer.gated:
-            v[f"{scope}/dim_red"] = _np(layer.reduce.kernel)
-            v[f"{scope}/cluster_weights_2"] = _np(layer.expand.kernel)
+            v[f"{scope}/dim_red"] = as_np(layer.reduce.kernel)
+            v[f"{scope}/cluster_weights_2"] = as_np(layer.expand.kernel)
             v.update(bn_variables(layer.gate_bn, f"{scope}/cluster_bn_2"))
         pieces = 2 if kind == "NETFV" else 1
         blocks.append((k, d, pieces))
     hidden = model.get_layer("hidden")
-    kernel, start, parts = _np(hidden.kernel), 0, []
+    kernel, start, parts = as_np(hidden.kernel), 0, []
     for k, d, pieces in blocks:
         for _ in range(pieces):
             size = k * d if kind != "SOFTDBOF" else k
@@ -164,18 +163,14 @@ def reference_variables(kind, model, cfg):
             parts.append(_k_major_to_d_major(rows, k, d) if kind != "SOFTDBOF" else rows)
             start += size
     v["hidden1_weights"] = np.concatenate(parts)
-    v["hidden1_biases"] = _np(hidden.bias)
+    v["hidden1_biases"] = as_np(hidden.bias)
     if m.gating:
         gating = model.get_layer("context_gating")
         assert gating.batch_norm and not gating.gate.use_bias
-        v["gating_weights_2"] = _np(gating.gate.kernel)
+        v["gating_weights_2"] = as_np(gating.gate.kernel)
         v.update(bn_variables(gating.gate_bn, "gating_bn"))
     v.update(moe_variables(model))
     return v
-
-
-def _np(x):
-    return np.asarray(keras.ops.convert_to_numpy(x), np.float64)
 
 
 # --- parameter counts from the reference code ----------------------------------------
@@ -228,19 +223,16 @@ def _small(kind):
     cfg = videotag.config.load(kind.lower(), [
         f"data.num_classes={CLASSES}", "model.cluster_size=8" if kind != "SOFTDBOF"
         else "model.cluster_size=16", "model.hidden_size=6", "model.sample_frames=5"])
-    keras.utils.set_random_seed(0)
-    model = videotag.build_model(cfg)
-    randomize(model, seed=1)
+    model = randomized_model(cfg)
     return cfg, model
 
 
 @pytest.mark.parametrize("kind", sorted(POOLINGS))
 def test_computes_the_reference_function(kind):
     cfg, model = _small(kind)
-    batch = padded_batch(cfg, LENGTHS, seed=2)
-    got = outputs(model, batch)
+    got, per_video = run_padded(model, cfg, LENGTHS)
     v = reference_variables(kind, model, cfg)
-    for i, frames in enumerate(videos(batch, cfg)):
+    for i, frames in enumerate(per_video):
         activation, probabilities = reference_model(kind, frames, v, cfg)
         assert_close(got["embedding"][i], activation, f"{kind} video {i}: hidden activation")
         assert_close(got["tags"][i], probabilities, f"{kind} video {i}: probabilities")

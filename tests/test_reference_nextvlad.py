@@ -14,20 +14,19 @@ import pytest
 
 import videotag
 from tests.reference_numpy import (
+    as_np,
     assert_close,
     batch_norm,
     bn_variables,
     counts,
     l2_normalize,
     mapped_count,
-    outputs,
-    padded_batch,
     paper_model,
-    randomize,
+    randomized_model,
     relu,
+    run_padded,
     sigmoid,
     softmax,
-    videos,
 )
 from videotag.errors import ConfigError
 
@@ -83,10 +82,6 @@ def reference_model(frames, v, cfg, eigenvalues):
 # --- the Keras model's weights as the reference's variables ---------------------------
 
 
-def _np(x):
-    return np.asarray(keras.ops.convert_to_numpy(x), np.float64)
-
-
 def _d_major(x, k, d):
     """Our flattening of [K, d] (cluster-major) reordered as the reference's of
     [d, K]: entry j * K + c of theirs is c * d + j of ours (along axis 0)."""
@@ -96,18 +91,18 @@ def _d_major(x, k, d):
 def reference_variables(model, cfg):
     """The reference's variables, filled from the Keras model's weights."""
     v, parts = {}, []
-    hidden = _np(model.get_layer("hidden").kernel)
+    hidden = as_np(model.get_layer("hidden").kernel)
     start = 0
     for name, scope in zip(cfg.data.feature_names, ("video_VLAD", "audio_VLAD")):
         layer = model.get_layer(f"nextvlad_{name}")
         k, d = layer.cluster_size, layer.group_size
-        v[f"{scope}/fully_connected/weights"] = _np(layer.expand.kernel)
-        v[f"{scope}/fully_connected/biases"] = _np(layer.expand.bias)
-        v[f"{scope}/fully_connected_1/weights"] = _np(layer.attention.kernel)
-        v[f"{scope}/fully_connected_1/biases"] = _np(layer.attention.bias)
-        v[f"{scope}/cluster_weights"] = _np(layer.assign.kernel)
+        v[f"{scope}/fully_connected/weights"] = as_np(layer.expand.kernel)
+        v[f"{scope}/fully_connected/biases"] = as_np(layer.expand.bias)
+        v[f"{scope}/fully_connected_1/weights"] = as_np(layer.attention.kernel)
+        v[f"{scope}/fully_connected_1/biases"] = as_np(layer.attention.bias)
+        v[f"{scope}/cluster_weights"] = as_np(layer.assign.kernel)
         v.update(bn_variables(layer.assign_bn, f"{scope}/cluster_bn"))
-        v[f"{scope}/cluster_weights2"] = _np(layer.centers)[None]  # [1, d, K]
+        v[f"{scope}/cluster_weights2"] = as_np(layer.centers)[None]  # [1, d, K]
         bn = bn_variables(model.get_layer(f"vlad_bn_{name}"), f"{scope}/vlad_bn")
         v.update({key: _d_major(value, k, d) for key, value in bn.items()})
         parts.append(_d_major(hidden[start:start + k * d], k, d))
@@ -116,11 +111,11 @@ def reference_variables(model, cfg):
     v.update(bn_variables(model.get_layer("hidden_bn"), "hidden1_bn"))
     gating = model.get_layer("context_gating")
     assert not gating.excite.use_bias  # gating_weights_2 has no bias
-    v["gating_weights_1"] = _np(gating.squeeze.kernel)
+    v["gating_weights_1"] = as_np(gating.squeeze.kernel)
     v.update(bn_variables(gating.squeeze_bn, "gating_bn"))
-    v["gating_weights_2"] = _np(gating.excite.kernel)
+    v["gating_weights_2"] = as_np(gating.excite.kernel)
     head = model.get_layer("tags").dense
-    v["logits/weights"], v["logits/biases"] = _np(head.kernel), _np(head.bias)
+    v["logits/weights"], v["logits/biases"] = as_np(head.kernel), as_np(head.bias)
     return v
 
 
@@ -173,13 +168,10 @@ def test_computes_the_reference_function(tmp_path):
     cfg = videotag.config.load("nextvlad", [
         f"data.num_classes={CLASSES}", "model.cluster_size=8", "model.groups=4",
         "model.hidden_size=16", "model.gating_reduction=4", f"model.input.eigenvalues_file={path}"])
-    keras.utils.set_random_seed(0)
-    model = videotag.build_model(cfg)
-    randomize(model, seed=1)
-    batch = padded_batch(cfg, LENGTHS, seed=2)
-    got = outputs(model, batch)
+    model = randomized_model(cfg)
+    got, per_video = run_padded(model, cfg, LENGTHS)
     v = reference_variables(model, cfg)
-    for i, frames in enumerate(videos(batch, cfg)):
+    for i, frames in enumerate(per_video):
         activation, probabilities = reference_model(frames, v, cfg, eigenvalues)
         assert_close(got["embedding"][i], activation, f"video {i}: gated activation")
         assert_close(got["tags"][i], probabilities, f"video {i}: probabilities")
@@ -227,7 +219,7 @@ def test_head_l2_regularises_weights_and_bias():
         "data.num_classes=3", "model.cluster_size=4", "model.groups=2", "model.hidden_size=8",
         "model.input.normalization=none"])
     head = videotag.build_model(cfg).get_layer("tags").dense
-    w, b = _np(head.kernel), _np(head.bias)
+    w, b = as_np(head.kernel), as_np(head.bias)
     head.bias.assign(np.full(b.shape, 0.5, "float32"))
     penalty = sum(float(keras.ops.convert_to_numpy(r(x))) for r, x in
                   ((head.kernel_regularizer, head.kernel), (head.bias_regularizer, head.bias)))

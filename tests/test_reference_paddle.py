@@ -17,27 +17,22 @@ import pytest
 
 import videotag
 from tests.reference_numpy import (
+    as_np,
     assert_close,
     counts,
     l2_normalize,
     mapped_count,
     middle_positions,
-    outputs,
-    padded_batch,
     paper_model,
-    randomize,
+    randomized_model,
+    run_padded,
     sigmoid,
     softmax,
-    videos,
 )
 
 SIZES = (1024, 128)  # feature_dims [1024, 128]
 CLASSES = 5
 LENGTHS = [7, 3, 1, 5]
-
-
-def _np(x):
-    return np.asarray(keras.ops.convert_to_numpy(x), np.float64)
 
 
 # --- AttentionLstmHead ------------------------------------------------------------------
@@ -87,22 +82,22 @@ def attention_lstm_parameters(model, cfg):
     p = {}
     for i, name in enumerate(cfg.data.feature_names):
         embed = model.get_layer(f"{name}_embed")
-        p[f"fc_feature{i}.weight"], p[f"fc_feature{i}.bias"] = _np(embed.kernel), _np(embed.bias)
+        p[f"fc_feature{i}.weight"], p[f"fc_feature{i}.bias"] = as_np(embed.kernel), as_np(embed.bias)
         bidirectional = model.get_layer(f"{name}_bilstm").lstm
         for suffix, lstm in (("", bidirectional.forward_layer),
                              ("_reverse", bidirectional.backward_layer)):
             cell = lstm.cell
-            p[f"bi_lstm{i}.weight_ih_l0{suffix}"] = _np(cell.kernel).T
-            p[f"bi_lstm{i}.weight_hh_l0{suffix}"] = _np(cell.recurrent_kernel).T
-            p[f"bi_lstm{i}.bias_ih_l0{suffix}"] = _np(cell.bias)
+            p[f"bi_lstm{i}.weight_ih_l0{suffix}"] = as_np(cell.kernel).T
+            p[f"bi_lstm{i}.weight_hh_l0{suffix}"] = as_np(cell.recurrent_kernel).T
+            p[f"bi_lstm{i}.bias_ih_l0{suffix}"] = as_np(cell.bias)
             p[f"bi_lstm{i}.bias_hh_l0{suffix}"] = np.zeros(4 * cell.units)
         score = model.get_layer(f"{name}_attention").score
-        p[f"att_fc{i}.weight"], p[f"att_fc{i}.bias"] = _np(score.kernel), _np(score.bias)
+        p[f"att_fc{i}.weight"], p[f"att_fc{i}.bias"] = as_np(score.kernel), as_np(score.bias)
     for index, key in enumerate(("fc_out1", "fc_out2")):
         dense = model.get_layer(f"fc_{index}")
-        p[f"{key}.weight"], p[f"{key}.bias"] = _np(dense.kernel), _np(dense.bias)
+        p[f"{key}.weight"], p[f"{key}.bias"] = as_np(dense.kernel), as_np(dense.bias)
     head = model.get_layer("tags").dense
-    p["fc_logit.weight"], p["fc_logit.bias"] = _np(head.kernel), _np(head.bias)
+    p["fc_logit.weight"], p["fc_logit.bias"] = as_np(head.kernel), as_np(head.bias)
     return p
 
 
@@ -162,14 +157,14 @@ def attention_cluster_parameters(model, cfg):
     p = {}
     for i, name in enumerate(cfg.data.feature_names):
         layer = model.get_layer(f"{name}_clusters")
-        p[f"satt{i}.conv.weight"] = _np(layer.score.kernel).T[:, :, None, None]
-        p[f"satt{i}.conv.bias"] = _np(layer.score.bias)
-        p[f"satt{i}.shift_w"], p[f"satt{i}.shift_b"] = _np(layer.alpha), _np(layer.beta)
+        p[f"satt{i}.conv.weight"] = as_np(layer.score.kernel).T[:, :, None, None]
+        p[f"satt{i}.conv.bias"] = as_np(layer.score.bias)
+        p[f"satt{i}.shift_w"], p[f"satt{i}.shift_b"] = as_np(layer.alpha), as_np(layer.beta)
     for index, key in enumerate(("fc1", "fc2")):
         dense = model.get_layer(f"fc_{index}")
-        p[f"{key}.weights"], p[f"{key}.bias"] = _np(dense.kernel), _np(dense.bias)
+        p[f"{key}.weights"], p[f"{key}.bias"] = as_np(dense.kernel), as_np(dense.bias)
     head = model.get_layer("tags").dense
-    p["logit.weights"], p["logit.bias"] = _np(head.kernel), _np(head.bias)
+    p["logit.weights"], p["logit.bias"] = as_np(head.kernel), as_np(head.bias)
     return p
 
 
@@ -206,13 +201,10 @@ MODELS = {
 def test_computes_the_reference_function(name):
     forward, parameters, count, difference, small = MODELS[name]
     cfg = videotag.config.load(name.lower(), [f"data.num_classes={CLASSES}", *small])
-    keras.utils.set_random_seed(0)
-    model = videotag.build_model(cfg)
-    randomize(model, seed=1)
-    batch = padded_batch(cfg, LENGTHS, seed=2)
-    got = outputs(model, batch)
+    model = randomized_model(cfg)
+    got, per_video = run_padded(model, cfg, LENGTHS)
     p = parameters(model, cfg)
-    for i, frames in enumerate(videos(batch, cfg)):
+    for i, frames in enumerate(per_video):
         vector, probabilities = forward(frames, p, cfg)
         assert_close(got["embedding"][i], vector, f"{name} video {i}: last dense layer")
         assert_close(got["tags"][i], probabilities, f"{name} video {i}: probabilities")

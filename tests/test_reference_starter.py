@@ -9,12 +9,12 @@ random, in evaluation too; the model takes the segment middles in inference, and
 NumPy side takes the same frames (`middle_positions`).
 """
 
-import keras
 import numpy as np
 import pytest
 
 import videotag
 from tests.reference_numpy import (
+    as_np,
     assert_close,
     batch_norm,
     bn_variables,
@@ -25,13 +25,11 @@ from tests.reference_numpy import (
     moe_count,
     moe_model,
     moe_variables,
-    outputs,
-    padded_batch,
     paper_model,
-    randomize,
+    randomized_model,
     relu6,
+    run_padded,
     sigmoid,
-    videos,
 )
 
 FEATURES = 1024 + 128  # rgb and audio, concatenated
@@ -39,10 +37,6 @@ CLASSES = 5
 MIXTURES = 2
 LENGTHS = [7, 3, 1, 5]
 ACTIVATIONS = {"sigmoid": sigmoid, "relu6": relu6}  # DbofModel.ACT_FN_MAP
-
-
-def _np(x):
-    return np.asarray(keras.ops.convert_to_numpy(x), np.float64)
 
 
 # --- DbofModel ------------------------------------------------------------------------
@@ -65,8 +59,8 @@ def dbof_model(frames, v, cfg):
 
 def dbof_variables(model):
     layer = model.get_layer("frames_dbof")
-    v = {"cluster_weights": _np(layer.project.kernel),
-         "hidden1_weights": _np(model.get_layer("hidden").kernel)}
+    v = {"cluster_weights": as_np(layer.project.kernel),
+         "hidden1_weights": as_np(model.get_layer("hidden").kernel)}
     v.update(bn_variables(model.get_layer("frames_input_bn"), "input_bn"))
     v.update(bn_variables(layer.project_bn, "cluster_bn"))
     v.update(bn_variables(model.get_layer("hidden_bn"), "hidden1_bn"))
@@ -127,9 +121,9 @@ def lstm_variables(model, cfg):
     for index, lstm in enumerate(stacked.lstms):
         cell = lstm.cell
         scope = f"rnn/multi_rnn_cell/cell_{index}/basic_lstm_cell"
-        kernel = np.concatenate([_np(cell.kernel), _np(cell.recurrent_kernel)])
+        kernel = np.concatenate([as_np(cell.kernel), as_np(cell.recurrent_kernel)])
         v[f"{scope}/kernel"] = _ifco_to_ijfo(kernel)
-        bias = _ifco_to_ijfo(_np(cell.bias))
+        bias = _ifco_to_ijfo(as_np(cell.bias))
         bias[2 * cell.units:3 * cell.units] -= 1.0  # the cell adds forget_bias=1.0 itself
         v[f"{scope}/bias"] = bias
     return {**v, **moe_variables(model)}
@@ -163,13 +157,10 @@ def test_computes_the_reference_function(name, activation):
     forward, variables, count, small = MODELS[name]
     extra = [f"model.activation={activation}"] if activation else []
     cfg = videotag.config.load(name.lower(), [f"data.num_classes={CLASSES}", *small, *extra])
-    keras.utils.set_random_seed(0)
-    model = videotag.build_model(cfg)
-    randomize(model, seed=1)
-    batch = padded_batch(cfg, LENGTHS, seed=2)
-    got = outputs(model, batch)
+    model = randomized_model(cfg)
+    got, per_video = run_padded(model, cfg, LENGTHS)
     v = variables(model, cfg)
-    for i, frames in enumerate(videos(batch, cfg)):
+    for i, frames in enumerate(per_video):
         activation_, probabilities = forward(frames, v, cfg)
         assert_close(got["embedding"][i], activation_, f"{name} video {i}: video vector")
         assert_close(got["tags"][i], probabilities, f"{name} video {i}: probabilities")

@@ -13,29 +13,24 @@ they go through a sigmoid.
 
 import itertools
 
-import keras
 import numpy as np
 
 import videotag
 from tests.reference_numpy import (
+    as_np,
     assert_close,
     counts,
     middle_positions,
-    outputs,
     padded_batch,
     paper_model,
-    randomize,
+    randomized_model,
     relu,
+    run_padded,
     sigmoid,
-    videos,
 )
 
 CLASSES = 5
 LENGTHS = [7, 3, 1, 5]
-
-
-def _np(x):
-    return np.asarray(keras.ops.convert_to_numpy(x), np.float64)
 
 
 def inference_relations(num_frames, scale, subsample):
@@ -82,13 +77,13 @@ def reference_parameters(model, cfg):
     b_k = b / (number of relations summed) so that the summed biases are b."""
     m = cfg.model
     trn = model.get_layer("frames_trn")
-    p = {"new_fc.weight": _np(trn.project.kernel).T, "new_fc.bias": _np(trn.project.bias)}
+    p = {"new_fc.weight": as_np(trn.project.kernel).T, "new_fc.bias": as_np(trn.project.bias)}
     head = model.get_layer("tags").dense
-    kernel, bias = _np(head.kernel), _np(head.bias)
+    kernel, bias = as_np(head.kernel), as_np(head.bias)
     relations = sum(trn.counts.values())
     for index, g in enumerate(trn.g):
-        p[f"fc_fusion_scales.{index}.1.weight"] = _np(g.kernel).T
-        p[f"fc_fusion_scales.{index}.1.bias"] = _np(g.bias)
+        p[f"fc_fusion_scales.{index}.1.weight"] = as_np(g.kernel).T
+        p[f"fc_fusion_scales.{index}.1.bias"] = as_np(g.bias)
         block = kernel[index * m.bottleneck:(index + 1) * m.bottleneck]
         p[f"fc_fusion_scales.{index}.3.weight"] = block.T
         p[f"fc_fusion_scales.{index}.3.bias"] = bias / relations
@@ -112,13 +107,10 @@ def bias_difference(segments, num_class):
 def test_computes_the_reference_function():
     cfg = videotag.config.load("trn", [f"data.num_classes={CLASSES}", "model.segments=5",
                                        "model.frame_size=6", "model.bottleneck=4"])
-    keras.utils.set_random_seed(0)
-    model = videotag.build_model(cfg)
-    randomize(model, seed=1)
-    batch = padded_batch(cfg, LENGTHS, seed=2)
-    got = outputs(model, batch)
+    model = randomized_model(cfg)
+    got, per_video = run_padded(model, cfg, LENGTHS)
     p = reference_parameters(model, cfg)
-    for i, frames in enumerate(videos(batch, cfg)):
+    for i, frames in enumerate(per_video):
         vector, probabilities = tsn_trn(np.concatenate(frames, axis=1), p, cfg)
         assert_close(got["embedding"][i], vector, f"video {i}: per-scale sums")
         assert_close(got["tags"][i], probabilities, f"video {i}: probabilities")
@@ -147,8 +139,8 @@ def test_dropout_drops_the_frames_in_training_only():
             "model.frame_size=6", "model.bottleneck=4", f"model.dropout={rate}"])
         model = videotag.build_model(cfg)
         batch = padded_batch(cfg, [3, 3], seed=3)
-        inference = _np(model(batch, training=False)["embedding"])
-        training = _np(model(batch, training=True)["embedding"])
+        inference = as_np(model(batch, training=False)["embedding"])
+        training = as_np(model(batch, training=True)["embedding"])
         if rate:
             assert np.abs(training - inference).max() > 1e-3
         else:

@@ -103,6 +103,31 @@ def test_word2vec_file_loading(tmp_path):
         vocab.load_word2vec(tmp_path / "missing.txt", ["cat"], dim=2)
 
 
+def test_word2vec_file_on_another_file_system(tmp_path):
+    """`model.text.pretrained_embeddings` is read through tf.io.gfile (here TensorFlow's
+    in-memory ram://, a stand-in for gs://): the same matrix as from a local copy,
+    UTF-8 tokens and CRLF lines included; bytes that are not UTF-8 are a DataError."""
+    text = "3 2\r\n猫 0.25 -1\r\nDog 2 3\r\nunused 9 9\r\n".encode("utf-8")
+    local, remote = tmp_path / "vectors.txt", "ram://word2vec/vectors.txt"
+    local.write_bytes(text)
+    with tf.io.gfile.GFile(remote, "wb") as f:
+        f.write(text)
+    tokens = ["猫", "dog", "bird"]
+    from_ram, hits = vocab.load_word2vec(remote, tokens, dim=2, seed=0)
+    from_disk, _ = vocab.load_word2vec(local, tokens, dim=2, seed=0)
+    assert hits == 2
+    np.testing.assert_array_equal(from_ram[2:4], [[0.25, -1.0], [2.0, 3.0]])
+    np.testing.assert_array_equal(from_ram, from_disk)
+    tf.io.gfile.remove(remote)
+    with tf.io.gfile.GFile(remote, "wb") as f:
+        f.write(b"1 2\ncat \xff 2\n")
+    with pytest.raises(DataError, match="vectors.txt: not UTF-8 text"):
+        vocab.load_word2vec(remote, ["cat"], dim=2)
+    with pytest.raises(ConfigError, match="pretrained_embeddings.*ram://word2vec/none.txt"):
+        vocab.load_word2vec("ram://word2vec/none.txt", ["cat"], dim=2)
+    tf.io.gfile.remove(remote)
+
+
 def _embeddings(batch=3, length=6, dim=5, seed=0):
     return np.random.default_rng(seed).normal(size=(batch, length, dim)).astype(np.float32)
 

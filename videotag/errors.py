@@ -24,15 +24,17 @@ class TrainingError(VideotagError):
     """Training cannot go on (a loss that is not finite); the message says what was kept."""
 
 
-class OutputError(VideotagError):
-    """An output cannot be written: its folder cannot be created or written, or the
-    file system ran out of space (the message names the path)."""
-
-
 class StorageError(VideotagError):
     """A file system refused a write or holds a damaged file (no space left, a
     truncated checkpoint, a write that read back different); the message names the
     path and what was kept intact."""
+
+
+class OutputError(StorageError):
+    """An output cannot be written: its folder cannot be created or written, or the
+    file system ran out of space (the message names the path). A kind of
+    `StorageError`: code that catches a failed write of the model directory catches
+    this one too."""
 
 
 class RunStopped(VideotagError):

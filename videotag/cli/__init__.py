@@ -23,7 +23,7 @@ def run(main: Callable[[List[str]], int]) -> Callable[[List[str]], None]:
         tf.get_logger().setLevel("WARNING")
 
         from videotag.data.tf_errors import data_errors
-        from videotag.files import describe_write_error
+        from videotag.filesystem import describe_write_error
 
         try:
             with data_errors():

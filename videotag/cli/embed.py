@@ -39,7 +39,7 @@ def main(argv):
     del argv
     from videotag.data import list_files
     from videotag.errors import VideotagError
-    from videotag.files import check_output_file
+    from videotag.output_checks import check_output_file
     from videotag.retrieval import (
         EMBEDDING_FORMATS,
         embedding_batches,

@@ -93,7 +93,7 @@ def main(argv):
     from videotag.errors import ConfigError, DataError
     from videotag.evaluation.evaluator import format_metrics, run_evaluation
     from videotag.evaluation.report import format_table, write_report
-    from videotag.files import check_output_file
+    from videotag.output_checks import check_output_file
     from videotag.training.trainer import load_trained
 
     if FLAGS.segments:

@@ -38,7 +38,7 @@ def main(argv):
 
     from videotag.errors import ConfigError
     from videotag.export import docker_command, export_saved_model
-    from videotag.files import check_output_dir
+    from videotag.output_checks import check_output_dir
     from videotag.training.trainer import load_trained
 
     check_output_dir(FLAGS.export_dir, "export folder")  # before the work

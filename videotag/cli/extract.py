@@ -72,7 +72,7 @@ def main(argv):
     del argv
     from videotag.errors import ConfigError
     from videotag.extraction import Extractor, extract, fit_pca
-    from videotag.files import check_output_dir
+    from videotag.output_checks import check_output_dir
 
     cfg, inputs = settings_from_flags()
     if not FLAGS.fit_pca and not FLAGS.output_dir:

@@ -65,7 +65,7 @@ def main(argv):
     """Predicts and writes the rows. Returns 1 when a video could not be extracted."""
     from videotag.data import list_files
     from videotag.errors import VideotagError
-    from videotag.files import check_output_dir, check_output_file
+    from videotag.output_checks import check_output_dir, check_output_file
     from videotag.inference import (
         predict_from_model,
         predict_from_model_dir,

@@ -48,7 +48,8 @@ def main(argv):
     """Searches and writes the similar videos. Returns the exit status."""
     del argv
     from videotag.errors import VideotagError
-    from videotag.files import check_output_file, open_output
+    from videotag.files import open_output
+    from videotag.output_checks import check_output_file
     from videotag.retrieval import load_vectors, similar_videos, write_similar
 
     if bool(FLAGS.query_id) == FLAGS.all:

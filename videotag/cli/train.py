@@ -57,7 +57,7 @@ def main(argv):
     from videotag.data import list_files
     from videotag.data.labels import check_label_files
     from videotag.data.sources import uses_demo_data
-    from videotag.files import check_output_dir
+    from videotag.output_checks import check_output_dir
     from videotag.registry import model_config_class
     from videotag.training import train
     from videotag.training.distribution import split_host_cpu

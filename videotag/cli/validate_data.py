@@ -45,7 +45,7 @@ def main(argv):
     from videotag.data.labels import check_label_files
     from videotag.data.validation import validate_data
     from videotag.data.validation_report import format_validation, write_validation
-    from videotag.files import check_output_file
+    from videotag.output_checks import check_output_file
 
     overrides = list(FLAGS.override) + [f"data.train_data_pattern={FLAGS.data_pattern!r}"]
     if FLAGS.label_file:

@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from videotag.data import schema
 from videotag.errors import ConfigError, DataError
+from videotag.files import write_text
 
 PAD_ID, OOV_ID = 0, 1
 NUM_RESERVED = 2
@@ -139,14 +140,11 @@ def build_vocabulary(data_cfg, pattern: str, mode: str = "auto", min_count: int 
 
 def save_vocabulary(tokens: Sequence[str], path: str | Path) -> None:
     """Writes one token per line (UTF-8) to `path` on any file system `tf.io.gfile`
-    reaches, under a temporary name renamed into place (see
-    `videotag.training.storage.write_atomic`)."""
-    from videotag.training import storage
-
+    reaches, whole or not at all (`videotag.files.write_text`)."""
     for t in tokens:
         if not t or any(c in t for c in "\r\n"):
             raise ValueError(f"vocabulary token {t!r} is empty or holds a line break")
-    storage.write_atomic(str(path), "".join(t + "\n" for t in tokens).encode("utf-8"))
+    write_text(str(path), "".join(t + "\n" for t in tokens), "vocabulary file")
 
 
 def load_vocabulary(path: str | Path, key: str = "model.text.vocab_file") -> List[str]:
@@ -182,7 +180,8 @@ def load_vocabulary(path: str | Path, key: str = "model.text.vocab_file") -> Lis
 
 def load_word2vec(path: str | Path, tokens: Sequence[str], dim: int, seed: int = 0,
                   key: str = "model.text.pretrained_embeddings") -> Tuple[np.ndarray, int]:
-    """Embedding matrix [len(tokens) + 2, dim] from a word2vec text file.
+    """Embedding matrix [len(tokens) + 2, dim] from a word2vec text file (on any file
+    system `tf.io.gfile` reaches).
 
     The file's first line is "count dim", then one "word v1 ... v_dim" per line.
     Vocabulary tokens found in the file (exactly, or else by their lowercase form)
@@ -196,14 +195,14 @@ def load_word2vec(path: str | Path, tokens: Sequence[str], dim: int, seed: int =
         ConfigError: the file is missing, or its vectors are not `dim`-dimensional.
         DataError: a malformed line (naming the file and line).
     """
-    path = Path(path)
-    if not path.is_file():
+    path = str(path)
+    if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
         raise ConfigError(f"config key '{key}' names a file that does not exist: {path}")
     index = {t: i + NUM_RESERVED for i, t in enumerate(tokens)}
     matrix = np.zeros((len(tokens) + NUM_RESERVED, dim), np.float32)
     found = np.zeros(len(matrix), bool)
     try:
-        with open(path, encoding="utf-8") as f:
+        with tf.io.gfile.GFile(path, "r") as f:  # UTF-8, on any file system
             header = f.readline().split()
             if len(header) != 2 or not all(h.isdigit() for h in header):
                 raise DataError(f"{path}: line 1 must be 'count dim' (word2vec text format), "

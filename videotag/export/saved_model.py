@@ -30,6 +30,7 @@ import tensorflow as tf
 from videotag import files
 from videotag.data import schema
 from videotag.data.labels import load_label_names
+from videotag.output_checks import check_free_space, check_output_dir
 from videotag.data.segments import segment_classes
 from videotag.data.writer import video_example
 from videotag.errors import ModelError
@@ -191,8 +192,8 @@ def export_saved_model(
     if tf.io.gfile.exists(target):
         raise ModelError(f"{target} exists already: choose another --version")
     model = inference_copy(model)
-    files.check_free_space(str(export_dir), export_bytes(model, save_keras), "export")
-    files.check_output_dir(base, "export folder")
+    check_free_space(str(export_dir), export_bytes(model, save_keras), "export")
+    check_output_dir(base, "export folder")
     module = build_serving_module(model, cfg, top_k)
     signatures = {
         SERVING_DEFAULT: module.serve_examples.get_concrete_function(),

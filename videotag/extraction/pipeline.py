@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from videotag import files
 from videotag.errors import DataError
+from videotag.output_checks import check_output_dir
 from videotag.extraction import config as config_lib
 from videotag.extraction.config import ExtractionConfig
 from videotag.extraction.extractor import Extractor
@@ -147,7 +148,7 @@ class ShardedOutput:
         from videotag.data.writer import RecordWriter  # noqa: F401  (fail early on import)
 
         self.folder = str(folder)
-        files.check_output_dir(self.folder, "output folder")
+        check_output_dir(self.folder, "output folder")
         self.videos_per_shard = videos_per_shard
         names = tf.io.gfile.listdir(self.folder)
         for name in names:

@@ -111,9 +111,10 @@ def make_demo_videos(folder: str | Path, num_videos: int = 24, seed: int = 0,
         The manifest's path.
     """
     from videotag import files
+    from videotag.output_checks import check_output_dir
 
     folder = str(folder)
-    files.check_output_dir(folder, "output folder")
+    check_output_dir(folder, "output folder")
     rng = np.random.default_rng(seed)
     files.write_text(files.join(folder, "labels.txt"), "\n".join(DEMO_CLASSES) + "\n",
                      what="label file")

@@ -1,6 +1,6 @@
 """Training checkpoints: model weights, optimizer state and the run's position.
 
-Layout, in `<model_dir>/checkpoints/` (any file system `storage.py` reaches):
+Layout, in `<model_dir>/checkpoints/` (any file system `tf.io.gfile` reaches):
     ckpt-000000120/
         model.keras        the model (Keras format; `model.load_weights` reads it)
         optimizer.npz      the optimizer's variables (step count, moments, loss scale)
@@ -9,9 +9,10 @@ Layout, in `<model_dir>/checkpoints/` (any file system `storage.py` reaches):
 
 Writing: the free space is checked first against the checkpoint's size (known from
 the variables' shapes); the files are written into a hidden temporary directory,
-read back into the manifest, and the directory is then moved to its final name (an
-atomic rename on local disk; emulated elsewhere, file by file with the manifest
-last, and checked against the manifest once moved: write, verify, swap). A
+read back into the manifest, and the directory is then moved to its final name
+(`videotag.files.replace_dir`: an atomic rename where the file system has one; emulated
+elsewhere, file by file with the manifest last, and checked against the manifest
+once moved: write, verify, swap). A
 failed write (the disk filled up, a quota, a permission) removes the temporary
 directory and raises `StorageError` naming the path; the previous checkpoint is
 untouched. A run killed while saving leaves at most the temporary directory, which
@@ -44,7 +45,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from videotag import filesystem, files
 from videotag.errors import ModelError, StorageError
+from videotag.filesystem import join
 from videotag.training import manifest, storage
 
 MODEL_FILE = "model.keras"
@@ -106,7 +109,7 @@ def weights_finite(model: keras.Model) -> bool:
 
 def checkpoint_step(path: str) -> int:
     """The step of a checkpoint directory (`.../ckpt-000000120` -> 120)."""
-    return int(storage.basename(path).split("-")[1])
+    return int(filesystem.basename(path).split("-")[1])
 
 
 def variable_bytes(variables) -> int:
@@ -138,34 +141,34 @@ class CheckpointStore:
         self.writer = writer
         self.before_save = before_save
         if writer:
-            storage.gfile.makedirs(self.directory)
+            tf.io.gfile.makedirs(self.directory)
             self._clean_up()
 
     def _clean_up(self) -> None:
         """Removes what a run killed mid-save left; a checkpoint moved aside to be
         replaced (`.ckpt-N.old-*`) whose replacement never arrived is put back."""
-        for name in storage.gfile.listdir(self.directory):
+        for name in tf.io.gfile.listdir(self.directory):
             match = _TEMPORARY.match(name.rstrip("/"))
             if not match:
                 continue
-            path = storage.join(self.directory, name.rstrip("/"))
-            final = storage.join(self.directory, f"ckpt-{match.group(1)}")
-            if (match.group(2) == "old" and not storage.gfile.exists(final)
-                    and storage.is_local(path)):
-                storage.move_dir(path, final, ())
+            path = join(self.directory, name.rstrip("/"))
+            final = join(self.directory, f"ckpt-{match.group(1)}")
+            if (match.group(2) == "old" and not tf.io.gfile.exists(final)
+                    and filesystem.has_atomic_rename(path)):
+                files.replace_dir(path, final, what="checkpoint")
             else:
-                storage.remove_quietly(path)
+                filesystem.remove_quietly(path)
 
     def all(self) -> List[str]:
         """Checkpoint directories (by name, not checked), oldest first."""
-        if not storage.gfile.isdir(self.directory):
+        if not tf.io.gfile.isdir(self.directory):
             return []
-        names = [n.rstrip("/") for n in storage.gfile.listdir(self.directory)]
-        return [storage.join(self.directory, n) for n in sorted(names) if _NAME.match(n)]
+        names = [n.rstrip("/") for n in tf.io.gfile.listdir(self.directory)]
+        return [join(self.directory, n) for n in sorted(names) if _NAME.match(n)]
 
     def path_of(self, step: int) -> str:
         """The directory of the checkpoint of `step` (whether it exists or not)."""
-        return storage.join(self.directory, f"ckpt-{step:09d}")
+        return join(self.directory, f"ckpt-{step:09d}")
 
     def latest(self) -> Optional[str]:
         """The newest checkpoint directory, or None (not checked: see
@@ -192,53 +195,50 @@ class CheckpointStore:
         kept = (f"the previous checkpoint, {previous}, is intact" if previous
                 else "no checkpoint had been saved before")
         storage.check_space(self.directory, needed_bytes(model, optimizer),
-                            f"checkpoint {storage.basename(final)}", kept)
-        tmp = storage.join(self.directory, f".ckpt-{state.global_step:09d}.tmp-{os.getpid()}")
-        storage.remove_quietly(tmp)
-        try:
+                            f"checkpoint {filesystem.basename(final)}", kept)
+        tmp = join(self.directory, f".ckpt-{state.global_step:09d}.tmp-{os.getpid()}")
+        filesystem.remove_quietly(tmp)
+        with storage.failed_write(tmp, f"checkpoint {final}", f" (while writing {tmp}); the "
+                                  f"temporary files were removed and {kept}"):
             self._write(tmp, model, optimizer, state)
             self._swap(tmp, final)
-        except storage.WRITE_ERRORS as exc:
-            storage.remove_quietly(tmp)
-            raise StorageError(
-                f"could not write checkpoint {final}: {storage.describe(exc)} (while writing "
-                f"{tmp}); the temporary files were removed and {kept}") from None
         self._prune(state.global_step)
         return final
 
     def _write(self, tmp: str, model: keras.Model, optimizer, state: RunState) -> None:
-        storage.gfile.makedirs(tmp)
-        model.save(storage.join(tmp, MODEL_FILE))
+        tf.io.gfile.makedirs(tmp)
+        model.save(join(tmp, MODEL_FILE))
         store: Dict[str, np.ndarray] = {}
         optimizer.save_own_variables(store)
         buffer = io.BytesIO()
         np.savez(buffer, **store)
-        storage.write_bytes(storage.join(tmp, OPTIMIZER_FILE), buffer.getvalue())
-        storage.write_bytes(storage.join(tmp, STATE_FILE), state.to_json().encode())
-        storage.fsync_file(storage.join(tmp, MODEL_FILE))  # Keras does not flush it
-        storage.write_bytes(storage.join(tmp, MANIFEST_FILE),
-                            manifest.build(tmp, DATA_FILES, state.global_step))
-        storage.fsync_dir(tmp)
+        filesystem.write_in_place(join(tmp, OPTIMIZER_FILE), buffer.getvalue())
+        filesystem.write_in_place(join(tmp, STATE_FILE), state.to_json().encode())
+        filesystem.fsync(join(tmp, MODEL_FILE))  # Keras does not flush it
+        filesystem.write_in_place(join(tmp, MANIFEST_FILE),
+                                  manifest.build(tmp, DATA_FILES, state.global_step))
+        filesystem.fsync(tmp)
 
     def _swap(self, tmp: str, final: str) -> None:
         """Moves the written checkpoint to its final name, replacing one of the same
-        step (saved again at an epoch's end, or after a resume). Local disk: atomic
-        renames of files already read back into the manifest. Elsewhere (emulated,
-        file by file): the moved checkpoint is checked against its manifest again."""
-        files = DATA_FILES + (MANIFEST_FILE,)
-        if storage.is_local(final):
-            if not storage.gfile.exists(final):
-                storage.move_dir(tmp, final, files)
+        step (saved again at an epoch's end, or after a resume). With atomic renames:
+        renames of files already read back into the manifest (one being replaced is
+        moved aside first, and put back by `_clean_up` if the run dies between).
+        Elsewhere (emulated, file by file, the manifest last): the moved checkpoint is
+        checked against its manifest again."""
+        if filesystem.has_atomic_rename(final):
+            if not tf.io.gfile.exists(final):
+                files.replace_dir(tmp, final, what="checkpoint")
                 return
-            old = storage.join(self.directory, f".{storage.basename(final)}.old-{os.getpid()}")
-            storage.move_dir(final, old, ())
-            storage.move_dir(tmp, final, ())
-            storage.remove_quietly(old)
+            old = join(self.directory, f".{filesystem.basename(final)}.old-{os.getpid()}")
+            files.replace_dir(final, old, what="checkpoint")
+            files.replace_dir(tmp, final, what="checkpoint")
+            filesystem.remove_quietly(old)
             return
-        if storage.gfile.exists(final):
-            storage.gfile.remove(storage.join(final, MANIFEST_FILE))  # no longer intact
-            storage.gfile.rmtree(final)
-        storage.move_dir(tmp, final, files, last=MANIFEST_FILE)
+        if tf.io.gfile.exists(final):
+            tf.io.gfile.remove(join(final, MANIFEST_FILE))  # no longer intact
+            filesystem.remove_tree(final)
+        files.replace_dir(tmp, final, last=(MANIFEST_FILE,), what="checkpoint")
         problems = manifest.problems(final)
         if problems:
             raise StorageError(f"{final}: read back after writing, {'; '.join(problems)}")
@@ -249,7 +249,7 @@ class CheckpointStore:
         stay."""
         older = [p for p in self.all() if checkpoint_step(p) < saved_step]
         for stale in older[: max(0, len(older) - (self.keep - 1))]:
-            storage.remove_quietly(stale)
+            filesystem.remove_quietly(stale)
 
     @staticmethod
     def restore(path, model: keras.Model, optimizer=None) -> RunState:
@@ -267,11 +267,11 @@ class CheckpointStore:
         if problems:
             raise StorageError(f"checkpoint {path} is damaged: {'; '.join(problems)}")
         try:
-            model.load_weights(storage.join(path, MODEL_FILE))
+            model.load_weights(join(path, MODEL_FILE))
         except (ValueError, OSError) as exc:
             raise ModelError(f"{path}: the checkpoint does not fit the model ({exc})") from None
         if optimizer is not None:
-            data = storage.read_bytes(storage.join(path, OPTIMIZER_FILE))
+            data = filesystem.read_bytes(join(path, OPTIMIZER_FILE))
             with np.load(io.BytesIO(data)) as arrays:
                 store = {k: arrays[k] for k in arrays.files}
             if len(store) != len(optimizer.variables):
@@ -281,7 +281,7 @@ class CheckpointStore:
                     "train.mixed_precision changed? float16 adds a loss scale)"
                 )
             optimizer.load_own_variables(store)
-        return RunState.from_json(storage.read_bytes(storage.join(path, STATE_FILE)).decode())
+        return RunState.from_json(filesystem.read_bytes(join(path, STATE_FILE)).decode())
 
     def restore_latest(self, model: keras.Model, optimizer=None,
                        report: Optional[Callable[[str], None]] = None

@@ -3,7 +3,7 @@
 The names of a model directory's files live here (`trainer.py` describes the
 layout); `load_trained` gives (config, model) from `model.keras` or a checkpoint
 (`--checkpoint=best|latest|PATH` of eval, predict, export and embed), on any file
-system `storage.py` reaches, checkpoints checked against their manifests.
+system `tf.io.gfile` reaches, checkpoints checked against their manifests.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Optional
 
 import keras
+import tensorflow as tf
 
 from videotag.config import Config, from_dict
 from videotag.config import engine as config_engine
 from videotag.errors import ModelError
+from videotag.filesystem import join, read_bytes
 from videotag.registry import build_model
-from videotag.training import storage
 from videotag.training.checkpoints import CheckpointStore
 from videotag.training.ema import keeps_average
 from videotag.training.freeze import freeze_configured
@@ -36,7 +37,7 @@ def read_config(path: str) -> Config:
     Raises:
         ConfigError: not valid YAML, or keys this videotag does not know.
     """
-    return from_dict(config_engine.parse_yaml(storage.read_bytes(path).decode("utf-8"), path))
+    return from_dict(config_engine.parse_yaml(read_bytes(path).decode("utf-8"), path))
 
 
 def load_trained(model_dir: str, checkpoint: Optional[str] = None):
@@ -58,12 +59,12 @@ def load_trained(model_dir: str, checkpoint: Optional[str] = None):
         StorageError: the checkpoints are all damaged, or `checkpoint` is.
     """
     root = str(model_dir)
-    config_path = storage.join(root, CONFIG_FILE)
-    if not storage.gfile.exists(config_path):
+    config_path = join(root, CONFIG_FILE)
+    if not tf.io.gfile.exists(config_path):
         raise ModelError(f"{model_dir}: no {CONFIG_FILE}; is this a videotag model directory?")
     cfg = read_config(config_path)
-    if checkpoint is None and storage.gfile.exists(storage.join(root, MODEL_FILE)):
-        return cfg, keras.saving.load_model(storage.join(root, MODEL_FILE))
+    if checkpoint is None and tf.io.gfile.exists(join(root, MODEL_FILE)):
+        return cfg, keras.saving.load_model(join(root, MODEL_FILE))
     model = build_model(cfg)
     optimizer = None
     if cfg.train.ema_decay:  # the averages are optimizer variables: restore both
@@ -76,10 +77,10 @@ def load_trained(model_dir: str, checkpoint: Optional[str] = None):
             raise ModelError(_missing(model_dir, checkpoint))
     else:
         path = str(checkpoint)
-        if not storage.gfile.exists(path):
+        if not tf.io.gfile.exists(path):
             raise ModelError(f"checkpoint {checkpoint} does not exist (give best, latest, a "
                              "checkpoint directory or a .weights.h5 / .keras weights file)")
-        if storage.gfile.isdir(path):
+        if tf.io.gfile.isdir(path):
             CheckpointStore.restore(path, model, optimizer)
         else:
             model.load_weights(path)
@@ -102,16 +103,16 @@ def checkpoint_path(model_dir: str, checkpoint: Optional[str] = None) -> str:
         if path is None:
             raise ModelError(_missing(model_dir, checkpoint))
         return path
-    if not storage.gfile.exists(str(checkpoint)):
+    if not tf.io.gfile.exists(str(checkpoint)):
         raise ModelError(f"checkpoint {checkpoint} does not exist (give best, latest, a "
                          "checkpoint directory or a .weights.h5 / .keras weights file)")
     return str(checkpoint)
 
 
 def _store(root: str, checkpoint: Optional[str]) -> CheckpointStore:
-    directory = storage.join(root, CHECKPOINT_DIR)
+    directory = join(root, CHECKPOINT_DIR)
     if checkpoint == "best":
-        directory = storage.join(directory, BEST_DIR)
+        directory = join(directory, BEST_DIR)
     return CheckpointStore(directory, writer=False)
 
 

@@ -43,8 +43,11 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
+import tensorflow as tf
+
+from videotag import filesystem
 from videotag.errors import ModelError
-from videotag.training import storage
+from videotag.files import write_bytes
 
 LOCK_FILE = "train.lock"
 SETTLE_SECONDS = 1.0
@@ -126,9 +129,9 @@ class RunLock:
     def __init__(self, model_dir: str, stale_seconds: float = 600.0, cluster: str = "",
                  warn: Optional[Callable[[str], None]] = None):
         self.model_dir = str(model_dir)
-        self.path = storage.join(self.model_dir, LOCK_FILE)
+        self.path = filesystem.join(self.model_dir, LOCK_FILE)
         self.stale_seconds = stale_seconds
-        self.local = storage.is_local(self.model_dir)
+        self.local = filesystem.is_local(self.model_dir)
         self.warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
         self.holder = Holder(
             host=HOST, pid=os.getpid(), started=time.strftime("%Y-%m-%d %H:%M:%S %z"),
@@ -152,9 +155,9 @@ class RunLock:
         """
         for attempt in range(5):
             try:
-                raw = json.loads(storage.read_bytes(self.path))
+                raw = json.loads(filesystem.read_bytes(self.path))
                 return Holder(**{k: raw[k] for k in Holder.__dataclass_fields__ if k in raw})
-            except (FileNotFoundError, storage.tf.errors.NotFoundError):
+            except (FileNotFoundError, tf.errors.NotFoundError):
                 return None
             except (ValueError, TypeError, KeyError):
                 time.sleep(0.2)  # being written (O_EXCL creation): look again
@@ -163,8 +166,8 @@ class RunLock:
 
     def _write_new(self) -> bool:
         """Creates the lock file if there is none; False when one appeared first."""
-        tmp = storage.temporary_name(self.path, f"-{self.holder.token}")
-        storage.write_bytes(tmp, self._encode())
+        tmp = filesystem.temporary_name(self.path, f"-{self.holder.token}")
+        filesystem.write_in_place(tmp, self._encode())
         try:
             if self.local:
                 try:
@@ -180,18 +183,18 @@ class RunLock:
                         f.write(self._encode())
                         f.flush()
                         os.fsync(f.fileno())
-                storage.fsync_dir(self.model_dir)
+                filesystem.fsync(self.model_dir)
                 return True
             try:
-                storage.gfile.rename(tmp, self.path, overwrite=False)
-            except storage.tf.errors.AlreadyExistsError:
+                tf.io.gfile.rename(tmp, self.path, overwrite=False)
+            except tf.errors.AlreadyExistsError:
                 return False
             return True
         finally:
-            storage.remove_quietly(tmp)
+            filesystem.remove_quietly(tmp)
 
     def _replace(self) -> None:
-        storage.write_atomic(self.path, self._encode())
+        write_bytes(self.path, self._encode(), "run lock")
 
     @contextlib.contextmanager
     def _guard(self):
@@ -250,7 +253,7 @@ class RunLock:
         Raises:
             ModelError: another run holds the model directory.
         """
-        storage.gfile.makedirs(self.model_dir)
+        tf.io.gfile.makedirs(self.model_dir)
         for _ in range(3):
             with self._guard():
                 other = self.read()
@@ -319,8 +322,8 @@ class RunLock:
             with self._guard():
                 now = self.read()
                 if now is not None and now.token == self.holder.token:
-                    storage.gfile.remove(self.path)
-        except (ModelError, *storage.WRITE_ERRORS):
+                    tf.io.gfile.remove(self.path)
+        except (ModelError, *filesystem.WRITE_ERRORS):
             pass
 
     def __enter__(self) -> "RunLock":

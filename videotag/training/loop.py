@@ -21,10 +21,11 @@ import sys
 import time
 from typing import Dict, Optional
 
+from videotag import files
 from videotag.data import for_keras, make_dataset
 from videotag.errors import TrainingError
 from videotag.evaluation.evaluator import evaluate, format_metrics
-from videotag.training import distribution, storage
+from videotag.training import distribution
 from videotag.training.checkpoints import checkpoint_step, weights_finite
 from videotag.training.ema import averaged_weights
 from videotag.training.schedules import set_epoch
@@ -294,9 +295,10 @@ def numbers(result: Dict) -> Dict[str, float]:
 
 
 def write_json(path: str, payload) -> None:
-    """Writes JSON whole or not at all (`storage.write_atomic`, any file system).
+    """Writes JSON whole or not at all (`videotag.files.write_bytes`, any file system).
 
     Raises:
         StorageError: the write failed (the previous file is intact).
     """
-    storage.write_atomic(str(path), json.dumps(payload, indent=2, default=float).encode())
+    files.write_bytes(str(path), json.dumps(payload, indent=2, default=float).encode(),
+                      "metrics file")

@@ -14,19 +14,32 @@ by hand.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Dict, Iterable, List
 
-from videotag.training import storage
+import tensorflow as tf
+
+from videotag.filesystem import join, read_bytes, size
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = 1
+_CHUNK = 8 << 20
+
+
+def sha256(path: str) -> str:
+    """The SHA-256 of a file, read in chunks (hex digest)."""
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(str(path), "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def build(directory: str, names: Iterable[str], step: int) -> bytes:
     """The manifest (JSON bytes) of the files `names` of `directory`, read back."""
-    files = {name: {"bytes": storage.size(storage.join(directory, name)),
-                    "sha256": storage.sha256(storage.join(directory, name))}
+    files = {name: {"bytes": size(join(directory, name)),
+                    "sha256": sha256(join(directory, name))}
              for name in names}
     return json.dumps({"format": FORMAT, "step": step, "files": files}, indent=1).encode()
 
@@ -34,24 +47,24 @@ def build(directory: str, names: Iterable[str], step: int) -> bytes:
 def problems(directory: str) -> List[str]:
     """What is wrong with the checkpoint in `directory` against its manifest, one
     phrase each; empty when every file is there with its size and sum."""
-    path = storage.join(directory, MANIFEST_FILE)
-    if not storage.gfile.exists(path):
+    path = join(directory, MANIFEST_FILE)
+    if not tf.io.gfile.exists(path):
         return [f"it has no {MANIFEST_FILE} (a run stopped while writing it, or a "
                 "checkpoint of a videotag before manifests)"]
     try:
-        files: Dict[str, Dict] = json.loads(storage.read_bytes(path))["files"]
+        files: Dict[str, Dict] = json.loads(read_bytes(path))["files"]
     except (ValueError, KeyError, TypeError):
         return [f"its {MANIFEST_FILE} is not a readable manifest"]
     found = []
     for name, expected in sorted(files.items()):
-        file = storage.join(directory, name)
-        if not storage.gfile.exists(file):
+        file = join(directory, name)
+        if not tf.io.gfile.exists(file):
             found.append(f"{name} is missing")
             continue
-        actual = storage.size(file)
+        actual = size(file)
         if actual != expected["bytes"]:
             found.append(f"{name} has {actual} bytes, the manifest says {expected['bytes']}")
-        elif storage.sha256(file) != expected["sha256"]:
+        elif sha256(file) != expected["sha256"]:
             found.append(f"{name} has the right size but not the manifest's SHA-256 "
                          "(its content changed)")
     return found

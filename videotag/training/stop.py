@@ -13,6 +13,12 @@ checkpoint write, and never more than `timeout_seconds` (`train.stop_timeout_sec
 process with the same status without the new checkpoint, the previous one being
 intact (checkpoint writes are atomic). A second signal stops at once, without saving.
 
+Once the training steps are over and their last checkpoint saved (`finishing`), a
+signal only bounds the time left for the final files (`model.keras`,
+`metrics.json`): the run ends normally when they are written in time; past the
+bound, the process ends saying that the checkpoint holds the trained step and the
+same command writes them.
+
 Handlers are installed only in the main thread (the only place Python runs them),
 and the previous handlers are put back on the way out.
 """
@@ -51,6 +57,7 @@ class StopSignals:
         self._interruptible = False
         self._previous = {}
         self._timer: Optional[threading.Timer] = None
+        self.checkpoint: Optional[str] = None  # set by `finishing`
 
     @staticmethod
     def name(signum: int) -> str:
@@ -62,8 +69,13 @@ class StopSignals:
                              "saving; the latest checkpoint is intact", signum)
         self.requested = signum
         self.received_at = time.monotonic()
-        print(f"{self.name(signum)} received: stopping after a checkpoint of the current "
-              f"step (at most {self.timeout_seconds:g} s)", file=sys.stderr, flush=True)
+        if self.checkpoint is None:
+            doing = "stopping after a checkpoint of the current step"
+        else:
+            doing = (f"the training is over and saved in {self.checkpoint}; finishing the "
+                     "final model file")
+        print(f"{self.name(signum)} received: {doing} (at most {self.timeout_seconds:g} s)",
+              file=sys.stderr, flush=True)
         self._timer = threading.Timer(self.timeout_seconds, self._expire, (signum,))
         self._timer.daemon = True
         self._timer.start()
@@ -71,10 +83,22 @@ class StopSignals:
             raise _StopNow()
 
     def _expire(self, signum: int) -> None:
-        print(f"error: no checkpoint within {self.timeout_seconds:g} s of "
-              f"{self.name(signum)} (train.stop_timeout_seconds): stopped without it; the "
-              "previous checkpoint is intact", file=sys.stderr, flush=True)
+        within = (f"within {self.timeout_seconds:g} s of {self.name(signum)} "
+                  "(train.stop_timeout_seconds)")
+        if self.checkpoint is None:
+            message = (f"no checkpoint {within}: stopped without it; the previous checkpoint "
+                       "is intact")
+        else:
+            message = (f"the final model file was not written {within}: stopped without it; "
+                       f"the training is saved in {self.checkpoint}: run the same command to "
+                       "write it")
+        print(f"error: {message}", file=sys.stderr, flush=True)
         os._exit(128 + signum)
+
+    def finishing(self, checkpoint: Optional[str]) -> None:
+        """Notes that the training steps are over and saved in `checkpoint`: a signal
+        from now on only bounds the time the final files take (see the module doc)."""
+        self.checkpoint = checkpoint
 
     @contextlib.contextmanager
     def interruptible(self):

@@ -1,7 +1,7 @@
 """The trainer: builds the model under its strategy, trains it, scores it after each
 epoch, checkpoints, and resumes a run that was stopped.
 
-Layout of a model directory (local, or any file system `storage.py` reaches):
+Layout of a model directory (local, or any file system `tf.io.gfile` reaches):
     train.lock                    held by the run in progress (see `lock.py`)
     config.yaml                   the full config of the run
     vocab.txt                     the title vocabulary (models that read titles)
@@ -34,12 +34,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from videotag import filesystem
 from videotag.config import Config, engine as config_engine
 from videotag.data import SkipCounter, data_errors, list_files
 from videotag.data.record_types import check_record_type
 from videotag.data.sources import resolve_data
 from videotag.data.vocab import prepare_vocabulary
 from videotag.errors import ConfigError, ModelError, StorageError
+from videotag.files import replace_file, write_text
+from videotag.filesystem import join
 from videotag.evaluation.evaluator import evaluate, format_metrics, predict_function
 from videotag.registry import build_model
 from videotag.training import distribution, storage
@@ -204,15 +207,15 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
     check_record_type(cfg.data, files)
     if cfg.data.eval_data_pattern:
         check_record_type(cfg.data, list_files(cfg.data.eval_data_pattern))
-    store = CheckpointStore(storage.join(out, CHECKPOINT_DIR), cfg.train.keep_checkpoints,
+    store = CheckpointStore(join(out, CHECKPOINT_DIR), cfg.train.keep_checkpoints,
                             writer=chief, before_save=lock.check if lock else None)
     latest = store.latest()
-    storage.gfile.makedirs(out)
+    tf.io.gfile.makedirs(out)
     # models reading titles: vocab.txt, built from the training titles (the same
     # titles give the same file, so a resumed run and every worker agree)
     prepare_vocabulary(cfg, out, verbose=verbose)
     if chief and latest is not None:
-        _check_same_model(cfg, storage.join(out, CONFIG_FILE))
+        _check_same_model(cfg, join(out, CONFIG_FILE))
     keras.utils.set_random_seed(cfg.train.seed)
 
     replicas = strategy.num_replicas_in_sync
@@ -241,13 +244,12 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
         started = warm_start(model, cfg.train.init_from)
         if verbose:
             print(started.report(limit=12), file=sys.stderr)
-    best_store = CheckpointStore(storage.join(out, CHECKPOINT_DIR, BEST_DIR), 1,
+    best_store = CheckpointStore(join(out, CHECKPOINT_DIR, BEST_DIR), 1,
                                  writer=chief and bool(cfg.train.keep_best),
                                  before_save=lock.check if lock else None)
     selection = Selection(cfg, state, best_store)
     if chief:  # once the checkpoint to resume from is known to be there and intact
-        storage.write_atomic(storage.join(out, CONFIG_FILE),
-                             config_engine.dump_yaml(cfg).encode())
+        write_text(join(out, CONFIG_FILE), config_engine.dump_yaml(cfg), "config file")
     step = TrainStep(cfg, model, optimizer, strategy)
     skips = SkipCounter() if cfg.data.on_bad_record == "skip" else None
     boards = TensorBoardLogs(out, enabled=chief and cfg.train.tensorboard)
@@ -273,7 +275,7 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
 
     progress = EpochProgress(verbose, cfg.train.batch_size, cfg.train.epochs,
                              fgm=bool(cfg.train.fgm_alpha), terms=step.terms)
-    run = EpochLoop(cfg, storage.join(out, METRICS_FILE), model, optimizer, step, strategy,
+    run = EpochLoop(cfg, join(out, METRICS_FILE), model, optimizer, step, strategy,
                     store, state, boards, progress, skips, predict, evaluate_here, verbose,
                     stop=stop, lock=lock, selection=selection)
     run.stopped = selection.stopped()  # a run that stopped early stays stopped
@@ -285,6 +287,7 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
             run.epochs()
     finally:
         boards.close()
+    stop.finishing(store.latest())  # a signal now bounds the final files' time only
 
     history = state.history
     summary.update(
@@ -309,8 +312,8 @@ def _run(cfg: Config, out: str, strategy, chief: bool, verbose: bool, start: flo
             print(f"training data in this run: {skips.summary()}", file=sys.stderr)
     if chief:
         save_model_file(_final_model(cfg, averaged_values(model, optimizer)),
-                        storage.join(out, MODEL_FILE))
-        write_json(storage.join(out, METRICS_FILE), {**metrics_payload(state), "summary": summary})
+                        join(out, MODEL_FILE))
+        write_json(join(out, METRICS_FILE), {**metrics_payload(state), "summary": summary})
     distribution.barrier(strategy)  # no worker leaves before the chief has written
     if verbose:
         if selection.best_line():
@@ -332,7 +335,7 @@ def _check_validation_data(cfg: Config) -> None:
 
 def _check_same_model(cfg: Config, saved_path: str) -> None:
     """Resuming: the checkpoints must be of the same model and data shapes."""
-    if not storage.gfile.exists(saved_path):
+    if not tf.io.gfile.exists(saved_path):
         return
     saved = read_config(saved_path)
     for section in ("model", "data"):
@@ -383,22 +386,17 @@ def summary_line(summary: Dict, top_k: int = 20) -> str:
 
 def save_model_file(model: keras.Model, path: str) -> None:
     """Saves `model` (Keras format) to `path` whole or not at all: the free space is
-    checked first, the file is written under a temporary name and renamed (see
-    `storage.py`; the `.keras` writer keeps the HDF5 library off the disk, see
+    checked first, the file is written under a temporary name and swapped in (see
+    `videotag.files.replace_file`; the `.keras` writer keeps the HDF5 library off the disk, see
     `checkpoints.py`).
 
     Raises:
         StorageError: not enough space, or the write failed (an earlier file at
             `path` is intact, the temporary file removed).
     """
-    directory = os.path.dirname(path)
     kept = "the checkpoints are intact"
-    storage.check_space(directory, needed_bytes(model), path, kept)
-    tmp = storage.temporary_name(path, ".keras")
-    try:
+    storage.check_space(filesystem.parent(path), needed_bytes(model), path, kept)
+    tmp = filesystem.temporary_name(path, ".keras")
+    with storage.failed_write(tmp, path, f"; {kept}"):
         model.save(tmp)
-        storage.fsync_file(tmp)
-        storage.replace_file(tmp, path)
-    except storage.WRITE_ERRORS as exc:
-        storage.remove_quietly(tmp)
-        raise StorageError(f"could not write {path}: {storage.describe(exc)}; {kept}") from None
+        replace_file(tmp, path, what="model file")
