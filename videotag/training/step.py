@@ -236,9 +236,20 @@ class TrainStep:
         clip = self.cfg.train.clip_gradient_norm
         if clip and self.cfg.train.clip_gradient_per_variable:
             limit = clip * scale
-            grads = [g * (limit / tf.maximum(tf.sqrt(s), limit)) for g, s in zip(grads, squares)]
+            grads = [clipped_by_norm(g, s, limit) for g, s in zip(grads, squares)]
         elif clip:
             grads, _ = tf.clip_by_global_norm(grads, clip * scale, use_norm=norm)
         self.optimizer.apply(grads, self.variables)
         parts["grad_norm"] = norm / scale / self.replicas  # summed over replicas
         return parts
+
+
+def clipped_by_norm(gradient, square, limit):
+    """tf.clip_by_norm's `gradient * limit / max(||gradient||, limit)`, given the
+    squared norm. A gradient of a million entries or more whose norm is within the
+    limit (its factor is exactly 1) comes back as it is, without a pass over it."""
+    factor = limit / tf.maximum(tf.sqrt(square), limit)
+    size = gradient.shape.num_elements()
+    if size is None or size < 1 << 20:
+        return gradient * factor
+    return tf.cond(factor < 1.0, lambda: gradient * factor, lambda: gradient)
