@@ -181,9 +181,14 @@ def test_segments_take_one_model_not_an_ensemble(members):
     results = finish_processes([
         start_process(["-m", "videotag", "eval", "--segments", "--ensemble", *models]),
         start_process(["-m", "videotag", "predict", "--segments", "--ensemble", *models,
-                       f"--input_data_pattern={root / 'val.tfrecord'}"])])
-    (eval_code, _, eval_err), (predict_code, _, predict_err) = results
-    assert eval_code == 1 and predict_code == 1
+                       f"--input_data_pattern={root / 'val.tfrecord'}"]),
+        start_process(["-m", "videotag", "eval", "--segments", f"--model_dir={models[0]}",
+                       "--hit_at=1,5"])])
+    (eval_code, _, eval_err), (predict_code, _, predict_err), (hit_code, _, hit_err) = results
+    assert eval_code == 1 and predict_code == 1 and hit_code == 1
+    assert hit_err.strip().splitlines()[-1] == (
+        "error: --hit_at is a video-level figure; --segments reports the segment metric "
+        "(MAP@--top_n over the rated segments) only")
     assert "error: --segments scores one model directory (--model_dir)" in eval_err
     assert ("error: --segments predicts with one model (--model_dir or --saved_model), not "
             "--ensemble") in predict_err

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 import videotag
+from tests.helpers import finish_processes, start_process
 from videotag.extraction.synthetic import write_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,6 +62,8 @@ def test_extract_cli_fits_pca_extracts_and_counts_the_failure(extracted):
 
 
 def test_predict_videos_prints_videotag_json(extracted, tmp_path):
+    """predict --videos with the model directory's model.keras, and with --checkpoint
+    naming other weights (two processes at once): each equals its own model."""
     root, _ = extracted
     cfg = videotag.config.load("nextvlad", [
         "data.num_classes=5", f"data.label_file={root / 'labels.txt'}",
@@ -71,11 +74,17 @@ def test_predict_videos_prints_videotag_json(extracted, tmp_path):
     model = videotag.build_model(cfg)
     cfg.save(model_dir / "config.yaml")
     model.save(model_dir / "model.keras")
-    proc = _run("tools/predict.py", f"--model_dir={model_dir}", f"--videos={root / 'list.tsv'}",
-                f"--extraction_config={root / 'features' / 'extraction.yaml'}", "--top_k=3",
-                f"--features_dir={tmp_path / 'features'}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout)
+    other = videotag.build_model(cfg)  # other initial weights
+    other.save(tmp_path / "other.keras")
+    common = ["tools/predict.py", f"--model_dir={model_dir}", f"--videos={root / 'list.tsv'}",
+              f"--extraction_config={root / 'features' / 'extraction.yaml'}", "--top_k=3"]
+    results = finish_processes([
+        start_process([*common, f"--features_dir={tmp_path / 'features'}"]),
+        start_process([*common, f"--features_dir={tmp_path / 'features2'}",
+                       f"--checkpoint={tmp_path / 'other.keras'}"])], timeout=600)
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+    result, result_other = (json.loads(out) for _, out, _ in results)
     assert [Path(entry[0]).name for entry in result] == ["a.mp4", "b.webm", "c.mkv"]
     # the same features as the extraction run (same settings, same seeded networks)
     for name in ("a", "b", "c"):
@@ -92,17 +101,19 @@ def test_predict_videos_prints_videotag_json(extracted, tmp_path):
 
     parsed = RecordParser(cfg.data).parse(tf.constant(records), tf.constant(["x"] * 3))
     assert parsed.errors.numpy().tolist() == [b""] * 3
-    for i, entry in enumerate(result):
-        inputs = {"num_frames": parsed.features["num_frames"][i:i + 1]}
-        for name, size in zip(cfg.data.feature_names, cfg.data.feature_sizes):
-            inputs[name] = decode_frames(parsed.features[name][i:i + 1],
-                                         inputs["num_frames"][0], size)
-        probs = model(inputs, training=False)["tags"].numpy()[0]
-        tags = entry[1:]
-        assert [t["class_id"] for t in tags] == np.argsort(-probs)[:3].tolist()
-        assert [t["class_name"] for t in tags] == [CLASSES[t["class_id"]] for t in tags]
-        np.testing.assert_allclose([t["probability"] for t in tags], np.sort(probs)[::-1][:3],
-                                   atol=2e-6)
+    for weights, output in ((model, result), (other, result_other)):
+        for i, entry in enumerate(output):
+            inputs = {"num_frames": parsed.features["num_frames"][i:i + 1]}
+            for name, size in zip(cfg.data.feature_names, cfg.data.feature_sizes):
+                inputs[name] = decode_frames(parsed.features[name][i:i + 1],
+                                             inputs["num_frames"][0], size)
+            probs = weights(inputs, training=False)["tags"].numpy()[0]
+            tags = entry[1:]
+            assert [t["class_id"] for t in tags] == np.argsort(-probs)[:3].tolist()
+            assert [t["class_name"] for t in tags] == [CLASSES[t["class_id"]] for t in tags]
+            np.testing.assert_allclose([t["probability"] for t in tags],
+                                       np.sort(probs)[::-1][:3], atol=2e-6)
+    assert result != result_other  # the two weights tell apart
 
 
 def _frames(example, name):

@@ -183,6 +183,9 @@ def _segments(argv):
 
     if argv[1:] or FLAGS.compare or FLAGS.ensemble:
         raise ConfigError("--segments scores one model directory (--model_dir)")
+    if FLAGS.hit_at is not None:
+        raise ConfigError("--hit_at is a video-level figure; --segments reports the segment "
+                          "metric (MAP@--top_n over the rated segments) only")
     if not FLAGS.model_dir:
         raise ConfigError("--segments needs --model_dir (its data settings; the model unless "
                           "--submission is given)")

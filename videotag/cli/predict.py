@@ -87,9 +87,9 @@ def main(argv):
     elif bool(FLAGS.model_dir) == bool(FLAGS.saved_model):
         raise VideotagError("give exactly one of --model_dir and --saved_model (or --ensemble "
                             "A B ...)")
-    if FLAGS.checkpoint and (FLAGS.saved_model or FLAGS.videos):
-        raise VideotagError("--checkpoint picks the weights of a --model_dir predicting "
-                            "records (--input_data_pattern)")
+    if FLAGS.checkpoint and FLAGS.saved_model:
+        raise VideotagError("--checkpoint picks the weights of a --model_dir (a SavedModel "
+                            "has its own)")
     if bool(FLAGS.input_data_pattern) == bool(FLAGS.videos):
         raise VideotagError("give exactly one of --input_data_pattern and --videos")
     if FLAGS.top_k <= 0:
@@ -170,5 +170,6 @@ def _video_rows(segments: bool = False):
     inputs = [part for value in FLAGS.videos for part in value.split(",") if part]
     rows, summary = predict_videos(inputs, load(FLAGS.extraction_config), FLAGS.model_dir,
                                    FLAGS.saved_model, FLAGS.top_k, FLAGS.batch_size,
-                                   FLAGS.features_dir, segments=segments)
+                                   FLAGS.features_dir, segments=segments,
+                                   checkpoint=FLAGS.checkpoint)
     return rows, len(summary.failed)

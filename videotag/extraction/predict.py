@@ -40,7 +40,8 @@ def _match_model_config(cfg: ExtractionConfig, model_dir: str) -> None:
 def predict_videos(inputs: Sequence[str], cfg: ExtractionConfig, model_dir: Optional[str] = None,
                    saved_model: Optional[str] = None, top_k: int = 20, batch_size: int = 256,
                    features_dir: Optional[str] = None,
-                   progress: bool = True, segments: bool = False) -> Tuple[List, Summary]:
+                   progress: bool = True, segments: bool = False,
+                   checkpoint: Optional[str] = None) -> Tuple[List, Summary]:
     """Top-k classes of every video of `inputs` (folders, files, manifests).
 
     Args:
@@ -53,6 +54,8 @@ def predict_videos(inputs: Sequence[str], cfg: ExtractionConfig, model_dir: Opti
         features_dir: keep the extracted records here (default: a temporary folder).
         progress: show the extraction's progress bar.
         segments: predict every segment too (`SegmentPrediction` rows).
+        checkpoint: with `model_dir`: which of its weights (best, latest, a checkpoint
+            or weights file; default its model.keras).
 
     Returns:
         (rows, summary): `Prediction` rows `(path, [(class_id, class_name,
@@ -68,6 +71,9 @@ def predict_videos(inputs: Sequence[str], cfg: ExtractionConfig, model_dir: Opti
 
     if bool(model_dir) == bool(saved_model):
         raise VideotagError("give exactly one of a model directory and a SavedModel")
+    if checkpoint and not model_dir:
+        raise VideotagError("a checkpoint picks the weights of a model directory, not of a "
+                            "SavedModel")
     if model_dir:
         _match_model_config(cfg, model_dir)
     items, _ = list_videos(inputs, with_labels=False)
@@ -81,7 +87,7 @@ def predict_videos(inputs: Sequence[str], cfg: ExtractionConfig, model_dir: Opti
         pattern = str(Path(folder) / f"{SHARD_PREFIX}-*.tfrecord")
         if model_dir:
             by_dir = predict_segments_from_model_dir if segments else predict_from_model_dir
-            rows = by_dir(model_dir, pattern, top_k, batch_size)
+            rows = by_dir(model_dir, pattern, top_k, batch_size, checkpoint=checkpoint)
         else:
             by_export = (predict_segments_from_saved_model if segments
                          else predict_from_saved_model)
