@@ -72,13 +72,16 @@ def test_the_flat_index_gives_the_exact_search():
     ("ivf", SearchSettings(nprobe=8), 0.95),
     ("hnsw", SearchSettings(ef_search=48), 0.95),
     ("ivfpq", SearchSettings(nprobe=8, refine=8), 0.9),
+    ("ivfpqfs", SearchSettings(nprobe=8, refine=8), 0.9),
 ])
 def test_approximate_indexes_reach_their_recall_on_clustered_data(kind, search, floor):
     vectors = clustered(6000, 48, clusters=60, seed=1)
     rows = np.arange(0, 6000, 29)
     exact, exact_scores = top_k_similar(vectors[rows], vectors, 10, exclude=rows)
-    settings = IndexSettings(kind, hnsw_m=16, ef_construction=40, pq_m=12, pq_bits=6)
+    settings = IndexSettings(kind, hnsw_m=16, ef_construction=40, pq_m=12, pq_bits=6, pca=24)
     index, resolved = build_index(vectors, settings)
+    if kind == "ivfpqfs":  # the PCA, 4-bit fast-scan codes and exact re-ranking of faiss
+        assert resolved.factory() == "PCA24,IVF153,PQ12x4fs,RFlat"
     found, scores = search_index(index, vectors, rows, 10, search)
     assert recall_at_k(found, exact) >= floor
     # found neighbours carry their exact cosines, in order, never the query itself

@@ -106,6 +106,32 @@ def test_every_count_matches_the_records_written(shards):
     assert report["labels_per_video"] == {
         str(n): shards["labels_per_video"].count(n) for n in set(shards["labels_per_video"])}
     assert sum(report["frames_histogram"].values()) == 59
+    # one chunk of 64 records: parsed without the type check, failed by the float
+    # frames, parsed again with the types checked
+    assert result.rechecked == 1
+
+
+def test_only_the_chunk_with_a_wrong_type_is_checked_again_and_found_the_same(shards):
+    """Chunks of 4 records: the one holding the float frames is parsed again with the
+    types checked, the others are not, and everything is found as in one chunk."""
+    root = shards["root"]
+    cfg = tiny_config(**{"data.feature_sizes": f"[{RGB}, {AUDIO}]",
+                         "data.label_file": str(shards["labels"])})
+    small = validate_data(cfg.data, f"{root}/*.tfrecord", examples=2, progress_seconds=0,
+                          chunk=4)
+    assert small.rechecked == 1
+    assert small.reasons == {"missing_id": 1, "label_out_of_range": 1, "wrong_type": 1}
+    assert small.examples["label_out_of_range"][0].startswith(
+        f"{root}/bad.tfrecord: record 11 (id v100): ")
+    assert small.examples["missing_id"][0].startswith(f"{root}/bad.tfrecord: record 12")
+    assert small.examples["wrong_type"] == [
+        f"{root}/bad.tfrecord: record 10 (id floaty): feature list rgb: frame 0 holds float "
+        "values, expected bytes (one value of 16 bytes per frame)"]
+    assert (small.records, small.good, small.bad) == (62, 59, 3)
+    assert small.corrupt_shards == [(f"{root}/cut.tfrecord", 9)]
+    assert sorted(small.frames.tolist()) == shards["frames"]
+    np.testing.assert_array_equal(small.class_counts, shards["class_counts"])
+    assert (small.titles, small.categories) == (shards["titles"], 0)
 
 
 def test_a_layout_other_than_the_config_is_named(shards):

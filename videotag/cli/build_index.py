@@ -7,9 +7,11 @@
     #    videotag similar --embeddings=runs/emb/test --index=hnsw uses it
 
 Kinds: ivf (k-means cells), hnsw (a graph), ivfpq (cells of compressed codes, for
-collections that do not fit in memory); flat (exact) needs no file. Settings left at
-0 are chosen from the number of videos. --recall_queries=N measures the index's
-recall@top_k on N random videos against the exact search. The embeddings are those
+collections that do not fit in memory), ivfpqfs (cells of 4-bit codes scanned with
+SIMD, re-ranked exactly, optionally after a PCA: all against all at a million);
+flat (exact) needs no file. Settings left at 0 are chosen from the number of
+videos. --recall_queries=N measures the index's recall@top_k on N random videos
+against the exact search. The embeddings are those
 of `videotag embed` (<prefix>.npy) or `videotag batch-embed` (<prefix>-*-of-*.tfrecord).
 Needs the faiss extra: pip install "videotag[faiss]". `python tools/build_index.py`
 takes the same flags.
@@ -27,12 +29,14 @@ def define_flags() -> None:
     """Defines the flags of this command in absl's global FLAGS."""
     flags.DEFINE_string("embeddings", None, "Prefix given to videotag embed or batch-embed.",
                         required=True)
-    flags.DEFINE_enum("index", "ivf", ["ivf", "hnsw", "ivfpq"], "Index kind.")
+    flags.DEFINE_enum("index", "ivf", ["ivf", "hnsw", "ivfpq", "ivfpqfs"], "Index kind.")
     flags.DEFINE_integer("nlist", 0, "IVF cells (ivf, ivfpq); 0: 4 sqrt(N).")
     flags.DEFINE_integer("hnsw_m", 32, "HNSW neighbours per video.")
     flags.DEFINE_integer("ef_construction", 80, "HNSW candidates while building.")
-    flags.DEFINE_integer("pq_m", 0, "ivfpq sub-quantizers (must divide the size); 0: size/16.")
+    flags.DEFINE_integer("pq_m", 0, "PQ sub-quantizers (must divide the size); 0: size/16 "
+                         "(ivfpq), PCA size/2 (ivfpqfs).")
     flags.DEFINE_integer("pq_bits", 0, "ivfpq bits per code; 0: 8 (fewer for few videos).")
+    flags.DEFINE_integer("pca", 0, "ivfpqfs PCA dimensions; 0: none.")
     flags.DEFINE_integer("train_size", 0, "Videos the k-means learns from; 0: automatic.")
     flags.DEFINE_integer("seed", 0, "Seed of the training sample and the k-means.")
     flags.DEFINE_integer("recall_queries", 0, "Measure recall@top_k on this many random "
@@ -40,7 +44,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("top_k", 10, "k of the recall measurement.")
     flags.DEFINE_integer("nprobe", 16, "IVF cells scanned per query, for the measurement.")
     flags.DEFINE_integer("ef_search", 64, "HNSW candidates per query, for the measurement.")
-    flags.DEFINE_integer("refine", 4, "ivfpq candidates factor, for the measurement.")
+    flags.DEFINE_integer("refine", 4, "ivfpq/ivfpqfs candidates factor, for the measurement.")
 
 
 def main(argv):
@@ -59,11 +63,13 @@ def main(argv):
 
     require_faiss()
     if min(FLAGS.top_k, FLAGS.nprobe, FLAGS.ef_search, FLAGS.refine, FLAGS.hnsw_m) <= 0 or min(
-            FLAGS.nlist, FLAGS.pq_m, FLAGS.pq_bits, FLAGS.train_size, FLAGS.recall_queries) < 0:
+            FLAGS.nlist, FLAGS.pq_m, FLAGS.pq_bits, FLAGS.train_size, FLAGS.recall_queries,
+            FLAGS.pca) < 0:
         raise VideotagError("index settings must be positive (or 0: automatic)")
     embeddings = load_vectors(FLAGS.embeddings)
     settings = IndexSettings(FLAGS.index, FLAGS.nlist, FLAGS.hnsw_m, FLAGS.ef_construction,
-                             FLAGS.pq_m, FLAGS.pq_bits, FLAGS.train_size, FLAGS.seed)
+                             FLAGS.pq_m, FLAGS.pq_bits, FLAGS.train_size, FLAGS.seed,
+                             FLAGS.pca)
     began = time.time()
     index, resolved = build_index(embeddings.vectors, settings)
     info = IndexInfo(resolved, len(embeddings.ids), int(embeddings.vectors.shape[1]),

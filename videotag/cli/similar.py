@@ -6,11 +6,11 @@
     videotag similar --embeddings=runs/emb/test --all --index=ivf --nprobe=32
 
 Without --index the search is exact, in blocks (NumPy). --index=flat is exact too
-(faiss); ivf, hnsw and ivfpq are approximate (see `videotag build-index`), with the
-knobs --nprobe (ivf, ivfpq), --ef_search (hnsw) and --refine (ivfpq); their scores
-are exact cosines. The embeddings are those of `videotag embed` (<prefix>.npy) or of
-`videotag batch-embed` (<prefix>-*-of-*.tfrecord). `python tools/similar.py` takes
-the same flags.
+(faiss); ivf, hnsw, ivfpq and ivfpqfs are approximate (see `videotag build-index`),
+with the knobs --nprobe (ivf, ivfpq, ivfpqfs), --ef_search (hnsw) and --refine
+(ivfpq, ivfpqfs); their scores are exact cosines. The embeddings are those of
+`videotag embed` (<prefix>.npy) or of `videotag batch-embed`
+(<prefix>-*-of-*.tfrecord). `python tools/similar.py` takes the same flags.
 """
 
 import sys
@@ -31,12 +31,13 @@ def define_flags() -> None:
     flags.DEFINE_integer("block_size", 4096,
                          "Videos scored at once (memory ~ block_size^2 floats); queries per "
                          "faiss call with --index.")
-    flags.DEFINE_enum("index", "none", ["none", "flat", "ivf", "hnsw", "ivfpq"],
+    flags.DEFINE_enum("index", "none", ["none", "flat", "ivf", "hnsw", "ivfpq", "ivfpqfs"],
                       "none: exact NumPy search; a faiss index (built with its defaults and "
                       "saved when there is none; videotag build-index sets them).")
-    flags.DEFINE_integer("nprobe", 16, "IVF cells scanned per query (ivf, ivfpq).")
+    flags.DEFINE_integer("nprobe", 16, "IVF cells scanned per query (ivf, ivfpq, ivfpqfs).")
     flags.DEFINE_integer("ef_search", 64, "HNSW candidates per query (hnsw).")
-    flags.DEFINE_integer("refine", 4, "ivfpq: k x refine candidates rescored exactly.")
+    flags.DEFINE_integer("refine", 4, "ivfpq, ivfpqfs: k x refine candidates rescored "
+                         "exactly.")
     flags.DEFINE_enum("format", "tsv", ["tsv", "jsonl"], "TSV (query_id, rank, similar_id, "
                       "score) or JSON Lines.")
     flags.DEFINE_string("output_file", None, "Output file (default: standard output).")

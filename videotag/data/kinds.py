@@ -31,6 +31,8 @@ class Kinds(NamedTuple):
         wrong: bool [B], a key the parser reads holds values of another type.
         keys: string [B, (keys)], the context keys (an Example's feature keys) of
             each record, all of them, whatever their values.
+        held: bool [B, (keys)], the key holds a value: its serialized Feature is
+            longer than the two bytes of an empty list.
         video_id: string [B], the first bytes value of the id key ("" when none).
         message: a function returning string [B]: for each record the keys of the
             wrong type and what they hold ("" for a good record).
@@ -38,6 +40,7 @@ class Kinds(NamedTuple):
 
     wrong: tf.Tensor
     keys: tf.RaggedTensor
+    held: tf.RaggedTensor
     video_id: tf.Tensor
     message: Callable[[], tf.Tensor]
 
@@ -141,6 +144,7 @@ def check_kinds(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool,
     parts = _fields(serialized, top, [field, "feature_lists"] if read_lists else [field])
     keys, values = _map(parts[0], "tensorflow.Features", "feature")
     kinds = tf.ragged.map_flat_values(_kind, values)
+    held = tf.ragged.map_flat_values(lambda v: tf.strings.length(v) > 2, values)
     wrong: List[tf.Tensor] = []
     messages: List[Callable[[], tf.Tensor]] = []
     noun = "context key" if frame_level else "feature"
@@ -176,7 +180,7 @@ def check_kinds(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool,
                 f" values, expected {dtype_name(dtype)}{hints.get(key, '')}"]))
     count = tf.shape(serialized)[0]
     if not wrong:
-        return Kinds(tf.zeros([count], tf.bool), keys, tf.fill([count], ""),
+        return Kinds(tf.zeros([count], tf.bool), keys, held, tf.fill([count], ""),
                      lambda: tf.fill([count], ""))
     wrong_stack = tf.stack(wrong, axis=1)
 
@@ -190,7 +194,7 @@ def check_kinds(serialized: tf.Tensor, names: tf.Tensor, frame_level: bool,
                         "bytes_list")
     _, (ids,) = _decode(bytes_list, "tensorflow.BytesList", ["value"], [tf.string])
     video_id = tf.concat([ids, tf.fill([count, 1], "")], 1)[:, 0]
-    return Kinds(tf.reduce_any(wrong_stack, axis=1), keys, video_id, message)
+    return Kinds(tf.reduce_any(wrong_stack, axis=1), keys, held, video_id, message)
 
 
 def _values(features: tf.Tensor, kinds: tf.Tensor) -> List[tuple]:

@@ -70,9 +70,10 @@ class ParsedRecords(NamedTuple):
         errors: string [B]: "" for a good record, else "<name> (id <id>): " (or
             "<name> (no id): ") followed by its problems joined by "; ". Names are
             not quoted: a served request's error (an Assert) would escape quotes.
-        context_keys: with the types checked, string [B, (keys)]: every context
-            key (an Example's feature keys) of each record, as the type check read
-            them (`videotag.data.kinds.Kinds.keys`); None otherwise.
+        context_keys: with the types checked, string [B, (keys)]: the context
+            keys (an Example's feature keys) of each record that hold a value of any
+            type, as the type check read them (`videotag.data.kinds.Kinds`); None
+            otherwise.
     """
 
     features: Dict[str, object]
@@ -138,7 +139,8 @@ class RecordParser:
         errors = tf.cond(tf.reduce_any(bad),
                          lambda: _describe(checks, features[schema.VIDEO_ID_KEY], names, bad),
                          lambda: tf.fill([count], ""))
-        return ParsedRecords(features, bad, errors, None if kinds is None else kinds.keys)
+        return ParsedRecords(features, bad, errors, None if kinds is None
+                             else tf.ragged.boolean_mask(kinds.keys, kinds.held))
 
     def _check(self, serialized, names, count):
         """(features, {reason: (bad [B], a function writing the messages [B])}, the
@@ -414,7 +416,10 @@ def _join_frames(frames: tf.RaggedTensor, num_frames: tf.Tensor, size: int) -> t
     joined = tf.strings.reduce_join(tf.RaggedTensor.from_row_splits(
         frames.flat_values, record_splits, validate=False), axis=1)
     length = tf.cast(num_frames, tf.int32) * size
-    return tf.strings.substr(joined, tf.zeros_like(length), length)
+    # cut (a copy) only a chunk where a record is longer than that (max_frames, a
+    # shorter other feature, a bad record)
+    return tf.cond(tf.reduce_all(tf.strings.length(joined) == length), lambda: joined,
+                   lambda: tf.strings.substr(joined, tf.zeros_like(length), length))
 
 
 def decode_frames(frame_bytes: tf.Tensor, steps: tf.Tensor, size: int) -> tf.Tensor:

@@ -1,0 +1,143 @@
+"""Videos/s of the training input pipeline (every record validated) against the ceiling
+of a bare batched uint8 parse of the same shards, and of `videotag validate-data`
+against the training pipeline, all in the same run.
+
+Writes synthetic YT8M-size frame-level shards of realistic length (1024 + 128 bytes
+per frame; 152-300 frames, mean 226; 1-5 labels of 3862) to a temporary folder, then
+alternates rounds of:
+
+- bare parse (the ceiling): the shards read in parallel, batched, one
+  `tf.io.parse_sequence_example` per batch, the frames decoded to uint8
+  [B, longest video, size] (`tf.io.decode_raw`), `num_frames`, the labels multi-hot
+  (`tf.sparse.to_indicator`), prefetched. No record is checked: a bad one fails the
+  batch or goes through unnoticed;
+- training pipeline: iterating `videotag.data.make_dataset` (training order, every
+  record checked by the record parser, the frames decoded a batch at a time);
+- validate-data: `videotag.data.validation.validate_data` (every record parsed and
+  checked, its types included; all frames counted).
+
+Each clock starts once its pipeline is built and its functions instantiated (the
+iterator made; `validate_data` does the same before its own clock) and stops after
+its last element. The
+medians of the rounds are reported, with the two ratios the issues ask for: training
+pipeline / bare parse (issue 17: >= 0.9) and validate-data / training pipeline
+(issue 12: >= 1.0), by the wall clock and by the CPU time of the process (videos per
+CPU-second: the steadier figure on a machine shared with other jobs).
+
+    .venv/bin/python benchmarks/input_pipeline.py --videos 600 --shards 4 --rounds 3
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+from tests.helpers import frame_record, write_file  # noqa: E402
+from videotag import config as config_lib  # noqa: E402
+from videotag.data import make_dataset  # noqa: E402
+from videotag.data.shards import list_files  # noqa: E402
+from videotag.data.validation import validate_data  # noqa: E402
+
+
+def write_shards(folder: str, videos: int, shards: int, low: int, seed: int = 0) -> str:
+    """Synthetic YT8M-size shards of `low`-300 frames per video; returns their glob."""
+    rng = np.random.default_rng(seed)
+    per = -(-videos // shards)
+    for s in range(shards):
+        records = []
+        for i in range(s * per, min(videos, (s + 1) * per)):
+            frames = int(rng.integers(low, 301))
+            labels = tuple(int(c) for c in rng.choice(3862, rng.integers(1, 6), replace=False))
+            records.append(frame_record(f"v{i}".encode(), labels, frames=frames, seed=i))
+        write_file(os.path.join(folder, f"train{s:04d}.tfrecord"), records)
+    return os.path.join(folder, "train*.tfrecord")
+
+
+def bare_parse(data, pattern: str, batch_size: int) -> tf.data.Dataset:
+    """The ceiling: read, batch, one parse op, uint8 frames, multi-hot labels."""
+    files = list_files(pattern)
+    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset, cycle_length=min(data.num_parallel_reads, len(files)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    sizes = dict(zip(data.feature_names, data.feature_sizes))
+
+    def parse(serialized):
+        context, lists, lengths = tf.io.parse_sequence_example(
+            serialized,
+            context_features={data.id_key: tf.io.FixedLenFeature([], tf.string),
+                              "labels": tf.io.VarLenFeature(tf.int64)},
+            sequence_features={n: tf.io.FixedLenSequenceFeature([], tf.string) for n in sizes})
+        out = {n: tf.io.decode_raw(lists[n], tf.uint8, fixed_length=s)[:, :data.max_frames]
+               for n, s in sizes.items()}
+        out["num_frames"] = tf.cast(tf.minimum(tf.reduce_min(
+            tf.stack([lengths[n] for n in sizes], 1), 1), data.max_frames), tf.int32)
+        out["labels"] = tf.cast(tf.sparse.to_indicator(context["labels"], data.num_classes),
+                                tf.float32)
+        out["video_id"] = context[data.id_key]
+        return out
+
+    return ds.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE,
+                                    deterministic=False).prefetch(tf.data.AUTOTUNE)
+
+
+def iterate(ds: tf.data.Dataset):
+    """(videos/s, videos per CPU-second of this process) of one pass over `ds` (built
+    already), from the moment its iterator (with its functions instantiated) is made."""
+    batches = iter(ds)
+    start, cpu, count = time.perf_counter(), time.process_time(), 0
+    for batch in batches:
+        count += int(batch["num_frames"].shape[0])
+    return count / (time.perf_counter() - start), count / (time.process_time() - cpu)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=600)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch_size", type=int, default=160)
+    parser.add_argument("--min_frames", type=int, default=152,
+                        help="shortest video (the longest has 300 frames)")
+    args = parser.parse_args()
+    cfg = config_lib.load("nextvlad", [])
+    with tempfile.TemporaryDirectory() as folder:
+        pattern = write_shards(folder, args.videos, args.shards, args.min_frames)
+        frames = []
+        for raw in tf.data.TFRecordDataset(list_files(pattern)):
+            frames.append(len(tf.train.SequenceExample.FromString(raw.numpy())
+                              .feature_lists.feature_list["rgb"].feature))
+        names = ("bare parse", "training pipeline", "validate-data")
+        rates = {k: [] for k in names}  # (wall, CPU) per round
+        loads = []
+        for _ in range(args.rounds):
+            rates["bare parse"].append(iterate(bare_parse(cfg.data, pattern, args.batch_size)))
+            rates["training pipeline"].append(iterate(make_dataset(
+                cfg.data, pattern, args.batch_size, training=True, seed=0)))
+            result = validate_data(cfg.data, pattern, progress_seconds=0)
+            assert result.ok and result.records == args.videos
+            rates["validate-data"].append((result.rate, result.records / result.cpu_seconds))
+            loads.append(os.getloadavg()[0])
+    print(f"{args.videos} videos ({np.mean(frames):.0f} frames on average) in {args.shards} "
+          f"shards, {args.rounds} rounds, load {min(loads):.1f}-{max(loads):.1f}")
+    for clock, unit in enumerate(("videos/s", "videos per CPU-second")):
+        medians = {k: statistics.median(r[clock] for r in v) for k, v in rates.items()}
+        print(f"{unit} (median; rounds):")
+        for name, rate in medians.items():
+            print(f"{name:>20}: {rate:8.0f} ({', '.join(f'{r[clock]:.0f}' for r in rates[name])})")
+        print(f"{'pipeline / bare':>20}: "
+              f"{medians['training pipeline'] / medians['bare parse']:8.2f}")
+        print(f"{'validate / pipeline':>20}: "
+              f"{medians['validate-data'] / medians['training pipeline']:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
