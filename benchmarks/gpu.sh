@@ -49,7 +49,8 @@ import json, re, sys
 
 out, device, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 trainer = json.load(open(f"{out}/trainer.json"))
-pipeline = dict(re.findall(r"^\s*([\w -]+?):\s+([\d.]+)", open(f"{out}/pipeline.txt").read(), re.M))
+pipeline = dict(re.findall(r"^\s*([\w -]+?):\s+([\d.]+) records/s",
+                           open(f"{out}/pipeline.txt").read(), re.M))
 serving = json.loads(open(f"{out}/serving.txt").read().strip().splitlines()[-1])["warmed"]
 print(f"\n{device}; {seconds} s in all; load average {trainer['load_average'][0]:.1f}")
 print("| part | measure | figure | against |")
