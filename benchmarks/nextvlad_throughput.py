@@ -1,13 +1,27 @@
-"""Training examples/s of the paper-size NeXtVLAD (3862 classes): videotag's NEXTVLAD
-against a plain Keras implementation of the same network, in the same run.
+"""The paper-size NeXtVLAD's training step against the machine's limit: the trainer's
+step in float32 and mixed_bfloat16 and a plain Keras implementation of the same
+network, with their FLOPs counted from the traced step graphs, against the matmul
+peak of the same process and dtype, in one run and one table.
 
     python benchmarks/nextvlad_throughput.py [--batch_size 32 --frames 300 --rounds 5]
 
-Both train on the same synthetic full-length videos (every video 300 frames, the YT8M
-worst case) with Adam and binary cross-entropy. videotag's model reads uint8 frames
-and dequantizes inside (as it does in real use); the plain one takes float32 frames
-prepared ahead, which favours the baseline. Rounds alternate between the two models so
-that machine noise hits both; the figure is the median of the rounds.
+Rows:
+- `matmul float32`, `matmul bfloat16`: a large square matmul (`--peak_size`), the
+  peak each dtype reaches in this process (the best of its repetitions in a round);
+- `trainer float32`, `trainer mixed_bfloat16`: the trainer's own step
+  (`videotag.training.step.TrainStep`: losses, L2 penalty, gradient clipping by
+  variable, Adam), uint8 frames dequantized inside, frame mask and masked batch norm;
+- `plain Keras float32`: `plain_nextvlad.py` through Keras's `train_on_batch` (stock
+  layers, float32 frames prepared ahead, no masking, no clipping, no penalty);
+- `trainer float32 XLA` with `--xla`: the trainer's step with `train.jit_compile`.
+
+Every video has 300 frames (the YT8M worst case); the data are synthetic and in
+memory, so the figures are those of the step, not of reading records. FLOPs per
+example are counted by TensorFlow's profiler (`tf.compat.v1.profiler`,
+`float_operation`) over the concrete graph of one step, forward, backward and
+update: the matmuls and every element-wise op with a registered count (a sigmoid or
+an exp counts 0). Rounds take the variants in turn so machine noise hits all of
+them; each figure is the median of the rounds. `--json` writes the figures.
 """
 
 import argparse
@@ -18,7 +32,9 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -27,62 +43,182 @@ from plain_nextvlad import build_plain  # noqa: E402
 
 import videotag  # noqa: E402
 from videotag.data import schema  # noqa: E402
+from videotag.training.distribution import distributed_batches, make_strategy  # noqa: E402
+from videotag.training.step import TrainStep  # noqa: E402
+from videotag.training.trainer import build_for_training  # noqa: E402
 
 
-def _timed_steps(model, x, y, steps, batch_size):
-    model.train_on_batch(x, y)  # sync before timing
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)
-    return steps * batch_size / (time.perf_counter() - start)
+def counted_flops(concrete_function) -> int:
+    """Floating-point operations of one call of a concrete function's graph, counted
+    by TensorFlow's profiler from the ops and their static shapes."""
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(concrete_function.graph,
+                                         options=options).total_float_ops
+
+
+class Matmul:
+    """A square matmul of `size` in `dtype`: `run()` returns its FLOP/s."""
+
+    def __init__(self, size, dtype, repeats=3):
+        self.size, self.repeats = size, repeats
+        self.a = tf.cast(tf.random.normal([size, size]), dtype)
+        self.fn = tf.function(lambda a: tf.matmul(a, a))
+        self.fn(self.a).numpy()
+        self.flops_per_example = None
+
+    def run(self):
+        best = float("inf")
+        for _ in range(self.repeats):
+            start = time.perf_counter()
+            self.fn(self.a).numpy()
+            best = min(best, time.perf_counter() - start)
+        return 2 * self.size ** 3 / best
+
+
+class Trainer:
+    """The trainer's step on one batch held in memory: `run()` returns examples/s."""
+
+    def __init__(self, args, overrides):
+        b, t = args.batch_size, args.frames
+        cfg = videotag.config.load("nextvlad", [
+            f"train.batch_size={b}", "model.input.normalization=none", *overrides])
+        keras.utils.set_random_seed(0)
+        strategy = make_strategy(cfg.train)
+        model, optimizer = build_for_training(cfg, strategy)
+        data = tf.data.Dataset.from_tensors(synthetic_batch(args, uint8=True)).repeat()
+        self.batches = iter(distributed_batches(strategy, b, lambda n, i, size: data))
+        self.step = TrainStep(cfg, model, optimizer, strategy)
+        self.steps, self.batch_size = args.steps, b
+        batch = next(self.batches)
+        self.flops_per_example = None
+        if not cfg.train.jit_compile:  # XLA's inner function is not in the outer graph
+            self.flops_per_example = counted_flops(
+                self.step._function.get_concrete_function(batch)) / b
+        float(self.step(batch)["loss"])  # trace and warm up
+
+    def run(self):
+        start = time.perf_counter()
+        for _ in range(self.steps):
+            values = self.step(next(self.batches))
+        float(values["loss"])
+        return self.steps * self.batch_size / (time.perf_counter() - start)
+
+
+class PlainKeras:
+    """`plain_nextvlad.py` through `train_on_batch`: `run()` returns examples/s."""
+
+    def __init__(self, args):
+        keras.utils.set_random_seed(0)
+        self.model = build_plain(3862)
+        self.model.compile(optimizer=keras.optimizers.Adam(2e-4), loss="binary_crossentropy")
+        inputs, targets = synthetic_batch(args, uint8=False)
+        self.x, self.y = {k: tf.constant(v) for k, v in inputs.items()}, tf.constant(targets)
+        self.steps, self.batch_size = args.steps, args.batch_size
+        self.flops_per_example = counted_flops(tf.function(self.model.train_step)
+                                               .get_concrete_function((self.x, self.y))) / \
+            args.batch_size
+        self.model.train_on_batch(self.x, self.y)
+
+    def run(self):
+        self.model.train_on_batch(self.x, self.y)  # the previous call has finished
+        start = time.perf_counter()
+        for _ in range(self.steps):
+            self.model.train_on_batch(self.x, self.y)
+        return self.steps * self.batch_size / (time.perf_counter() - start)
+
+
+def synthetic_batch(args, uint8):
+    """(inputs, targets) of full-length videos, the same for every model."""
+    rng = np.random.default_rng(0)
+    b, t = args.batch_size, args.frames
+    rgb = rng.integers(0, 256, (b, t, 1024), dtype=np.uint8)
+    audio = rng.integers(0, 256, (b, t, 128), dtype=np.uint8)
+    labels = (rng.random((b, 3862)) < 0.001).astype("float32")
+    if uint8:
+        return ({"rgb": rgb, "audio": audio, "num_frames": np.full([b], t, np.int32)},
+                {"tags": labels})
+    return {"rgb": schema.dequantize(rgb), "audio": schema.dequantize(audio)}, labels
+
+
+def table(rates, flops, peak_of, lines=print):
+    """Prints the table; returns the rows as dicts."""
+    rows = []
+    head = (f"{'variant':<26}{'examples/s':>11}{'GFLOP/example':>14}{'GFLOP/s':>9}"
+            f"{'% of peak':>10}{'vs plain':>9}{'vs f32':>8}")
+    lines(head)
+    plain = rates.get("plain Keras float32")
+    f32 = rates.get("trainer float32")
+    for name, rate in rates.items():
+        row = {"variant": name}
+        if name.startswith("matmul"):
+            row["gflop_per_s"] = rate / 1e9
+            lines(f"{name:<26}{'':>11}{'':>14}{rate / 1e9:>9.1f}{100:>9.0f}%")
+        else:
+            per = flops.get(name)
+            gflops = rate * per / 1e9 if per else None
+            peak = rates[peak_of(name)]
+            row.update(examples_per_s=rate, gflop_per_example=per and per / 1e9,
+                       gflop_per_s=gflops, percent_of_peak=gflops and 100 * gflops * 1e9 / peak,
+                       vs_plain=plain and rate / plain, vs_trainer_float32=f32 and rate / f32)
+            cells = [f"{name:<26}{rate:>11.1f}",
+                     f"{per / 1e9:>14.2f}{gflops:>9.1f}{row['percent_of_peak']:>9.0f}%"
+                     if per else f"{'-':>14}{'-':>9}{'-':>10}",
+                     f"{row['vs_plain']:>9.2f}" if plain else f"{'':>9}",
+                     f"{row['vs_trainer_float32']:>8.2f}" if f32 else ""]
+            lines("".join(cells))
+        rows.append(row)
+    return rows
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--steps", type=int, default=4, help="timed steps per round")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--peak_size", type=int, default=2048,
+                        help="side of the square matmul of the peak rows")
+    parser.add_argument("--xla", action="store_true", help="add the trainer with jit_compile")
+    parser.add_argument("--json", default="", help="also write the rows to this file")
     args = parser.parse_args()
 
-    cfg = videotag.config.load("nextvlad")  # the paper config, 3862 classes
-    keras.utils.set_random_seed(0)
-    ours = videotag.build_model(cfg)
-    ours.compile(optimizer=keras.optimizers.Adam(2e-4),
-                 loss={"tags": keras.losses.BinaryCrossentropy()})
-    plain = build_plain(cfg.data.num_classes)
-    plain.compile(optimizer=keras.optimizers.Adam(2e-4), loss="binary_crossentropy")
-
-    rng = np.random.default_rng(0)
-    b, t = args.batch_size, args.frames
-    rgb = rng.integers(0, 256, (b, t, 1024), dtype=np.uint8)
-    audio = rng.integers(0, 256, (b, t, 128), dtype=np.uint8)
-    labels = (rng.random((b, cfg.data.num_classes)) < 0.001).astype("float32")
-    x_ours = {"rgb": tf.constant(rgb), "audio": tf.constant(audio),
-              "num_frames": tf.fill([b], t)}
-    x_plain = {"rgb": tf.constant(schema.dequantize(rgb)), "audio": tf.constant(schema.dequantize(audio))}
-    y_ours, y_plain = {"tags": tf.constant(labels)}, tf.constant(labels)
-
-    print(f"paper-size NeXtVLAD, {cfg.data.num_classes} classes, {ours.count_params():,} "
-          f"parameters (plain: {plain.count_params():,}); batch {b} x {t} frames",
-          file=sys.stderr)
-    for model, x, y in ((ours, x_ours, y_ours), (plain, x_plain, y_plain)):
-        model.train_on_batch(x, y)  # trace and warm up
-    rates = {"videotag": [], "plain_keras": []}
-    for r in range(args.rounds):
-        rates["videotag"].append(_timed_steps(ours, x_ours, y_ours, args.steps, b))
-        rates["plain_keras"].append(_timed_steps(plain, x_plain, y_plain, args.steps, b))
-        print(f"round {r + 1}: videotag {rates['videotag'][-1]:.1f} ex/s, "
-              f"plain Keras {rates['plain_keras'][-1]:.1f} ex/s", file=sys.stderr)
-    ours_rate = statistics.median(rates["videotag"])
-    plain_rate = statistics.median(rates["plain_keras"])
-    result = {
-        "batch_size": b, "frames": t, "classes": cfg.data.num_classes,
-        "videotag_examples_per_s": round(ours_rate, 2),
-        "plain_keras_examples_per_s": round(plain_rate, 2),
-        "ratio": round(ours_rate / plain_rate, 3),
+    variants = {
+        "matmul float32": lambda: Matmul(args.peak_size, tf.float32),
+        "matmul bfloat16": lambda: Matmul(args.peak_size, tf.bfloat16),
+        "trainer float32": lambda: Trainer(args, []),
+        "trainer mixed_bfloat16": lambda: Trainer(
+            args, ["train.mixed_precision=mixed_bfloat16"]),
+        "plain Keras float32": lambda: PlainKeras(args),
     }
-    print(json.dumps(result))
+    if args.xla:
+        variants["trainer float32 XLA"] = lambda: Trainer(args, ["train.jit_compile=true"])
+    built = {}
+    for name, make in variants.items():
+        print(f"building {name}", file=sys.stderr, flush=True)
+        built[name] = make()
+    samples = {name: [] for name in built}
+    for r in range(args.rounds):
+        for name, variant in built.items():
+            samples[name].append(variant.run())
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(
+            f"{n} {s[-1] / 1e9:.0f} GFLOP/s" if n.startswith("matmul") else f"{n} {s[-1]:.1f}/s"
+            for n, s in samples.items()), file=sys.stderr, flush=True)
+    rates = {name: statistics.median(s) for name, s in samples.items()}
+    flops = {name: v.flops_per_example for name, v in built.items() if v.flops_per_example}
+
+    def peak_of(name):
+        return "matmul bfloat16" if "bfloat16" in name else "matmul float32"
+
+    load = os.getloadavg()
+    print(f"paper-size NEXTVLAD (3862 classes), batch {args.batch_size} x {args.frames} "
+          f"frames, median of {args.rounds} rounds of {args.steps} steps; matmul "
+          f"{args.peak_size}^2; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    rows = table(rates, flops, peak_of)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"batch_size": args.batch_size, "frames": args.frames,
+                       "load_average": load, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

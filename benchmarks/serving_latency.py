@@ -151,7 +151,7 @@ def main():
     demo = ensure_demo_data(verbose=False)
     records = [str(p) for p in sorted(Path(demo.root).glob("validate*.tfrecord"))]
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_saved_model(model, cfg, tmp, save_keras=False)
+        path = Path(export_saved_model(model, cfg, tmp, save_keras=False))
         warm = {"count": 0}
         for i, (_, signature, inputs) in enumerate(read_warmup_file(
                 path / "assets.extra" / "tf_serving_warmup_requests")):

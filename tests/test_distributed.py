@@ -151,3 +151,19 @@ def test_multi_worker_needs_tf_config_and_a_fixed_epoch_length(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{cluster")
     with pytest.raises(ConfigError, match="TF_CONFIG is not valid JSON"):
         make_strategy(cfg.train)
+
+
+def test_device_prefetch_changes_no_batch_and_must_not_be_negative():
+    import tensorflow as tf
+
+    import videotag
+    from videotag.errors import ConfigError
+    from videotag.training.distribution import distributed_batches
+
+    data = tf.data.Dataset.range(6).map(lambda i: ({"x": tf.fill([2, 3], i)}, {"tags": [i]}))
+    strategy = tf.distribute.get_strategy()
+    runs = [[b[0]["x"].numpy().tolist() for b in distributed_batches(
+        strategy, 2, lambda n, i, size: data, device_prefetch=p)] for p in (0, 2)]
+    assert runs[0] == runs[1] == [[[i] * 3] * 2 for i in range(6)]
+    with pytest.raises(ConfigError, match="train.device_prefetch"):
+        videotag.config.load("nextvlad_demo", ["train.device_prefetch=-1"])

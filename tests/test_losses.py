@@ -122,3 +122,16 @@ def test_tags_loss_summed_over_the_classes():
     bce = [-(math.log(0.8) + math.log(0.9)), -2 * math.log(0.5)]  # summed over the classes
     np.testing.assert_allclose(summed, bce, rtol=1e-5)
     np.testing.assert_allclose(mean, np.array(bce) / 2, rtol=1e-5)
+
+
+def test_large_gradients_are_clipped_like_clip_by_norm():
+    # a gradient of 2^20 entries takes the branch that skips the product within the limit
+    from videotag.training.step import clipped_by_norm
+
+    rng = np.random.default_rng(0)
+    gradient = tf.constant(rng.normal(size=(1024, 1024)).astype("float32"))
+    square = 2.0 * tf.nn.l2_loss(gradient)  # norm about 1024
+    for limit in (1.0, 1e4):
+        got = clipped_by_norm(gradient, square, limit).numpy()
+        np.testing.assert_allclose(got, tf.clip_by_norm(gradient, limit).numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(clipped_by_norm(gradient, square, 1e4).numpy(), gradient.numpy())

@@ -224,7 +224,12 @@ class TrainConfig:
             false: per replica, which `jit_compile` with several replicas needs.
         mixed_precision: "none" (float32), "mixed_bfloat16" or "mixed_float16"
             (with dynamic loss scaling); weights and outputs stay float32.
-        jit_compile: compile the training step with XLA.
+        jit_compile: compile the training step with XLA (off by default: on a CPU
+            XLA's code is slower than TensorFlow's kernels; `benchmarks/gpu.sh`
+            measures both on a GPU).
+        device_prefetch: batches each GPU holds ahead of the step (copied from
+            host memory while the step before runs); 0: the step reads its batch
+            from host memory. No effect without a GPU.
         seed: seed of weights init and shuffling.
         eval_before_training: also score the untrained model (a baseline figure).
         checkpoint_every_steps: also checkpoint every this many steps (0: only at
@@ -288,6 +293,7 @@ class TrainConfig:
     sync_batch_norm: bool = True
     mixed_precision: str = "none"
     jit_compile: bool = False
+    device_prefetch: int = 2
     seed: int = 0
     eval_before_training: bool = False
     checkpoint_every_steps: int = 0
@@ -319,7 +325,8 @@ class TrainConfig:
         engine.check_positive(path, self, ("steps_per_epoch", "lr_decay_examples",
                                     "cosine_decay_examples", "lr_warmup_examples",
                                     "checkpoint_every_steps", "clip_gradient_norm",
-                                    "weight_decay", "fgm_alpha", "fgm_epsilon"), strict=False)
+                                    "weight_decay", "fgm_alpha", "fgm_epsilon",
+                                    "device_prefetch"), strict=False)
         if self.fgm_alpha > 0 and self.fgm_epsilon <= 0:
             raise ConfigError(f"config key '{path}.fgm_epsilon' must be positive when "
                               f"'{path}.fgm_alpha' turns FGM on")

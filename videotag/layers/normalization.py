@@ -68,10 +68,10 @@ class MaskedBatchNormalization(keras.layers.BatchNormalization):
         """
         rank = len(x.shape)
         axes = [i for i in range(rank) if i != self.axis % rank]
-        valid = ops.broadcast_to(ops.expand_dims(ops.cast(mask, "bool"), -1), ops.shape(x))
-        weights = ops.cast(valid, x.dtype)
         context = tf.distribute.get_replica_context()
         if self.synchronized and context is not None:
+            valid = ops.broadcast_to(ops.expand_dims(ops.cast(mask, "bool"), -1), ops.shape(x))
+            weights = ops.cast(valid, x.dtype)
             total, squares, count = context.all_reduce(tf.distribute.ReduceOp.SUM, [
                 ops.sum(x * weights, axes),
                 ops.sum(ops.square(x) * weights, axes),
@@ -80,7 +80,12 @@ class MaskedBatchNormalization(keras.layers.BatchNormalization):
             mean = tf.math.divide_no_nan(total, count)
             return mean, ops.maximum(tf.math.divide_no_nan(squares, count) - ops.square(mean),
                                      0.0)
-        count = ops.sum(weights, axes, keepdims=True) + keras.config.epsilon()
-        mean = ops.sum(ops.where(valid, x, 0), axes, keepdims=True) / count
-        squares = ops.sum(ops.square(ops.where(valid, x - mean, 0)), axes, keepdims=True)
+        # Keras's formula, with the valid count taken from the mask itself and the
+        # mask broadcast inside `where` (no [B, T, C] copies of it): counts of at
+        # most 2^24 entries are exact in float32 in any order, so the moments are
+        # Keras's to the bit
+        frames = ops.expand_dims(ops.cast(mask, "bool"), -1)  # [..., 1]
+        count = ops.sum(ops.cast(frames, x.dtype), axes, keepdims=True) + keras.config.epsilon()
+        mean = ops.sum(ops.where(frames, x, 0), axes, keepdims=True) / count
+        squares = ops.sum(ops.square(ops.where(frames, x - mean, 0)), axes, keepdims=True)
         return ops.squeeze(mean), ops.squeeze(squares / count)

@@ -70,11 +70,16 @@ class LearningRateMultipliers:
         """The multipliers set, one per variable (empty: all 1)."""
         return self._lr_multipliers
 
-    def update_step(self, gradient, variable, learning_rate):
+    def multiplied_learning_rate(self, variable, learning_rate):
+        """`learning_rate` times `variable`'s multiplier (itself without one)."""
         if self._lr_multipliers:
             multiplier = self._lr_multipliers[self._get_variable_index(variable)]
             if multiplier != 1.0:
-                learning_rate = learning_rate * multiplier
+                return learning_rate * multiplier
+        return learning_rate
+
+    def update_step(self, gradient, variable, learning_rate):
+        learning_rate = self.multiplied_learning_rate(variable, learning_rate)
         return super().update_step(gradient, variable, learning_rate)
 
 

@@ -86,7 +86,8 @@ class EpochLoop:
             return for_keras(cfg.data, ds, tasks=cfg.model.head.tasks)
 
         batches = distribution.distributed_batches(
-            self.strategy, cfg.train.batch_size, make_batches, self.state.step_in_epoch)
+            self.strategy, cfg.train.batch_size, make_batches, self.state.step_in_epoch,
+            cfg.train.device_prefetch)
         if cfg.train.steps_per_epoch:
             return itertools.islice(batches, cfg.train.steps_per_epoch - self.state.step_in_epoch)
         return batches
