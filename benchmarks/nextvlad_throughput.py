@@ -80,7 +80,7 @@ class Trainer:
     """The trainer's step on one batch held in memory: `run()` returns examples/s."""
 
     def __init__(self, args, overrides):
-        b, t = args.batch_size, args.frames
+        b = args.batch_size
         cfg = videotag.config.load("nextvlad", [
             f"train.batch_size={b}", "model.input.normalization=none", *overrides])
         keras.utils.set_random_seed(0)
