@@ -55,20 +55,31 @@ def summarize_tags_tf(scores, labels, top_k, threshold) -> Dict[str, tf.Tensor]:
     """
     scores = tf.cast(scores, tf.float32)
     positive = labels > 0
+    positive_int = tf.cast(positive, tf.int32)
     num_classes = tf.shape(scores)[1]
-    n = tf.reduce_sum(tf.cast(positive, tf.int32), axis=1)
+    n = tf.reduce_sum(positive_int, axis=1)
     kk = tf.minimum(top_k, num_classes)
     need = tf.maximum(kk, tf.reduce_max(tf.concat([n, [0]], axis=0)))
-    # the rank of each video's best-ranked label among all its classes (Hit@k, any k)
-    best = tf.reduce_max(tf.where(positive, scores, -float("inf")), axis=1)[:, tf.newaxis]
-    index = tf.range(num_classes)[tf.newaxis, :]
-    best_class = tf.reduce_min(tf.where(positive & (scores == best), index, num_classes),
-                               axis=1)[:, tf.newaxis]
-    before = (scores > best) | ((scores == best) & (index < best_class))
-    first_rank = tf.where(n > 0, tf.reduce_sum(tf.cast(before, tf.int32), axis=1), num_classes)
     values, classes = tf.math.top_k(scores, k=need, sorted=True)
     ranked_positive = tf.gather(positive, classes, batch_dims=1)
     within_n = tf.range(need)[tf.newaxis, :] < n[:, tf.newaxis]
+    # The rank of each video's best-ranked label among all its classes (Hit@k, any k):
+    # its place in the top-`need` ranking when it is there (top_k ranks equal scores
+    # by lower index first, as the rank below does), else counted over the whole row,
+    # for those videos only.
+    found = tf.reduce_any(ranked_positive, axis=1)
+    rank_in_top = tf.argmax(tf.cast(ranked_positive, tf.int32), axis=1, output_type=tf.int32)
+    missing = tf.where((n > 0) & ~found)[:, 0]
+    rest = tf.gather(scores, missing)
+    rest_positive = tf.gather(positive, missing)
+    best = tf.reduce_max(tf.where(rest_positive, rest, -float("inf")), axis=1)[:, tf.newaxis]
+    index = tf.range(num_classes)[tf.newaxis, :]
+    best_class = tf.reduce_min(tf.where(rest_positive & (rest == best), index, num_classes),
+                               axis=1)[:, tf.newaxis]
+    before = (rest > best) | ((rest == best) & (index < best_class))
+    rest_rank = tf.reduce_sum(tf.cast(before, tf.int32), axis=1)
+    first_rank = tf.where(found, rank_in_top, num_classes)
+    first_rank = tf.tensor_scatter_nd_update(first_rank, missing[:, tf.newaxis], rest_rank)
     # The smallest float32 at or above the threshold: comparing float32 scores with
     # it is exactly `score >= threshold` in real numbers, without a float64 copy.
     threshold = tf.cast(threshold, tf.float64)
@@ -80,6 +91,7 @@ def summarize_tags_tf(scores, labels, top_k, threshold) -> Dict[str, tf.Tensor]:
     def count(mask, axis):
         return tf.reduce_sum(tf.cast(mask, tf.int32), axis=axis)
 
+    true_positives = count(predicted & positive, 0)
     return {
         "top_classes": classes[:, :kk],
         "top_scores": values[:, :kk],
@@ -87,9 +99,9 @@ def summarize_tags_tf(scores, labels, top_k, threshold) -> Dict[str, tf.Tensor]:
         "num_labels": n,
         "perr_hits": count(ranked_positive & within_n, 1),
         "first_positive_rank": first_rank,
-        "class_positives": count(positive, 0),
-        "true_positives": count(predicted & positive, 0),
-        "false_positives": count(predicted & ~positive, 0),
+        "class_positives": tf.reduce_sum(positive_int, axis=0),
+        "true_positives": true_positives,
+        "false_positives": count(predicted, 0) - true_positives,
         "nan_scores": count(tf.math.is_nan(scores), None),
     }
 
