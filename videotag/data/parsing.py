@@ -26,10 +26,12 @@ The rules, one reason of `PARSE_REASONS` each:
   the wire format before parsing (`videotag.data.kinds`): such a record is set aside
   and described by this reason alone, instead of failing the parse of its batch.
 
-Frame features stay uint8 codes: a record's frames travel as one string of bytes
-(one scalar per record through tf.data) until `decode_frames` turns a batch of them
-into uint8 [B, T, size]. rgb and audio may differ in length: the shorter counts, and
-at most `data.max_frames` frames are kept.
+Frame features stay uint8 codes: by default a record's frames travel as one string
+of bytes (one scalar per record through tf.data) until `decode_frames` turns a batch
+of them into uint8 [B, T, size]; a parser made with `frames="uint8"` decodes them in
+the parse (a batch parsed at once, as the training pipeline does), and with
+`frames="none"` checks them and counts them only. rgb and audio may differ in length:
+the shorter counts, and at most `data.max_frames` frames are kept.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ PARSE_REASONS = ("missing_id", "no_frames", "bad_frame_bytes", "label_out_of_ran
                  "bad_title", "bad_category", "bad_segments", "wrong_type")
 # Context keys that hold the video id in the YT8M releases (2017: video_id).
 ID_KEYS = ("id", "video_id")
+# How RecordParser returns frame features (see RecordParser's `frames`).
+FRAME_OUTPUTS = ("bytes", "uint8", "none")
 # At most this many bad values (label ids, segment start times, ...) are quoted per record.
 _SHOWN_LABELS = 5
 
@@ -59,8 +63,13 @@ class ParsedRecords(NamedTuple):
     Attributes:
         features: by name. Frame-level: each frame feature string [B], the bytes
             of the record's first `num_frames` frames concatenated (uint8 codes;
-            `decode_frames` turns a batch of them into uint8 [B, T, size]), and
-            `num_frames` int32 [B]; video-level: each feature float32 [B, size].
+            `decode_frames` turns a batch of them into uint8 [B, T, size]), or with
+            `frames="uint8"` those frames as uint8 [B, T, size] (T = the longest
+            `num_frames` of the batch, or `data.max_frames` with
+            `data.pad_to_max_frames`; zeros after each record's `num_frames`), or
+            with `frames="none"` no frame feature; and `num_frames` int32 [B].
+            Frames are exact for good records only. Video-level: each feature
+            float32 [B, size].
             Always `video_id` string [B] (the first value of the id key, "" when
             absent); with targets `labels` float32 multi-hot [B, num_classes]
             (out-of-range ids left out) and, when categories are read, `category`
@@ -99,11 +108,17 @@ class RecordParser:
             batch, with TensorFlow's "Data types don't match" naming it (the tf.data
             pipeline then describes it with a parser that checks: see
             `videotag.data.tf_errors`), and the other records pay nothing for it.
+        frames: how frame-level features are returned (`ParsedRecords.features`):
+            "bytes" (one string per record), "uint8" (decoded, [B, T, size]) or
+            "none" (checked and counted, not returned).
     """
 
     def __init__(self, cfg: "DataConfig", features: Optional[Sequence[str]] = None,
                  title: Optional[bool] = None, targets: bool = True,
-                 segments: Optional[bool] = None, check_types: bool = True):
+                 segments: Optional[bool] = None, check_types: bool = True,
+                 frames: str = "bytes"):
+        if frames not in FRAME_OUTPUTS:
+            raise ValueError(f"frames must be one of {FRAME_OUTPUTS}, not '{frames}'")
         sizes = dict(zip(cfg.feature_names, cfg.feature_sizes))
         names = list(cfg.feature_names) if features is None else list(features)
         unknown = [n for n in names if n not in sizes]
@@ -125,6 +140,8 @@ class RecordParser:
 
             self.segments = SegmentRule(cfg)
         self.check_types = check_types
+        self.frames = frames
+        self.padded = cfg.max_frames if cfg.pad_to_max_frames else None
 
     def parse(self, serialized: tf.Tensor, names: tf.Tensor) -> ParsedRecords:
         """Parses serialized records string [B], named by `names` string [B].
@@ -215,18 +232,25 @@ class RecordParser:
         """Frame bytes per feature, num_frames, and the no_frames/bad_frame_bytes checks."""
         if not self.features:  # a pass over titles alone
             return {}, {}
-        lengths, wrong, wrong_messages = {}, [], []
+        lengths, wrong, wrong_messages, exact = {}, [], [], {}
         for name, size in self.features:
             frames = lists[name]  # [B, (frames), (values)]
-            frame_bad, message = _check_frames(frames, name, size, count)
+            frame_bad, message, exact[name] = _check_frames(frames, name, size, count)
             lengths[name] = frames.row_lengths()
             wrong.append(frame_bad)
             wrong_messages.append(message)
         num_frames = tf.reduce_min(tf.stack(list(lengths.values()), axis=1), axis=1)
         num_frames = tf.minimum(num_frames, self.max_frames)
         features = {}
+        if self.frames == "uint8":  # the batch's longest video (never below 0 frames)
+            steps = (tf.constant(self.padded, tf.int64) if self.padded
+                     else tf.maximum(tf.reduce_max(num_frames), 0))
         for name, size in self.features:
-            features[name] = _join_frames(lists[name], num_frames, size)
+            if self.frames == "bytes":
+                features[name] = _join_frames(lists[name], num_frames, size)
+            elif self.frames == "uint8":
+                features[name] = _decode_ragged(lists[name], num_frames, steps, size,
+                                                exact[name])
         features[schema.NUM_FRAMES_KEY] = tf.cast(num_frames, tf.int32)
 
         def no_frames():
@@ -367,30 +391,46 @@ def valid_utf8(text: tf.Tensor) -> tf.Tensor:
 
 
 def _check_frames(frames: tf.RaggedTensor, name: str, size: int, count: tf.Tensor):
-    """(bad [B], a function writing the messages [B]) of one frame feature list.
+    """(bad [B], a function writing the messages [B], exact) of one frame feature list.
 
     A frame is good when it holds exactly one value of `size` bytes; the message
-    names the first bad frame of the record and how many are bad.
+    names the first bad frame of the record and how many are bad. `exact` (a bool
+    scalar) is true when every frame of the batch is good: checked over the whole
+    batch at once, and only when it is false are the frames counted per record.
     """
-    per_frame = frames.values.row_lengths()
-    frame_bytes = tf.math.unsorted_segment_sum(
-        tf.strings.length(frames.flat_values, unit="BYTE"), frames.values.value_rowids(),
-        tf.size(per_frame, out_type=tf.int64))
-    lengths = tf.where(per_frame == 1, tf.cast(frame_bytes, tf.int64), -1)
-    rows = frames.value_rowids()
-    wrong = lengths != size
-    num_wrong = tf.math.unsorted_segment_sum(tf.cast(wrong, tf.int64), rows, count)
+    values = frames.values  # [frames, (values)]
+    value_bytes = tf.strings.length(frames.flat_values, unit="BYTE")
+    one_each = tf.equal(values.row_splits,
+                        tf.range(tf.size(values.row_splits, out_type=tf.int64)))
+    exact = tf.reduce_all(one_each) & tf.reduce_all(tf.equal(value_bytes, size))
+    rows = frames.value_rowids
+
+    def frame_lengths():
+        """(bytes of each frame's one value, -1 when it holds not exactly one;
+        values per frame)."""
+        per_frame = values.row_lengths()
+        frame_bytes = tf.math.unsorted_segment_sum(value_bytes, values.value_rowids(),
+                                                   tf.size(per_frame, out_type=tf.int64))
+        return tf.where(per_frame == 1, tf.cast(frame_bytes, tf.int64), -1), per_frame
+
+    def count_wrong():
+        lengths, _ = frame_lengths()
+        return tf.math.unsorted_segment_sum(tf.cast(lengths != size, tf.int64), rows(), count)
+
+    num_wrong = tf.cond(exact, lambda: tf.zeros([count], tf.int64), count_wrong)
 
     def message():
+        lengths, per_frame = frame_lengths()
+        wrong = lengths != size
         starts = frames.row_starts()
-        position = tf.range(tf.size(rows, out_type=tf.int64)) - tf.gather(starts, rows)
-        first = tf.math.unsorted_segment_min(tf.where(wrong, position, tf.int64.max), rows,
+        position = tf.range(tf.size(rows(), out_type=tf.int64)) - tf.gather(starts, rows())
+        first = tf.math.unsorted_segment_min(tf.where(wrong, position, tf.int64.max), rows(),
                                              count)
         # rows without a bad frame point anywhere valid (their message is not used)
         at = tf.minimum(starts + tf.minimum(first, frames.row_lengths()),
                         tf.size(lengths, tf.int64))
         length = tf.gather(tf.concat([lengths, [0]], 0), at)
-        values = tf.gather(tf.concat([per_frame, [0]], 0), at)
+        values_held = tf.gather(tf.concat([per_frame, [0]], 0), at)
         where = tf.strings.join([f"feature list {name}: frame ", tf.strings.as_string(first)])
         return tf.where(
             length >= 0,
@@ -398,10 +438,34 @@ def _check_frames(frames: tf.RaggedTensor, name: str, size: int, count: tf.Tenso
                              f" bytes, expected {size} (", tf.strings.as_string(num_wrong),
                              " of ", tf.strings.as_string(frames.row_lengths()),
                              " frames wrong)"]),
-            tf.strings.join([where, " holds ", tf.strings.as_string(values),
+            tf.strings.join([where, " holds ", tf.strings.as_string(values_held),
                              " values, expected one"]))
 
-    return num_wrong > 0, message
+    return num_wrong > 0, message, exact
+
+
+def _decode_ragged(frames: tf.RaggedTensor, num_frames: tf.Tensor, steps: tf.Tensor,
+                   size: int, exact: tf.Tensor) -> tf.Tensor:
+    """uint8 [B, steps, size]: per record its first `num_frames` frames, zeros after.
+
+    `frames` is [B, (frames), (values)]; `exact` says every frame holds one value of
+    `size` bytes (`_check_frames`): the values are then decoded as one block. Else
+    each value is decoded to `size` bytes (cut or padded with zeros) and a record's
+    values stand for its frames: exact for a good record; a bad one is not used.
+    """
+    flat = frames.flat_values
+    decoded = tf.cond(exact, lambda: tf.reshape(tf.io.decode_raw(flat, tf.uint8), [-1, size]),
+                      lambda: tf.io.decode_raw(flat, tf.uint8, fixed_length=size))
+    by_record = tf.RaggedTensor.from_row_splits(
+        decoded, tf.gather(frames.values.row_splits, frames.row_splits), validate=False)
+    dense = by_record.to_tensor(shape=[by_record.nrows(), steps, size])
+    # zero (a copy) only a batch where a record is longer than that (max_frames, a
+    # shorter other feature, a bad record)
+    return tf.cond(
+        tf.reduce_any(by_record.row_lengths() > num_frames),
+        lambda: tf.where(tf.sequence_mask(num_frames, steps)[:, :, None], dense,
+                         tf.zeros([], tf.uint8)),
+        lambda: dense)
 
 
 def _join_frames(frames: tf.RaggedTensor, num_frames: tf.Tensor, size: int) -> tf.Tensor:

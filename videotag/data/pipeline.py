@@ -1,9 +1,11 @@
 """The tf.data input pipeline over YT8M shards, and the model inputs of its batches.
 
-Records are read from the shards (`videotag.data.shards`), grouped in chunks,
-parsed and checked a chunk at a time by the one record parser
-(`videotag.data.parsing`), batched by video (by length buckets when
-`data.length_buckets` is set), and their frames decoded a batch at a time. A bad
+Records are read from the shards (`videotag.data.shards`), batched, and each batch
+parsed, checked and its frames decoded to uint8 at once by the one record parser
+(`videotag.data.parsing`). Where a batch cannot be made before the parse (records
+dropped by `data.on_bad_record=skip`, `data.length_buckets`, segments), records are
+parsed and checked in chunks, batched by video (by length), and their frames decoded
+a batch at a time. A bad
 record stops the pipeline with an error that
 `videotag.data.tf_errors.translate_error` turns into a `DataError` naming the file,
 the record index, the video id and the key; with `data.on_bad_record=skip` it is
@@ -32,9 +34,10 @@ from videotag.data.tf_errors import fail_on_bad_records
 if TYPE_CHECKING:
     from videotag.config import DataConfig
 
-# Records parsed at once: one parse op and one set of checks per chunk instead of
-# per record (16 to 64 measure alike); the chunk is split into videos again, each
-# frame feature one string of bytes, and decoded only once batched.
+# Records parsed at once where batches are not parsed whole (records dropped by
+# `on_bad_record=skip`, length buckets, segments): one parse op and one set of checks
+# per chunk instead of per record (16 to 64 measure alike); the chunk is split into
+# videos again, each frame feature one string of bytes, and decoded once batched.
 PARSE_CHUNK = 64
 
 
@@ -126,6 +129,16 @@ def make_dataset(
     if skip:
         ds = ds.filter(lambda record, filename, index: keep_record(record, filename, index,
                                                                     skip_counter))
+    if not skip and not segments and not (cfg.length_buckets and bucket):
+        # the common run: each batch parsed, checked and its frames decoded by one
+        # map call, from the serialized records to uint8 frames (no per-record step)
+        if repeat:
+            ds = ds.repeat()
+        parser = RecordParser(cfg, check_types=False, frames="uint8")
+        ds = ds.batch(batch_size).map(_parse_chunk(parser, None),
+                                      num_parallel_calls=tf.data.AUTOTUNE,
+                                      deterministic=deterministic)
+        return ds.prefetch(tf.data.AUTOTUNE)
     # a record of the wrong value types fails its chunk unless skipped (checking the
     # types costs about as much as parsing, so it is paid only where a record is dropped)
     parser = RecordParser(cfg, segments=bool(segments), check_types=skip)

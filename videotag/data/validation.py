@@ -200,10 +200,13 @@ class _Scanner:
     def __init__(self, data):
         spec = (tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.string),
                 tf.TensorSpec([None], tf.int64))
-        self.fast = tf.function(_scan(RecordParser(data, check_types=False), data),
-                                input_signature=spec).get_concrete_function()
-        self.checked = tf.function(_scan(RecordParser(data, check_types=True), data),
-                                   input_signature=spec)
+        # the frames are checked and counted, not returned (nothing here reads them)
+        self.fast = tf.function(
+            _scan(RecordParser(data, check_types=False, frames="none"), data),
+            input_signature=spec).get_concrete_function()
+        self.checked = tf.function(
+            _scan(RecordParser(data, check_types=True, frames="none"), data),
+            input_signature=spec)
         # the first call instantiates the function (most of a second): done here, on
         # no records, before the clock of the pass starts
         self.fast(tf.zeros([0], tf.string), tf.zeros([0], tf.string), tf.zeros([0], tf.int64))
