@@ -160,6 +160,35 @@ def test_every_rule_and_its_message(record, reasons, message):
     np.testing.assert_array_equal(_decoded(parsed, "audio", 128)[1, :4], audio)
 
 
+@pytest.mark.parametrize("pad", [False, True])
+def test_frames_decoded_in_the_parse_are_the_bytes_decoded(pad):
+    """frames="uint8" (the training pipeline's parse) gives each good record's frames
+    as `decode_frames` of the bytes does, beside every bad record and with the same
+    flags and messages; frames="none" gives the same without frame features."""
+    cfg = _config(**{"data.pad_to_max_frames": pad})
+    # rgb and audio of different lengths, one past max_frames (5)
+    lengths = [(3, 3), (8, 6), (4, 2)]
+    good = [frame_record(f"g{i}".encode(), (i,), rgb=_frames(r), audio=_frames(a, 128),
+                         title="t", category=1) for i, (r, a) in enumerate(lengths)]
+    records = good + [record for record, _, _ in BAD]
+    as_bytes = _parse(cfg, records)
+    steps = 5 if pad else tf.reduce_max(as_bytes.features["num_frames"])
+    parsed = {frames: _parse(cfg, records, frames=frames) for frames in ("uint8", "none")}
+    for frames, out in parsed.items():
+        np.testing.assert_array_equal(out.bad.numpy(), as_bytes.bad.numpy())
+        assert out.errors.numpy().tolist() == as_bytes.errors.numpy().tolist()
+        kept = {k for k in as_bytes.features if k not in ("rgb", "audio")}
+        assert set(out.features) == kept | ({"rgb", "audio"} if frames == "uint8" else set())
+        for key in kept:
+            np.testing.assert_array_equal(out.features[key].numpy(),
+                                          as_bytes.features[key].numpy())
+    for name, size in (("rgb", 1024), ("audio", 128)):
+        want = decode_frames(as_bytes.features[name], steps, size).numpy()
+        got = parsed["uint8"].features[name].numpy()
+        assert got.dtype == np.uint8 and got.shape == want.shape
+        np.testing.assert_array_equal(got[:len(good)], want[:len(good)])
+
+
 def test_served_models_read_neither_labels_nor_categories():
     record = frame_record(b"x", (99,), title="t")  # no category, label out of range
     parsed = _parse(_config(), [record], targets=False)
