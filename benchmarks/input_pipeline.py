@@ -11,8 +11,11 @@ alternates rounds of:
   [B, longest video, size] (`tf.io.decode_raw`), `num_frames`, the labels multi-hot
   (`tf.sparse.to_indicator`), prefetched. No record is checked: a bad one fails the
   batch or goes through unnoticed;
-- training pipeline: iterating `videotag.data.make_dataset` (training order, every
-  record checked by the record parser, the frames decoded a batch at a time);
+- training pipeline: iterating `videotag.data.make_dataset` (training order: the
+  files and records shuffled; each batch parsed, every record checked and the frames
+  decoded to uint8 by the record parser in one map call). Same shards, same batch
+  size, same elements as the bare parse (uint8 frames [B, longest video, size],
+  `num_frames`, multi-hot `labels`, `video_id`);
 - validate-data: `videotag.data.validation.validate_data` (every record parsed and
   checked, its types included; all frames counted).
 

@@ -171,9 +171,9 @@ def make_dataset(
 
 
 def _parse_chunk(parser: RecordParser, skip_counter: Optional[SkipCounter]):
-    """The map function of a chunk of (records, filenames, indexes): its checked
-    features, named "<file>: record <index>" in messages. A bad record fails the
-    chunk, or with a `skip_counter` is counted and dropped."""
+    """The map function of a chunk (or a whole batch) of (records, filenames,
+    indexes): its checked features, named "<file>: record <index>" in messages. A bad
+    record fails the chunk, or with a `skip_counter` is counted and dropped."""
 
     def parse(records, filenames, indexes):
         names = tf.strings.join([filenames, ": record ", tf.strings.as_string(indexes)])
