@@ -19,6 +19,12 @@ alternates rounds of:
 - validate-data: `videotag.data.validation.validate_data` (every record parsed and
   checked, its types included; all frames counted).
 
+Two more passes say what the first two do not compare: the training pipeline in
+file order (`training=False`: no shuffle, against the bare parse, which does not
+shuffle either) and the bare parse with the records shuffled as the training
+pipeline shuffles them (against the training pipeline): shuffling costs the bare
+parse too. The ratio of issue 17 stays training pipeline / bare parse.
+
 Each clock starts once its pipeline is built and its functions instantiated (the
 iterator made; `validate_data` does the same before its own clock) and stops after
 its last element. The
@@ -65,12 +71,16 @@ def write_shards(folder: str, videos: int, shards: int, low: int, seed: int = 0)
     return os.path.join(folder, "train*.tfrecord")
 
 
-def bare_parse(data, pattern: str, batch_size: int) -> tf.data.Dataset:
-    """The ceiling: read, batch, one parse op, uint8 frames, multi-hot labels."""
+def bare_parse(data, pattern: str, batch_size: int, shuffle: bool = False) -> tf.data.Dataset:
+    """The ceiling: read, batch, one parse op, uint8 frames, multi-hot labels; with
+    `shuffle`, the records shuffled first as the training pipeline shuffles them
+    (`data.shuffle_buffer`)."""
     files = list_files(pattern)
     ds = tf.data.Dataset.from_tensor_slices(files).interleave(
         tf.data.TFRecordDataset, cycle_length=min(data.num_parallel_reads, len(files)),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    if shuffle:
+        ds = ds.shuffle(data.shuffle_buffer, seed=0, reshuffle_each_iteration=True)
     sizes = dict(zip(data.feature_names, data.feature_sizes))
 
     def parse(serialized):
@@ -118,13 +128,18 @@ def main() -> None:
         for raw in tf.data.TFRecordDataset(list_files(pattern)):
             frames.append(len(tf.train.SequenceExample.FromString(raw.numpy())
                               .feature_lists.feature_list["rgb"].feature))
-        names = ("bare parse", "training pipeline", "validate-data")
+        names = ("bare parse", "training pipeline", "validate-data", "pipeline, file order",
+                 "bare parse, shuffled")
         rates = {k: [] for k in names}  # (wall, CPU) per round
         loads = []
         for _ in range(args.rounds):
             rates["bare parse"].append(iterate(bare_parse(cfg.data, pattern, args.batch_size)))
             rates["training pipeline"].append(iterate(make_dataset(
                 cfg.data, pattern, args.batch_size, training=True, seed=0)))
+            rates["pipeline, file order"].append(iterate(make_dataset(
+                cfg.data, pattern, args.batch_size, training=False)))
+            rates["bare parse, shuffled"].append(iterate(bare_parse(
+                cfg.data, pattern, args.batch_size, shuffle=True)))
             result = validate_data(cfg.data, pattern, progress_seconds=0)
             assert result.ok and result.records == args.videos
             rates["validate-data"].append((result.rate, result.records / result.cpu_seconds))
@@ -140,6 +155,10 @@ def main() -> None:
               f"{medians['training pipeline'] / medians['bare parse']:8.2f}")
         print(f"{'validate / pipeline':>20}: "
               f"{medians['validate-data'] / medians['training pipeline']:8.2f}")
+        print(f"{'file order / bare':>20}: "
+              f"{medians['pipeline, file order'] / medians['bare parse']:8.2f}")
+        print(f"{'pipeline / shuffled':>20}: "
+              f"{medians['training pipeline'] / medians['bare parse, shuffled']:8.2f}")
 
 
 if __name__ == "__main__":
