@@ -4,15 +4,18 @@ step by op group, for the trainer's float32 step and the plain Keras one of
 
     python benchmarks/nextvlad_profile.py [--batch_size 32 --frames 300 --steps 2]
 
-Each variant is built, warmed up, then traced over `--steps` steps with
-`tf.profiler.experimental`; the trace's op events (TensorFlow writes them as an
-XSpace protocol buffer, `*.xplane.pb`, whose message TensorFlow ships) are summed
-by op group. With `--inter_op_threads 1` (the default here) TensorFlow runs one op
-at a time, each on all intra-op threads, so an op's duration is its own and the
-groups add up to the step; with 0 (TensorFlow's default, as the throughput
-benchmark runs) ops overlap and a group's figure also holds the time it waited for
-the cores. The threading is set for the whole process, so both variants see the
-same. `--top N` also prints the N longest single ops of each variant.
+Both variants are built and warmed up, then take turns for `--rounds` rounds, each
+traced over `--steps` steps with `tf.profiler.experimental`; the trace's op events
+(TensorFlow writes them as an XSpace protocol buffer, `*.xplane.pb`, whose message
+TensorFlow ships) are summed by op group, and every figure is the median of the
+rounds (the sums are of the medians). With `--inter_op_threads 1` (the default
+here) TensorFlow runs one op at a time, each on all intra-op threads, so an op's
+duration is its own and the groups add up to the step; with 0 (TensorFlow's
+default, as the throughput benchmark runs) ops overlap and a group's figure also
+holds the time it waited for the cores. The threading is set for the whole
+process, so both variants see the same. `--top N` also prints the N longest single
+ops of each variant (in its last round). On a loaded machine a preempted op's
+duration holds the time it did not run: profile an idle machine.
 
 Groups: the matmuls of each layer (forward and backward apart); the NeXtVLAD's
 element-wise work (softmax over clusters, the weighting by attention and mask, the
@@ -28,6 +31,7 @@ import collections
 import glob
 import os
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -104,7 +108,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--steps", type=int, default=2, help="traced steps per variant")
+    parser.add_argument("--steps", type=int, default=2, help="traced steps per round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds; the variants take turns and each figure is a median")
     parser.add_argument("--inter_op_threads", type=int, default=1,
                         help="TensorFlow's inter-op threads (0: its default)")
     parser.add_argument("--top", type=int, default=0, help="also print the N longest ops")
@@ -114,32 +120,46 @@ def main():
 
     runs = argparse.Namespace(batch_size=args.batch_size, frames=args.frames,
                               steps=args.steps)
-    tables, walls, tops = {}, {}, {}
+    variants = {}
     for name, make in (("trainer float32", lambda: Trainer(runs, [])),
                        ("plain Keras float32", lambda: PlainKeras(runs))):
         print(f"building {name}", file=sys.stderr, flush=True)
-        variant = make()
-        variant.run()  # warm-up
-        ops, walls[name] = trace_ops(variant.run, args.steps)
-        groups = collections.Counter()
-        for op, ms in ops.items():
-            groups[group_of(op)] += ms
-        tables[name], tops[name] = groups, ops.most_common(args.top)
-        del variant
+        variants[name] = make()
+        variants[name].run()  # warm-up
+    samples = {name: [] for name in variants}  # per round: (groups, ops, wall)
+    for r in range(args.rounds):
+        for name, variant in variants.items():
+            ops, wall = trace_ops(variant.run, args.steps)
+            groups = collections.Counter()
+            for op, ms in ops.items():
+                groups[group_of(op)] += ms
+            samples[name].append((groups, ops, wall))
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(
+            f"{n} {s[-1][2]:.0f} ms/step" for n, s in samples.items()), file=sys.stderr,
+            flush=True)
+    tables, walls, tops = {}, {}, {}
+    for name, rounds in samples.items():
+        every = set().union(*(g for g, _, _ in rounds))
+        tables[name] = {g: statistics.median(r[0][g] for r in rounds) for g in every}
+        walls[name] = statistics.median(w for _, _, w in rounds)
+        tops[name] = rounds[-1][1].most_common(args.top)
     names = list(tables)
     load = os.getloadavg()
     print(f"paper-size NEXTVLAD, batch {args.batch_size} x {args.frames} frames, "
-          f"{args.steps} traced steps, inter-op threads {args.inter_op_threads or 'default'}; "
-          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; ms per step")
+          f"median of {args.rounds} rounds of {args.steps} traced steps, inter-op threads "
+          f"{args.inter_op_threads or 'default'}; load average "
+          f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; ms per step")
     print(f"{'op group':<46}" + "".join(f"{n:>22}" for n in names))
-    every = sorted(set().union(*tables.values()), key=lambda g: -max(t[g] for t in
-                                                                     tables.values()))
+    every = sorted(set().union(*tables.values()),
+                   key=lambda g: -max(t.get(g, 0.0) for t in tables.values()))
     for group in every:
-        print(f"{group:<46}" + "".join(f"{tables[n][group]:>22.1f}" for n in names))
+        print(f"{group:<46}" + "".join(f"{tables[n].get(group, 0.0):>22.1f}" for n in names))
     for label, values in (("sum of ops", [sum(tables[n].values()) for n in names]),
                           ("  of which matmuls", [sum(v for g, v in tables[n].items()
                                                       if g.startswith("matmul"))
                                                   for n in names]),
+                          ("  other ops", [sum(v for g, v in tables[n].items()
+                                               if not g.startswith("matmul")) for n in names]),
                           ("wall time of a step (under the profiler)",
                            [walls[n] for n in names])):
         print(f"{label:<46}" + "".join(f"{v:>22.1f}" for v in values))
