@@ -12,9 +12,12 @@ candidates with numpy first (as the starter code's argpartition does), a stronge
 baseline. videotag's time is `StreamingEvaluator.add` on every batch plus `result()`,
 which computes all of its metrics (also mAP over all classes, Hit@k, precision /
 recall / F1 at 0.5); the references compute GAP@20, mAP, Hit@1 and PERR only.
-`videotag_tf` times the path `tools/eval.py` takes: the batch summary computed by
-TensorFlow (as inside the predict step; traced once before timing), brought to the
-host and accumulated.
+`videotag_tf` times the path `tools/eval.py` takes on an accelerator: the batch summary
+computed by TensorFlow (as inside the predict step; traced once before timing), brought
+to the host and accumulated. `videotag_host` times its path on a CPU (no GPU or TPU
+visible): the step's score tensor read on the host, summarized by NumPy
+(`summarize_on_host`, with its NaN check) and accumulated. The line "tools/eval.py here"
+names the one `tools/eval.py` takes on this machine.
 
 Data: float32 sigmoid scores of normal logits, N(-6, 1.5) for negatives and N(1, 2) for
 positives (ties occur, as with real float32 model scores); Poisson(3) labels per video
@@ -88,9 +91,14 @@ def main():
     if not args.no_tf:
         import tensorflow as tf
 
-        from videotag.evaluation.evaluator import summarize_tags_tf
+        from videotag.evaluation.evaluator import (
+            summarize_on_host,
+            summarize_tags_tf,
+            summary_on_device,
+        )
 
         evaluators["videotag_tf"] = StreamingEvaluator(args.classes, args.top_k)
+        evaluators["videotag_host"] = StreamingEvaluator(args.classes, args.top_k)
         summarize = tf.function(summarize_tags_tf)
         k, threshold = tf.constant(args.top_k), tf.constant(0.5, tf.float64)
         # One trace per evaluation run, before the first batch: not timed.
@@ -119,6 +127,10 @@ def main():
             out = summarize(scores_t, labels_t, k, threshold)
             evaluators["videotag_tf"].add_summary({key: v.numpy() for key, v in out.items()})
             seconds["videotag_tf"] += time.perf_counter() - start
+            start = time.perf_counter()
+            evaluators["videotag_host"].add_summary(summarize_on_host(
+                np.asarray(scores_t), np.asarray(labels_t), args.top_k, 0.5))
+            seconds["videotag_host"] += time.perf_counter() - start
         if (index + 1) % 10 == 0:
             print(f"  {min(args.videos, (index + 1) * args.batch)} videos", file=sys.stderr)
 
@@ -162,6 +174,12 @@ def main():
         print(f"max |{name} - reference_heap| over the four metrics: {diff:.2e}")
     for pair, ratio in ratios.items():
         print(f"time {pair}: {ratio:.4f}")
+    if not args.no_tf:
+        used = "videotag_tf" if summary_on_device() else "videotag_host"
+        out["eval_path_here"] = used
+        out["eval_path_vs_videotag"] = round(seconds[used] / seconds["videotag"], 4)
+        print(f"tools/eval.py here: {used}, {seconds[used] / seconds['videotag']:.4f} of the "
+              "NumPy summaries path (videotag)")
     print(json.dumps(out))
 
 

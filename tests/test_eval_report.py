@@ -95,11 +95,13 @@ def _cfg(**kw):
     return tiny_config(**{"eval.top_k": 3, "eval.threshold": 0.5, "eval.batch_size": 7, **kw})
 
 
-def test_evaluation_on_records_equals_whole_array_metrics(records):
+@pytest.mark.parametrize("on_device", [True, False], ids=["tf-summary", "host-summary"])
+def test_evaluation_on_records_equals_whole_array_metrics(records, on_device):
     cfg = _cfg()
     keras.utils.set_random_seed(1)
     model = videotag.build_model(cfg)
-    evaluation = run_evaluation(model, cfg, records, verbose=False)
+    evaluation = run_evaluation(model, cfg, records, verbose=False,
+                                predict=predict_function(model, cfg.data, on_device))
     # The same batches, full score matrices brought to the host, metrics in numpy.
     scores, labels = [], []
     for batch in make_dataset(cfg.data, records, 7, training=False):
@@ -115,7 +117,7 @@ def test_evaluation_on_records_equals_whole_array_metrics(records):
     ap, _ = evaluation.tags.per_class_ap()
     np.testing.assert_allclose(ap, whole.per_class_ap()[0], rtol=0, atol=1e-9)
     # Another top_k and threshold reuse the same traced step.
-    step = predict_function(model, cfg.data)
+    step = predict_function(model, cfg.data, on_device)
     other = run_evaluation(model, cfg, records, verbose=False, predict=step, top_k=5,
                            threshold=0.2)
     assert other.metrics["top_k"] == 5 and other.metrics["threshold"] == 0.2
@@ -129,7 +131,7 @@ def test_predict_step_sends_only_top_k_and_counters_to_the_host(records):
     cfg = _cfg()
     keras.utils.set_random_seed(3)
     model = videotag.build_model(cfg)
-    step = predict_function(model, cfg.data)
+    step = predict_function(model, cfg.data, on_device=True)  # as on a GPU
     batch = random_batch(cfg, batch=6, frames=5)
     labels = np.zeros((6, NUM_CLASSES), np.float32)
     labels[:, 2] = 1
@@ -173,7 +175,7 @@ def test_category_output_is_ranked_in_the_predict_step(records):
     labels = np.zeros((8, NUM_CLASSES), np.float32)
     for with_tags in (True, False):
         model = _multi_task_model(cfg, 6, tags=with_tags)
-        out = predict_function(model, cfg.data)(
+        out = predict_function(model, cfg.data, on_device=True)(
             batch, labels, categories, tf.constant(3), tf.constant(0.5, tf.float64))
         expected = category_ranks(model(batch, training=False)["category"].numpy(), categories)
         np.testing.assert_array_equal(out["category_rank"].numpy(), expected)
@@ -181,7 +183,7 @@ def test_category_output_is_ranked_in_the_predict_step(records):
         assert ("top_classes" in out) == with_tags
     # Without data.num_categories the category output is not scored.
     del cfg.data.num_categories
-    out = predict_function(_multi_task_model(cfg, 6), cfg.data)(
+    out = predict_function(_multi_task_model(cfg, 6), cfg.data, on_device=True)(
         batch, labels, categories, tf.constant(3), tf.constant(0.5, tf.float64))
     assert "category_rank" not in out and "top_classes" in out
     # A model with nothing to score says so.
@@ -198,8 +200,10 @@ def test_nan_scores_stop_the_evaluation(records):
     model = videotag.build_model(cfg)
     for w in model.weights:
         w.assign(np.full(w.shape, np.nan, w.dtype) if w.dtype.startswith("float") else w)
-    with pytest.raises(ModelError, match="NaN tag scores"):
-        run_evaluation(model, cfg, records, verbose=False)
+    for on_device in (True, False):
+        with pytest.raises(ModelError, match="NaN tag scores"):
+            run_evaluation(model, cfg, records, verbose=False,
+                           predict=predict_function(model, cfg.data, on_device))
 
 
 # ---------------------------------------------------------------------------

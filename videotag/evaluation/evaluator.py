@@ -1,11 +1,15 @@
 """Scoring a model on a glob of records with the streaming metrics.
 
-The evaluation step runs the model and summarizes the batch in the same traced
-TensorFlow function (`predict_function`): what leaves the device per batch is each
-video's top-k classes, scores and is-positive flags, its label count and PERR hit
-count, and per-class counts at the threshold (see `videotag.evaluation.summary`),
-never the [batch, classes] score matrix. The host accumulates the summaries with
-`StreamingEvaluator` (and `CategoryEvaluator` for a `category` head).
+On an accelerator (a GPU or TPU is visible) the evaluation step runs the model and
+summarizes the batch in the same traced TensorFlow function (`predict_function`):
+what leaves the device per batch is each video's top-k classes, scores and
+is-positive flags, its label count and PERR hit count, and per-class counts at the
+threshold (see `videotag.evaluation.summary`), never the [batch, classes] score
+matrix. On a CPU the scores already are in host memory, and the step returns them:
+the host summarizes them with NumPy (`summarize_on_host`, the same figures), which is
+faster there than the TensorFlow summary (benchmarks/eval_metrics.py). Either way the
+host accumulates the summaries with `StreamingEvaluator` (and `CategoryEvaluator` for
+a `category` head).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 import re
 from typing import Any, Dict, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from videotag.data import (
@@ -29,6 +34,7 @@ from videotag.data import (
 from videotag.errors import DataError, ModelError
 from videotag.evaluation.category import CategoryEvaluator
 from videotag.evaluation.streaming import StreamingEvaluator
+from videotag.evaluation.summary import summarize_batch
 from videotag.progress import Progress
 
 TAGS = "tags"
@@ -120,14 +126,49 @@ def category_ranks_tf(scores, categories) -> tf.Tensor:
     return tf.where(has, tf.reduce_sum(tf.cast(before, tf.int32), axis=1), -1)
 
 
-def predict_function(model, data_cfg):
+def summary_on_device() -> bool:
+    """Whether the evaluation step summarizes in TensorFlow: when a GPU or TPU is
+    visible (saving the copy of every score to the host); on a CPU, NumPy on the host
+    is faster."""
+    return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+
+
+def summarize_on_host(scores, labels, top_k: int, threshold: float) -> Dict[str, Any]:
+    """`summarize_tags_tf`'s dict from host arrays, computed by `summarize_batch`.
+
+    Args:
+        scores: [B, C] float32 tag scores (NaN allowed: counted in `nan_scores`, the
+            rest of the summary is then not computed).
+        labels: [B, C] multi-hot labels (> 0 is a label).
+        top_k, threshold: as `summarize_tags_tf`.
+    """
+    try:  # summarize_batch finds a NaN score without a pass of its own
+        summary: Dict[str, Any] = summarize_batch(scores, labels > 0, top_k, threshold)
+    except ValueError:
+        nan = int(np.count_nonzero(np.isnan(scores)))
+        if not nan:
+            raise
+        return {"nan_scores": nan}
+    summary["nan_scores"] = 0
+    return summary
+
+
+def predict_function(model, data_cfg, on_device: Optional[bool] = None):
     """The compiled evaluation step of `model` (inference mode).
+
+    Args:
+        model: a videotag Keras model.
+        data_cfg: the config's data section.
+        on_device: summarize the tags in the step (`summarize_tags_tf`); None:
+            `summary_on_device()`. Otherwise the step returns the scores as
+            `tag_scores` [B, C] float32 and the host summarizes them
+            (`summarize_on_host`; `run_evaluation` does either).
 
     Returns:
         A tf.function `step(inputs, labels, categories, top_k, threshold)` with
         inputs as `model_inputs`, labels float32 [B, num_classes], categories
         int32 [B] (-1: none), top_k int32 and threshold float64 scalars. It returns
-        the tag summary (`summarize_tags_tf`) when the model has a `tags` output and
+        the tag summary (or `tag_scores`) when the model has a `tags` output and
         `category_rank` int32 [B] when it has a `category` output and
         `data.num_categories > 0`. One trace serves every batch, top_k and
         threshold.
@@ -136,6 +177,7 @@ def predict_function(model, data_cfg):
         ModelError: (at the first call) the model has neither output.
     """
     num_categories = getattr(data_cfg, "num_categories", 0) or 0
+    on_device = summary_on_device() if on_device is None else on_device
     signature = [
         input_signature(data_cfg),
         tf.TensorSpec([None, data_cfg.num_classes], tf.float32, name="labels"),
@@ -148,8 +190,10 @@ def predict_function(model, data_cfg):
     def step(inputs, labels, categories, top_k, threshold):
         outputs = model(inputs, training=False)
         summary = {}
-        if TAGS in outputs:
+        if TAGS in outputs and on_device:
             summary.update(summarize_tags_tf(outputs[TAGS], labels, top_k, threshold))
+        elif TAGS in outputs:
+            summary["tag_scores"] = tf.cast(outputs[TAGS], tf.float32)
         if CATEGORY in outputs and num_categories > 0:
             summary["category_rank"] = category_ranks_tf(outputs[CATEGORY], categories)
         if not summary:
@@ -249,8 +293,12 @@ def run_evaluation(
             if has_category and num_categories:
                 _check_categories(categories.numpy(), num_categories)
             out = predict(model_inputs(cfg.data, batch), labels, categories, k_tensor, t_tensor)
-            out = {k: v.numpy() for k, v in out.items()}
-            if "top_classes" in out:
+            # np.asarray reads a CPU tensor in place (.numpy() would copy it)
+            out = {k: np.asarray(v) for k, v in out.items()}
+            if "tag_scores" in out:
+                out.update(summarize_on_host(out.pop("tag_scores"), np.asarray(labels), top_k,
+                                             threshold))
+            if "nan_scores" in out:
                 if out["nan_scores"]:
                     raise ModelError(
                         f"the model produced {int(out['nan_scores'])} NaN tag scores on "
