@@ -22,8 +22,9 @@ element-wise work (softmax over clusters, the weighting by attention and mask, t
 cluster masses, the residuals to the centres, the intra-normalisation, the expand
 dense's bias) and its assignment batch norm (masked in the trainer); the other
 layers' element-wise work; the uint8 dequantization; the optimizer update; the
-gradient norms and clipping; the L2 penalty; the sums of gradients reaching a
-tensor from several consumers (AddN); the rest.
+gradient norms and clipping; the L2 penalty (with the few top-level sums of the
+loss); the sums of gradients reaching a tensor from several consumers (AddN); the
+rest.
 """
 
 import argparse
@@ -48,7 +49,7 @@ GROUPS = [
     ("gradient norms, clipping", r"^(L2Loss|cond|clip_by|global_norm|Sqrt)[_/:]"),
     ("gradient sums (AddN)", r"(^|/)AddN(_\d+)?:"),
     ("dequantize uint8", r"dequantize_"),
-    ("L2 penalty", r"^(gradient_tape/)?(Square|Sum|Mul|mul)(_\d+)?:"),
+    ("L2 penalty, top-level sums", r"^(gradient_tape/)?(Square|Sum|Mul|mul)(_\d+)?:"),
 ]
 LAYER = re.compile(r"(nextvlad_(rgb|audio))(_\d+)?/(expand|group_attention|cluster_assign_bn"
                    r"|cluster_assign)?")
