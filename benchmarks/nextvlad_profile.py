@@ -79,20 +79,21 @@ def group_of(name):
 
 
 def trace_ops(run, steps):
-    """Runs `run()` (which takes `steps` steps) under the profiler; returns
-    {op event name: milliseconds per step} summed over the trace."""
-    logdir = tempfile.mkdtemp(prefix="nextvlad_profile_")
-    tf.profiler.experimental.start(logdir)
-    start = time.perf_counter()
-    run()
-    wall = time.perf_counter() - start
-    tf.profiler.experimental.stop()
+    """Runs `run()` (which takes `steps` steps) under the profiler, its trace in a
+    temporary directory; returns ({op event name: milliseconds per step} summed
+    over the trace, the wall milliseconds per step)."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     space = xplane_pb2.XSpace()
-    path = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0]
-    with open(path, "rb") as f:
-        space.ParseFromString(f.read())
+    with tempfile.TemporaryDirectory(prefix="nextvlad_profile_") as logdir:
+        tf.profiler.experimental.start(logdir)
+        start = time.perf_counter()
+        run()
+        wall = time.perf_counter() - start
+        tf.profiler.experimental.stop()
+        path = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0]
+        with open(path, "rb") as f:
+            space.ParseFromString(f.read())
     ops = collections.Counter()
     for plane in space.planes:
         for line in plane.lines:
