@@ -138,12 +138,15 @@ def one_size(n, args):
         began = time.perf_counter()
         found, scores = search_index(index, vectors, rows, args.top_k)
         qps = len(rows) / (time.perf_counter() - began)
-        same = bool(np.array_equal(found, exact))
         diff = float(np.max(np.abs(scores - exact_scores)))
+        # where ids differ, the two searches ranked videos of equal cosines (to float
+        # rounding) differently: every rank's score agrees to 1e-6
+        other = np.flatnonzero(np.any(found != exact, axis=1))
         print(f"| flat | 0 | exact | {recall_at_k(found, exact):.4f} | {qps:.0f} | "
-              f"{qps / exact_qps:.2f} |  (ids equal: {same}, largest score difference "
+              f"{qps / exact_qps:.2f} |  (ids equal but in {len(other)} of {len(rows)} "
+              f"videos, where two cosines tie to rounding; largest score difference "
               f"{diff:.1e})")
-        assert same and diff <= 1e-6
+        assert diff <= 1e-6
         del index
     kept, chosen, best, build_all = None, None, None, 0.0
     for kind in args.kinds:
