@@ -69,7 +69,7 @@ KNOBS = {"ivf": [SearchSettings(nprobe=p) for p in (4, 8, 16, 32, 64)],
          "ivfpq": [SearchSettings(nprobe=p, refine=r) for p, r in ((8, 4), (16, 8), (32, 16))],
          "ivfpqfs": [SearchSettings(nprobe=p, refine=r)
                      for p, r in ((16, 8), (32, 16), (64, 16), (64, 32), (64, 48), (64, 64),
-                                  (96, 48), (128, 32), (256, 32))]}
+                                  (96, 64), (128, 64), (256, 32))]}
 
 
 def clustered_embeddings(n, d, classes=3862, noise=0.25, within_dim=8, isotropic=0.05,
@@ -138,12 +138,15 @@ def one_size(n, args):
         began = time.perf_counter()
         found, scores = search_index(index, vectors, rows, args.top_k)
         qps = len(rows) / (time.perf_counter() - began)
-        same = bool(np.array_equal(found, exact))
         diff = float(np.max(np.abs(scores - exact_scores)))
+        # where ids differ, the two searches ranked videos of equal cosines (to float
+        # rounding) differently: every rank's score agrees to 1e-6
+        other = np.flatnonzero(np.any(found != exact, axis=1))
         print(f"| flat | 0 | exact | {recall_at_k(found, exact):.4f} | {qps:.0f} | "
-              f"{qps / exact_qps:.2f} |  (ids equal: {same}, largest score difference "
+              f"{qps / exact_qps:.2f} |  (ids equal but in {len(other)} of {len(rows)} "
+              f"videos, where two cosines tie to rounding; largest score difference "
               f"{diff:.1e})")
-        assert same and diff <= 1e-6
+        assert diff <= 1e-6
         del index
     kept, chosen, best, build_all = None, None, None, 0.0
     for kind in args.kinds:
@@ -202,7 +205,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--dim", type=int, default=1024)
-    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--queries", type=int, default=5000,
+                        help="random videos whose recall is measured (a recall near 0.95 "
+                             "has a standard error of about 0.002 at 5000, 0.005 at 1000)")
     parser.add_argument("--top_k", type=int, default=10)
     parser.add_argument("--kinds", nargs="+", default=["ivf", "hnsw", "ivfpq", "ivfpqfs"])
     parser.add_argument("--flat_max", type=int, default=200_000,

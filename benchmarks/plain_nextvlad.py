@@ -14,10 +14,10 @@ class PlainNeXtVLAD(layers.Layer):
     def build(self, shape):
         n = shape[-1]
         self.d = self.lam * n // self.g
-        self.expand = layers.Dense(self.lam * n)
-        self.att = layers.Dense(self.g, activation="sigmoid")
-        self.assign = layers.Dense(self.g * self.k, use_bias=False)
-        self.bn = layers.BatchNormalization()
+        self.expand = layers.Dense(self.lam * n, name="expand")
+        self.att = layers.Dense(self.g, activation="sigmoid", name="group_attention")
+        self.assign = layers.Dense(self.g * self.k, use_bias=False, name="cluster_assign")
+        self.bn = layers.BatchNormalization(name="cluster_assign_bn")
         self.centers = self.add_weight(shape=(1, self.d, self.k), initializer="random_normal")
 
     def call(self, x, training=None):
@@ -38,13 +38,17 @@ def build_plain(num_classes, cluster_size=128, groups=8, expansion=2, hidden=204
                 dropout=0.5, rgb=1024, audio=128):
     rgb_in = keras.Input((None, rgb), name="rgb")
     audio_in = keras.Input((None, audio), name="audio")
-    v1 = layers.BatchNormalization()(PlainNeXtVLAD(cluster_size, groups, expansion)(rgb_in))
-    v2 = layers.BatchNormalization()(
-        PlainNeXtVLAD(cluster_size // 2, groups // 2, expansion)(audio_in))
-    x = layers.Dropout(dropout)(layers.Concatenate()([v1, v2]))
-    x = layers.BatchNormalization()(layers.Dense(hidden, use_bias=False)(x))
-    g = layers.Activation("relu")(layers.BatchNormalization()(
-        layers.Dense(hidden // r, use_bias=False)(x)))
-    x = layers.Multiply()([x, layers.Dense(hidden, activation="sigmoid")(g)])
-    out = layers.Dense(num_classes, activation="sigmoid")(x)
+    # layer names as in videotag's NEXTVLAD, for nextvlad_profile.py's op groups
+    v1 = layers.BatchNormalization(name="vlad_bn_rgb")(
+        PlainNeXtVLAD(cluster_size, groups, expansion, name="nextvlad_rgb")(rgb_in))
+    v2 = layers.BatchNormalization(name="vlad_bn_audio")(
+        PlainNeXtVLAD(cluster_size // 2, groups // 2, expansion, name="nextvlad_audio")(audio_in))
+    x = layers.Dropout(dropout, name="dropout")(layers.Concatenate(name="concat")([v1, v2]))
+    x = layers.BatchNormalization(name="hidden_bn")(
+        layers.Dense(hidden, use_bias=False, name="hidden")(x))
+    g = layers.Activation("relu", name="squeeze_relu")(layers.BatchNormalization(
+        name="squeeze_bn")(layers.Dense(hidden // r, use_bias=False, name="squeeze")(x)))
+    x = layers.Multiply(name="gating")(
+        [x, layers.Dense(hidden, activation="sigmoid", name="excite")(g)])
+    out = layers.Dense(num_classes, activation="sigmoid", name="logits")(x)
     return keras.Model({"rgb": rgb_in, "audio": audio_in}, out)
