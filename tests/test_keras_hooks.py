@@ -18,6 +18,7 @@ import pkgutil
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import videotag
 from tests.tiny_models import ZOO, check_registered, tiny_model_config
@@ -138,6 +139,48 @@ def test_masked_batch_norm_trains_exactly_like_keras(dtype):
     if "renorm" in inspect.signature(keras.layers.BatchNormalization).parameters:
         with pytest.raises(ValueError, match="does not support renorm"):
             MaskedBatchNormalization(renorm=True)
+
+
+@pytest.mark.parametrize("lengths", [[7, 3, 1, 5], [7, 7, 7, 7]])
+def test_masked_batch_norm_gradient_is_that_of_its_moments_ops(lengths):
+    """The hand-written training gradient (per replica) is TensorFlow's gradient of the
+    same function (Keras's masked moments, then the normalization), padding included:
+    garbage frames and a gradient arriving on them."""
+    rng = np.random.default_rng(2)
+    shape = (4, 7, 6)
+    mask = np.arange(7)[None] < np.array(lengths)[:, None]
+    x = np.where(mask[..., None], rng.normal(2.0, 3.0, shape), 40.0).astype("float32")
+    upstream = rng.normal(size=shape).astype("float32")
+    layer = MaskedBatchNormalization()
+    layer.build(shape)
+    layer.gamma.assign(rng.normal(1.0, 0.5, shape[-1]).astype("float32"))
+    layer.beta.assign(rng.normal(size=shape[-1]).astype("float32"))
+
+    def autodiff(x):
+        mean, variance = layer.masked_moments(x, mask)
+        return keras.ops.batch_normalization(x, mean, variance, axis=-1, offset=layer.beta,
+                                             scale=layer.gamma, epsilon=layer.epsilon)
+
+    results = []
+    for forward in (lambda x: layer(x, training=True, mask=mask), autodiff):
+        x_in = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x_in)
+            y = forward(x_in)
+            loss = tf.reduce_sum(y * upstream)
+        results.append([np.asarray(v) for v in
+                        [y, *tape.gradient(loss, [x_in, layer.gamma, layer.beta])]])
+    (y, dx, dgamma, dbeta), (y_ref, dx_ref, dgamma_ref, dbeta_ref) = results
+    np.testing.assert_array_equal(y, y_ref)
+    for name, got, want in [("x", dx, dx_ref), ("gamma", dgamma, dgamma_ref),
+                            ("beta", dbeta, dbeta_ref)]:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max(),
+                                   err_msg=name)
+    # the padded frames get only the direct term gamma * r * dy
+    inverse = 1 / np.sqrt(np.asarray(layer.masked_moments(x, mask)[1]) + layer.epsilon)
+    padded = ~mask
+    np.testing.assert_allclose(dx[padded], (upstream * np.asarray(layer.gamma) * inverse)[padded],
+                               rtol=1e-5)
 
 
 def test_masked_batch_norm_moments_without_replicas_are_the_valid_entries():
