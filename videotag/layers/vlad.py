@@ -8,6 +8,7 @@ on padded frames, so the output depends neither on padding nor on frame order.
 import math
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 from videotag.layers.assignment import SoftAssignment
@@ -84,7 +85,8 @@ class NeXtVLAD(keras.layers.Layer):
         weights = assign * ops.expand_dims(attention, -1)  # [B, T, G, K]
         weights = ops.reshape(weights, (batch, steps * g, k))
         groups = ops.reshape(x, (batch, steps * g, d))
-        vlad = ops.matmul(ops.transpose(weights, (0, 2, 1)), groups)  # [B, K, d]
+        # weights^T groups without a transpose of the weights (nor of their gradient)
+        vlad = tf.linalg.matmul(weights, groups, transpose_a=True)  # [B, K, d]
         mass = ops.expand_dims(ops.sum(weights, axis=1), -1)  # [B, K, 1]
         vlad = vlad - mass * ops.transpose(self.centers)[None]
         vlad = l2_normalize(vlad, axis=-1)  # intra-normalisation, per cluster
