@@ -81,6 +81,9 @@ class MaskedBatchNormalization(keras.layers.BatchNormalization):
         gamma, beta = ops.cast(self.gamma, x.dtype), ops.cast(self.beta, x.dtype)
         epsilon = self.epsilon
 
+        # the gradient's ops are named as TensorFlow names its own (profiles group them)
+        scope = "/".join(["gradient_tape", tf.get_current_name_scope()]).rstrip("/") + "/"
+
         @tf.custom_gradient
         def normalize(x, gamma, beta):
             mean, variance = self.masked_moments(x, mask)
@@ -88,6 +91,10 @@ class MaskedBatchNormalization(keras.layers.BatchNormalization):
                                           scale=gamma, epsilon=epsilon)
 
             def gradient(dy, dmean, dvariance):
+                with tf.name_scope(scope):
+                    return normalize_gradient(dy, dmean, dvariance)
+
+            def normalize_gradient(dy, dmean, dvariance):
                 channels = x.shape[-1]
                 flat = (-1, 1, 1, channels)  # the fused kernel's NHWC
                 dx_direct, dgamma, dbeta, _, _ = tf.raw_ops.FusedBatchNormGradV3(
