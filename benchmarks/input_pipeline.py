@@ -48,6 +48,7 @@ shared with other jobs).
 """
 
 import argparse
+import collections
 import os
 import statistics
 import sys
@@ -64,6 +65,7 @@ import tensorflow as tf  # noqa: E402
 from tests.helpers import frame_record, write_file  # noqa: E402
 from videotag import config as config_lib  # noqa: E402
 from videotag.data import make_dataset  # noqa: E402
+from videotag.data.parsing import RecordParser  # noqa: E402
 from videotag.data.shards import list_files  # noqa: E402
 from videotag.data.validation import validate_data  # noqa: E402
 
@@ -96,6 +98,12 @@ def bare_parse(data, pattern: str, batch_size: int, shuffle: bool = False,
         ds = ds.shuffle(data.shuffle_buffer, seed=0, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
+    return ds.batch(batch_size).map(bare_parse_fn(data), num_parallel_calls=tf.data.AUTOTUNE,
+                                    deterministic=False).prefetch(tf.data.AUTOTUNE)
+
+
+def bare_parse_fn(data):
+    """The bare parse's map function: serialized records [B] to the batch."""
     sizes = dict(zip(data.feature_names, data.feature_sizes))
 
     def parse(serialized):
@@ -113,8 +121,7 @@ def bare_parse(data, pattern: str, batch_size: int, shuffle: bool = False,
         out["video_id"] = context[data.id_key]
         return out
 
-    return ds.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE,
-                                    deterministic=False).prefetch(tf.data.AUTOTUNE)
+    return parse
 
 
 def iterate(ds: tf.data.Dataset):
@@ -140,6 +147,43 @@ def steady(ds: tf.data.Dataset, warmup: int, batches: int):
     return count / (time.perf_counter() - start), count / (time.process_time() - cpu)
 
 
+def trace_batch(data, pattern: str, batch_size: int, calls: int = 10) -> None:
+    """Prints where one batch's map function spends its time, by op type, for the
+    bare parse and the training pipeline's parse (`RecordParser(frames="uint8")`:
+    parse, checks, uint8 frames), from a TensorFlow profiler trace of `calls` calls
+    each on the same `batch_size` records (one op at a time: run with
+    `--trace_batch`, which sets one inter-op thread)."""
+    from nextvlad_profile import trace_ops
+
+    records = list(tf.data.TFRecordDataset(list_files(pattern)).take(batch_size))
+    serialized = tf.stack(records)
+    names = tf.fill([len(records)], "trace: record")
+    parser = RecordParser(data, check_types=False, frames="uint8")
+    functions = {"bare parse": tf.function(lambda s: bare_parse_fn(data)(s)),
+                 "pipeline parse": tf.function(lambda s: parser.parse(s, names).features)}
+    by_type = {}
+    for name, fn in functions.items():
+        for _ in range(3):  # traced and warm
+            fn(serialized)
+        ops, wall = trace_ops(lambda: [fn(serialized) for _ in range(calls)], calls)
+        types = collections.Counter()
+        for op, ms in ops.items():
+            types[op.rsplit(":", 1)[-1]] += ms
+        by_type[name] = (types, wall)
+    print(f"one batch of {len(records)} records: ms per call, the mean of {calls} traced "
+          f"calls, one op at a time")
+    print(f"{'op type':<28}" + "".join(f"{n:>16}" for n in functions))
+    every = sorted(set().union(*(t for t, _ in by_type.values())),
+                   key=lambda k: -max(t.get(k, 0.0) for t, _ in by_type.values()))
+    for kind in every:
+        cells = [by_type[n][0].get(kind, 0.0) for n in functions]
+        if max(cells) >= 0.05:
+            print(f"{kind:<28}" + "".join(f"{c:>16.2f}" for c in cells))
+    for label, values in (("all ops", [sum(t.values()) for t, _ in by_type.values()]),
+                          ("wall time of a call", [w for _, w in by_type.values()])):
+        print(f"{label:<28}" + "".join(f"{v:>16.2f}" for v in values))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=600)
@@ -150,11 +194,18 @@ def main() -> None:
                         help="shortest video (the longest has 300 frames)")
     parser.add_argument("--steady_passes", type=int, default=3,
                         help="passes' worth of batches timed in the steady state (after one)")
+    parser.add_argument("--trace_batch", action="store_true",
+                        help="instead: where one batch's parse spends its time, by op type")
     args = parser.parse_args()
+    if args.trace_batch:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
     per_pass = -(-args.videos // args.batch_size)
     cfg = config_lib.load("nextvlad", [])
     with tempfile.TemporaryDirectory() as folder:
         pattern = write_shards(folder, args.videos, args.shards, args.min_frames)
+        if args.trace_batch:
+            trace_batch(cfg.data, pattern, args.batch_size)
+            return
         frames = []
         for raw in tf.data.TFRecordDataset(list_files(pattern)):
             frames.append(len(tf.train.SequenceExample.FromString(raw.numpy())
