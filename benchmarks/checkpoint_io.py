@@ -40,7 +40,8 @@ def main():
     from videotag.training.checkpoints import CheckpointStore, RunState, variable_bytes
     from videotag.training.trainer import build_for_training
 
-    cfg = videotag.config.load("nextvlad")
+    # the weights alone count: no eigenvalue rescaling (it needs YT8M's PCA file)
+    cfg = videotag.config.load("nextvlad", ["model.input.normalization=none"])
     model, optimizer = build_for_training(cfg, tf.distribute.get_strategy())
     root = args.dir or tempfile.mkdtemp(prefix="ckpt-bench-")
     os.makedirs(root, exist_ok=True)

@@ -56,7 +56,10 @@ def measure(names, args):
     b, t = args.batch_size, args.frames
     steps = {}
     for name in names:
-        cfg = videotag.config.load("nextvlad", [f"train.batch_size={b}", *VARIANTS[name][1]])
+        # synthetic frames: no eigenvalue rescaling (it needs YT8M's PCA file)
+        cfg = videotag.config.load("nextvlad", [f"train.batch_size={b}",
+                                               "model.input.normalization=none",
+                                               *VARIANTS[name][1]])
         keras.utils.set_random_seed(0)
         strategy = make_strategy(cfg.train)
         model, optimizer = build_for_training(cfg, strategy)
