@@ -110,6 +110,33 @@ def test_an_index_is_built_once_saved_and_rebuilt_when_the_embeddings_change(tmp
     assert said and said[0].startswith("building the hnsw index of 1500 videos")
 
 
+def test_a_failed_index_write_leaves_the_previous_index(tmp_path, monkeypatch):
+    import faiss
+
+    vectors = clustered(500, 8, clusters=5, seed=3)
+    prefix = str(tmp_path / "emb")
+    write_embeddings([([f"v{i}" for i in range(500)], vectors)], prefix, ["npy"],
+                     verbose=False)
+    index_for(load_vectors(prefix), prefix, IndexSettings("hnsw"), lambda _: None)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert "emb.hnsw.faiss" in before and "emb.hnsw.json" in before
+
+    def half_then_fail(index, write):
+        write(b"partial index bytes")
+        raise RuntimeError("disk went away")
+
+    # faiss writes through the callback it is given: here a part, then it fails
+    monkeypatch.setattr(faiss, "PyCallbackIOWriter", lambda write: write)
+    monkeypatch.setattr(faiss, "write_index", half_then_fail)
+    write_embeddings([([f"v{i}" for i in range(400)], vectors[:400])], prefix, ["npy"],
+                     verbose=False)
+    embeddings = {p.name: p.read_bytes() for p in tmp_path.iterdir() if "hnsw" not in p.name}
+    with pytest.raises(RuntimeError, match="disk went away"):
+        index_for(load_vectors(prefix), prefix, IndexSettings("hnsw"), lambda _: None)
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert after == {**before, **embeddings}  # the old index whole, no temporary file
+
+
 def test_build_index_and_similar_commands(tmp_path):
     vectors = clustered(3000, 32, clusters=30, seed=4)
     ids = [f"v{i:04d}" for i in range(len(vectors))]

@@ -28,7 +28,8 @@ where the index missed a true neighbour (recall), never in the scores.
 Files, beside the embeddings of prefix P: `P.<kind>.faiss` (`faiss.write_index`)
 and `P.<kind>.json` (the settings, the vectors' count and dimension, and the stamp
 of the embedding files they were built from: a changed file makes the index stale).
-Written through `tf.io.gfile` under a temporary name, then renamed.
+Each file is written whole through `videotag.files.open_output` (a temporary file,
+synced, swapped in): a failed write leaves the previous file as it was.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from videotag.errors import ConfigError, DataError
+from videotag.files import open_output, write_text
 from videotag.retrieval.vectors import Embeddings
 
 INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq", "ivfpqfs")
@@ -199,25 +201,14 @@ def _files(prefix: str, kind: str) -> Tuple[str, str]:
     return f"{prefix}.{kind}.faiss", f"{prefix}.{kind}.json"
 
 
-def _write_atomically(path: str, write) -> None:
-    """`write(file)` into a temporary file, then renamed to `path`."""
-    import tensorflow as tf
-
-    tmp = f"{path}.tmp"
-    with tf.io.gfile.GFile(tmp, "wb") as f:
-        write(f)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def save_index(index, info: IndexInfo, prefix: str) -> str:
     """Writes `P.<kind>.faiss` and `P.<kind>.json`; returns the index file."""
     import faiss
 
     data_file, info_file = _files(prefix, info.settings.kind)
-    _write_atomically(data_file, lambda f: faiss.write_index(
-        index, faiss.PyCallbackIOWriter(f.write)))
-    text = json.dumps(asdict(info), indent=1).encode("utf-8")
-    _write_atomically(info_file, lambda f: f.write(text))
+    with open_output(data_file, binary=True, what="faiss index") as out:
+        faiss.write_index(index, faiss.PyCallbackIOWriter(out.write))
+    write_text(info_file, json.dumps(asdict(info), indent=1), what="faiss index settings")
     return data_file
 
 
