@@ -240,3 +240,24 @@ def test_a_full_disk_stops_with_the_path_and_keeps_the_previous_files(world, tmp
         assert [p for p in left if ".tmp" in p] == []
         assert not (out / "emb.npy").exists() and not (out / "emb.tfrecord").exists()
         assert not list((out / "exports").rglob("saved_model.pb"))
+
+
+def test_the_model_file_write_removes_what_stopped_writes_left(tmp_path):
+    """A run stopped in the middle of writing model.keras (its stop timeout ended the
+    process) left `.model.keras.tmp-<pid>.keras`: the next write of that file removes
+    such leftovers of other processes and nothing else."""
+    import keras
+
+    from videotag.training.trainer import save_model_file
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    left = [tmp_path / ".model.keras.tmp-1.keras", tmp_path / ".model.keras.tmp-4242.keras"]
+    kept = [tmp_path / ".other.keras.tmp-1.keras", tmp_path / "model.keras.notes"]
+    for path in left + kept:
+        path.write_bytes(b"half a file")
+    save_model_file(model, str(tmp_path / "model.keras"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["model.keras", *(p.name for p in kept)])
+    restored = keras.models.load_model(tmp_path / "model.keras")
+    for a, b in zip(restored.get_weights(), model.get_weights(), strict=True):
+        assert (a == b).all()

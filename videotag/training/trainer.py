@@ -388,7 +388,7 @@ def save_model_file(model: keras.Model, path: str) -> None:
     """Saves `model` (Keras format) to `path` whole or not at all: the free space is
     checked first, the file is written under a temporary name and swapped in (see
     `videotag.files.replace_file`; the `.keras` writer keeps the HDF5 library off the disk, see
-    `checkpoints.py`).
+    `checkpoints.py`). Temporary files of `path` left by stopped processes are removed.
 
     Raises:
         StorageError: not enough space, or the write failed (an earlier file at
@@ -397,6 +397,12 @@ def save_model_file(model: keras.Model, path: str) -> None:
     kept = "the checkpoints are intact"
     storage.check_space(filesystem.parent(path), needed_bytes(model), path, kept)
     tmp = filesystem.temporary_name(path, ".keras")
+    # a process stopped in the middle of this write (by train.stop_timeout_seconds or a
+    # second signal) left its temporary file; the run lock makes this process the only
+    # writer, so the temporary files of other processes are stale
+    for leftover in tf.io.gfile.glob(tmp.replace(f".tmp-{os.getpid()}.", ".tmp-*.")):
+        if leftover != tmp:
+            filesystem.remove_quietly(leftover)
     with storage.failed_write(tmp, path, f"; {kept}"):
         model.save(tmp)
         replace_file(tmp, path, what="model file")
