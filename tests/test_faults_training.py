@@ -27,7 +27,8 @@ from videotag.training.trainer import load_trained, train
 # "sigterm N": SIGTERM to itself, from another thread, as training step N starts;
 # "sigint-validation": SIGINT to itself as the first validation starts;
 # "sigterm-hang N": as "sigterm N", and the checkpoint of step N never ends;
-# "sigterm-final N": SIGTERM as the final model.keras is written, which takes N s;
+# "sigterm-final N": SIGTERM as the final model.keras is written, which takes N s
+#   (its temporary file begun);
 # "fill N": the disk filled up right after the free-space check of checkpoint N
 # ("fill model.keras": of the final model file).
 FAULTS = textwrap.dedent("""
@@ -48,7 +49,11 @@ FAULTS = textwrap.dedent("""
 
         def slow(model, path):
             send(signal.SIGTERM)
-            time.sleep(float(argument))  # a slow store: past train.stop_timeout_seconds
+            # a slow store: the write under way (its temporary file begun) when
+            # train.stop_timeout_seconds ends the process
+            with open(trainer.filesystem.temporary_name(path, ".keras"), "wb") as f:
+                f.write(b"the first bytes of a model file")
+            time.sleep(float(argument))
             return save_model(model, path)
 
         trainer.save_model_file = slow
@@ -332,6 +337,7 @@ def test_sigterm_and_sigint_save_and_the_resumed_run_ends_like_an_uninterrupted_
         f"{saved_in}: run the same command to write it"]
     assert _intact(final_dir) == {"ckpt-000000006": []}
     assert not (final_dir / "model.keras").exists()
+    assert [p.name for p in final_dir.glob(".model.keras.tmp-*.keras")]  # left by the stop
 
     # the same command again ends the run, equal to the run never stopped
     (code, _, err), (ref_code, _, ref_err), (hung_code, _, hung_err), \
@@ -358,6 +364,7 @@ def test_sigterm_and_sigint_save_and_the_resumed_run_ends_like_an_uninterrupted_
         "without it; the previous checkpoint is intact")
     assert _intact(hung_dir) == {"ckpt-000000002": []}
     assert final_code == 0, final_err[-3000:]  # resumed at its end: model.keras written
+    assert _leftovers(final_dir) == []  # the stopped write's temporary file removed
     _, written = load_trained(str(final_dir))
     _, saved = load_trained(str(final_dir), checkpoint=str(saved_in))
     for a, b in zip(written.get_weights(), saved.get_weights(), strict=True):
