@@ -49,11 +49,13 @@ shared with other jobs).
 
 import argparse
 import collections
+import itertools
 import os
 import statistics
 import sys
 import tempfile
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -124,26 +126,18 @@ def bare_parse_fn(data):
     return parse
 
 
-def iterate(ds: tf.data.Dataset):
-    """(videos/s, videos per CPU-second of this process) of one pass over `ds` (built
-    already), from the moment its iterator (with its functions instantiated) is made."""
-    batches = iter(ds)
-    start, cpu, count = time.perf_counter(), time.process_time(), 0
-    for batch in batches:
-        count += int(batch["num_frames"].shape[0])
-    return count / (time.perf_counter() - start), count / (time.process_time() - cpu)
-
-
-def steady(ds: tf.data.Dataset, warmup: int, batches: int):
-    """(videos/s, videos per CPU-second) of `batches` batches of a repeated `ds`,
-    timed after its first `warmup` batches (the functions instantiated, the shuffle
-    buffer filled)."""
+def iterate(ds: tf.data.Dataset, warmup: int = 0, batches: Optional[int] = None):
+    """(videos/s, videos per CPU-second of this process) of `ds` (built already): one
+    whole pass, timed from the moment its iterator (with its functions instantiated)
+    is made; or, for a repeated `ds`, `batches` batches timed after its first `warmup`
+    (the shuffle buffer filled)."""
     it = iter(ds)
     for _ in range(warmup):
         next(it)
+    timed = it if batches is None else itertools.islice(it, batches)
     start, cpu, count = time.perf_counter(), time.process_time(), 0
-    for _ in range(batches):
-        count += int(next(it)["num_frames"].shape[0])
+    for batch in timed:
+        count += int(batch["num_frames"].shape[0])
     return count / (time.perf_counter() - start), count / (time.process_time() - cpu)
 
 
@@ -226,9 +220,9 @@ def main() -> None:
             assert result.ok and result.records == args.videos
             rates["validate-data"].append((result.rate, result.records / result.cpu_seconds))
             timed = (per_pass, per_pass * args.steady_passes)
-            rates["bare parse, steady"].append(steady(bare_parse(
+            rates["bare parse, steady"].append(iterate(bare_parse(
                 cfg.data, pattern, args.batch_size, repeat=True), *timed))
-            rates["pipeline, steady"].append(steady(make_dataset(
+            rates["pipeline, steady"].append(iterate(make_dataset(
                 cfg.data, pattern, args.batch_size, training=True, seed=0, repeat=True), *timed))
             loads.append(os.getloadavg()[0])
     print(f"{args.videos} videos ({np.mean(frames):.0f} frames on average) in {args.shards} "
