@@ -1,7 +1,8 @@
 """YT8M records: schema, parsing, tf.data pipelines, label names, writer, demo data."""
 
 from videotag.data.labels import load_label_names
-from videotag.data.parsing import PARSE_REASONS, ParsedRecords, RecordParser, decode_frames
+from videotag.data.frames import decode_frames
+from videotag.data.parsing import PARSE_REASONS, ParsedRecords, RecordParser
 from videotag.data.pipeline import (
     for_keras,
     input_signature,

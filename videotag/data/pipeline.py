@@ -25,7 +25,8 @@ import tensorflow as tf
 
 from videotag.data import schema
 from videotag.data.record_types import check_record_type
-from videotag.data.parsing import RecordParser, decode_frames
+from videotag.data.frames import decode_frames
+from videotag.data.parsing import RecordParser
 from videotag.data.segments import LABEL_WEIGHTS_KEY, rated_segments
 from videotag.data.shards import keep_record, list_files, read_shard
 from videotag.data.skips import SkipCounter

@@ -48,7 +48,8 @@ import tensorflow as tf
 import numpy as np
 
 from videotag.data import schema
-from videotag.data.parsing import RecordParser, decode_frames, valid_utf8
+from videotag.data.frames import decode_frames
+from videotag.data.parsing import RecordParser, valid_utf8
 from videotag.data.segments import segment_probabilities
 from videotag.errors import ModelError
 
