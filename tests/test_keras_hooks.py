@@ -7,7 +7,9 @@ TensorFlow optimizer's `_all_reduce_sum_gradients`, because Keras 3
 offers no public way to apply gradients already summed over replicas (its
 `apply()` sums them again). Per-variable learning rates
 (videotag/training/learning_rates.py) override the public `update_step` and call
-the private `_get_variable_index`, as Keras's own update steps do. The batch norm of masked frames and the walk over
+the private `_get_variable_index`, as Keras's own update steps do. The fused Adam
+update (`ReducedGradientsAdam.update_step`) reads Adam's private slot lists
+`_momentums` and `_velocities`. The batch norm of masked frames and the walk over
 nested layers use public APIs only; they are checked against Keras here.
 """
 
@@ -83,6 +85,38 @@ def test_learning_rate_multipliers_scale_each_variable_s_update():
         assert not np.allclose(a.numpy(), s)
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
 
+
+
+def test_the_fused_adam_update_finds_keras_s_slots_and_matches_keras():
+    where = f"Keras {keras.__version__}: Adam's private slot lists _momentums/_velocities"
+    variables = [keras.Variable(np.ones((3, 2), "float32")), keras.Variable(np.zeros(4, "float32"))]
+    plain = keras.optimizers.Adam(0.01)
+    plain.build(variables)
+    for slots in ("_momentums", "_velocities"):
+        held = getattr(plain, slots, None)
+        assert isinstance(held, list) and len(held) == len(variables), (
+            f"{where}: {slots} is gone or no longer one slot per variable; "
+            "videotag.training.step.ReducedGradientsAdam.update_step reads it")
+        for slot, variable in zip(held, variables):
+            assert slot.shape == variable.shape and hasattr(slot.value, "handle"), (
+                f"{where}: {slots} no longer holds the variables' slots as resource variables")
+    # the fused kernel (ResourceApplyAdam) and Keras's own update, step by step
+    rng = np.random.default_rng(1)
+    start = [rng.normal(size=(3, 2)).astype("float32"), rng.normal(size=4).astype("float32")]
+    ours, theirs = [keras.Variable(v) for v in start], [keras.Variable(v) for v in start]
+    fused, keras_adam = ReducedGradientsAdam(0.01), keras.optimizers.Adam(0.01)
+    for _ in range(4):
+        grads = [rng.normal(size=v.shape).astype("float32") for v in start]
+        fused.apply(grads, ours)
+        keras_adam.apply(grads, theirs)
+    for a, b, s in zip(ours, theirs, start):
+        assert np.abs(a.numpy() - s).max() > 1e-3
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+    # the kernel takes 1 - beta_2 from float32 beta_2 (as TF1's AdamOptimizer did),
+    # Keras rounds 1 - 0.999 from float64: second moments 1.3e-5 apart, relatively
+    for name, rtol in (("_momentums", 1e-6), ("_velocities", 2e-5)):
+        for a, b in zip(getattr(fused, name), getattr(keras_adam, name)):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=rtol, atol=1e-9)
 
 def _videotag_classes():
     for package in (videotag.layers, videotag.models, videotag.training):
