@@ -189,6 +189,40 @@ def test_frames_decoded_in_the_parse_are_the_bytes_decoded(pad):
         np.testing.assert_array_equal(got[:len(good)], want[:len(good)])
 
 
+
+@pytest.mark.parametrize("pad", [False, True])
+def test_the_training_parse_without_type_checks_is_the_checking_parse(pad):
+    """The training pipeline's parser (frames="uint8", check_types=False: the frames
+    parsed dense and decoded in one op) gives what the checking parser gives, good and
+    bad records alike: flags, messages, features, frames. A frame holding two values
+    fails its batch instead, TensorFlow's message naming the record and the key."""
+    cfg = _config(**{"data.pad_to_max_frames": pad})
+    lengths = [(3, 3), (8, 6), (4, 2), (0, 0), (2, 0)]  # past max_frames (5), none, one none
+    good = [frame_record(f"g{i}".encode(), (i,), rgb=_frames(r), audio=_frames(a, 128),
+                         title="t", category=1) for i, (r, a) in enumerate(lengths)]
+    two_values = [r for r, reasons, m in BAD if "holds 2 values" in m]
+    assert len(two_values) == 1
+    records = good + [record for record, _, _ in BAD if record is not two_values[0]]
+    checked = _parse(cfg, records, frames="uint8")
+    fast_parser = RecordParser(cfg.data, frames="uint8", check_types=False)
+    assert fast_parser.dense and not RecordParser(cfg.data, frames="uint8").dense
+    fast = _parse(cfg, records, frames="uint8", check_types=False)
+    np.testing.assert_array_equal(fast.bad.numpy(), checked.bad.numpy())
+    assert fast.errors.numpy().tolist() == checked.errors.numpy().tolist()
+    assert fast.bad.numpy()[len(good):].any(axis=1).all()
+    assert set(fast.features) == set(checked.features)
+    for key, value in checked.features.items():
+        got = fast.features[key].numpy()
+        assert got.shape == value.numpy().shape and got.dtype == value.numpy().dtype, key
+        # frames are exact for good records (a bad record's are not used)
+        rows = slice(None) if key not in ("rgb", "audio") else slice(len(good))
+        np.testing.assert_array_equal(got[rows], value.numpy()[rows], err_msg=key)
+    # only the bad records differ past their frames: no padding changes a good record's
+    assert fast.features["rgb"].numpy()[:len(good)].any()
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"Name: record 1, Key: audio, Index: 1\.\s+Number of values"):
+        _parse(cfg, [good[0], two_values[0]], frames="uint8", check_types=False)
+
 def test_served_models_read_neither_labels_nor_categories():
     record = frame_record(b"x", (99,), title="t")  # no category, label out of range
     parsed = _parse(_config(), [record], targets=False)
@@ -276,6 +310,19 @@ def test_records_that_are_not_protocol_messages_are_named(tmp_path):
     assert str(info.value) == (
         f"bad record: {path}: record 1 (id c): context key labels holds bytes values, expected "
         "int64 (set data.on_bad_record=skip to drop and count such records)")
+    # the training pipeline's dense frame parse fails at a frame of two values: the
+    # record is read again and described in the checking parser's words
+    two_values = _edit(frame_record(b"d"), _two_values_in_frame)
+    path = write_file(tmp_path / "v.tfrecord", [frame_record(b"a"), two_values])
+    with pytest.raises(DataError) as info:
+        with data_errors():
+            list(make_dataset(tiny_config().data, path, 8, training=True, seed=0))
+    assert str(info.value) == (
+        f"bad record: {path}: record 1 (id d): feature list audio: frame 1 holds 2 values, "
+        "expected one (set data.on_bad_record=skip to drop and count such records)")
+    (checked,) = _parse(tiny_config(), [two_values]).errors.numpy()
+    assert checked.decode() == (
+        "record 0 (id d): feature list audio: frame 1 holds 2 values, expected one")
 
 
 def test_data_errors_passes_other_errors_on():

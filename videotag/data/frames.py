@@ -114,3 +114,52 @@ def decode_frames(frame_bytes: tf.Tensor, steps: tf.Tensor, size: int) -> tf.Ten
     # decode_raw needs a positive length: a batch without frames decodes one, then none
     flat = tf.io.decode_raw(frame_bytes, tf.uint8, fixed_length=tf.maximum(steps, 1) * size)
     return tf.reshape(flat, [-1, tf.maximum(steps, 1), size])[:, :steps]
+
+
+def check_dense_frames(frames: tf.Tensor, lengths: tf.Tensor, name: str, size: int):
+    """`check_frames` of a frame feature list parsed dense: (bad [B], a function
+    writing the messages [B]).
+
+    `frames` is string [B, T] (one value per frame, "" after each record's frames:
+    the parse op fails a record whose frame holds other than one value), `lengths`
+    int64 [B] the frames of each record. The message is `check_frames`'s.
+    """
+    value_bytes = tf.strings.length(frames, unit="BYTE")
+    valid = tf.sequence_mask(lengths, tf.shape(frames, out_type=tf.int64)[1])
+    wrong = valid & tf.not_equal(value_bytes, size)
+    num_wrong = tf.reduce_sum(tf.cast(wrong, tf.int64), axis=1)
+
+    def message():
+        # a column more: argmax needs one, and a record without frames has none
+        column = tf.zeros_like(wrong[:, :1])
+        first = tf.argmax(tf.cast(tf.concat([wrong, column], 1), tf.int32), axis=1,
+                          output_type=tf.int64)
+        length = tf.gather(tf.concat([value_bytes, tf.cast(column, tf.int32)], 1), first,
+                           batch_dims=1)
+        return tf.strings.join([f"feature list {name}: frame ", tf.strings.as_string(first),
+                                " has ", tf.strings.as_string(length),
+                                f" bytes, expected {size} (", tf.strings.as_string(num_wrong),
+                                " of ", tf.strings.as_string(lengths), " frames wrong)"])
+
+    return num_wrong > 0, message
+
+
+def decode_dense(frames: tf.Tensor, lengths: tf.Tensor, num_frames: tf.Tensor,
+                 steps: tf.Tensor, size: int) -> tf.Tensor:
+    """`decode_ragged` of a frame feature list parsed dense (string [B, T], `lengths`
+    int64 [B]): uint8 [B, steps, size], per record its first `num_frames` frames,
+    zeros after. Each frame is decoded to `size` bytes (cut or padded with zeros:
+    exact for a good record; a bad one is not used)."""
+    # the cut is the input itself when the batch has at most `steps` frames
+    decoded = tf.io.decode_raw(frames[:, :steps], tf.uint8, fixed_length=size)
+    short = steps - tf.shape(decoded, out_type=tf.int64)[1]  # with pad_to_max_frames
+    decoded = tf.cond(short > 0,
+                      lambda: tf.pad(decoded, tf.stack([[0, 0], [0, short], [0, 0]])),
+                      lambda: decoded)
+    # zero (a copy) only a batch where a record is longer than its num_frames (a
+    # shorter other feature, a bad record)
+    return tf.cond(
+        tf.reduce_any(tf.minimum(lengths, steps) > num_frames),
+        lambda: tf.where(tf.sequence_mask(num_frames, steps)[:, :, None], decoded,
+                         tf.zeros([], tf.uint8)),
+        lambda: decoded)

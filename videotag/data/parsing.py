@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tu
 import tensorflow as tf
 
 from videotag.data import schema
-from videotag.data.frames import check_frames, decode_ragged, join_frames
+from videotag.data.frames import (check_dense_frames, check_frames, decode_dense, decode_ragged,
+                                   join_frames)
 from videotag.data.kinds import check_kinds
 
 if TYPE_CHECKING:
@@ -110,6 +111,10 @@ class RecordParser:
             batch, with TensorFlow's "Data types don't match" naming it (the tf.data
             pipeline then describes it with a parser that checks: see
             `videotag.data.tf_errors`), and the other records pay nothing for it.
+            With `frames="uint8"` (and no segments) a frame holding other than one
+            value does the same ("Number of values != expected", the record and key
+            named, described by `videotag.data.tf_errors`): the frames are then parsed
+            dense, as TensorFlow's parse pads them, and decoded in one op.
         frames: how frame-level features are returned (`ParsedRecords.features`):
             "bytes" (one string per record), "uint8" (decoded, [B, T, size]) or
             "none" (checked and counted, not returned).
@@ -144,6 +149,11 @@ class RecordParser:
         self.check_types = check_types
         self.frames = frames
         self.padded = cfg.max_frames if cfg.pad_to_max_frames else None
+        # decoded frames without the type check: the frames parsed as TensorFlow's own
+        # dense [B, T] strings and decoded padded in one op (a frame holding other than
+        # one value then fails the parse op, as a value of another type does)
+        self.dense = (self.frame_level and frames == "uint8" and not check_types
+                      and self.segments is None)
 
     def parse(self, serialized: tf.Tensor, names: tf.Tensor) -> ParsedRecords:
         """Parses serialized records string [B], named by `names` string [B].
@@ -173,7 +183,10 @@ class RecordParser:
             spec[self.category_key] = _ragged(tf.int64)
         if self.segments:
             spec.update({key: _ragged(dtype) for key, dtype in self.segments.keys.items()})
-        sequence = {n: _ragged(tf.string) for n, _ in self.features} if self.frame_level else {}
+        # one dense [B, T] string per frame feature where that is enough (see `dense`)
+        frame_spec = (tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
+                      if self.dense else _ragged(tf.string))
+        sequence = {n: frame_spec for n, _ in self.features} if self.frame_level else {}
         if not self.frame_level:
             spec.update({n: _ragged(tf.float32) for n, _ in self.features})
         kinds = None
@@ -185,10 +198,10 @@ class RecordParser:
                                 {k: f.dtype for k, f in sequence.items()}, self.id_key, hints)
             serialized = tf.where(kinds.wrong, "", serialized)  # parsed as an empty record
         if self.frame_level:
-            context, lists, _ = tf.io.parse_sequence_example(
+            context, lists, lengths = tf.io.parse_sequence_example(
                 serialized, context_features=spec, sequence_features=sequence,
                 example_names=names)
-            features, checks = self._frames(lists, count)
+            features, checks = self._frames(lists, lengths, count)
         else:
             context = tf.io.parse_example(serialized, spec, example_names=names)
             features, checks = self._means(context)
@@ -230,15 +243,18 @@ class RecordParser:
 
         return count != 1, message
 
-    def _frames(self, lists, count):
+    def _frames(self, lists, list_lengths, count):
         """Frame bytes per feature, num_frames, and the no_frames/bad_frame_bytes checks."""
         if not self.features:  # a pass over titles alone
             return {}, {}
         lengths, wrong, wrong_messages, exact = {}, [], [], {}
         for name, size in self.features:
-            frames = lists[name]  # [B, (frames), (values)]
-            frame_bad, message, exact[name] = check_frames(frames, name, size, count)
-            lengths[name] = frames.row_lengths()
+            if self.dense:  # [B, T] and the frames of each record
+                lengths[name] = list_lengths[name]
+                frame_bad, message = check_dense_frames(lists[name], lengths[name], name, size)
+            else:  # [B, (frames), (values)]
+                frame_bad, message, exact[name] = check_frames(lists[name], name, size, count)
+                lengths[name] = lists[name].row_lengths()
             wrong.append(frame_bad)
             wrong_messages.append(message)
         num_frames = tf.reduce_min(tf.stack(list(lengths.values()), axis=1), axis=1)
@@ -250,6 +266,9 @@ class RecordParser:
         for name, size in self.features:
             if self.frames == "bytes":
                 features[name] = join_frames(lists[name], num_frames, size)
+            elif self.dense:
+                features[name] = decode_dense(lists[name], lengths[name], num_frames, steps,
+                                              size)
             elif self.frames == "uint8":
                 features[name] = decode_ragged(lists[name], num_frames, steps, size,
                                                exact[name])

@@ -2,7 +2,8 @@
 
 A bad record stops the tf.data pipeline with an assertion (`fail_on_bad_records`)
 whose payload is the parser's message; a corrupt shard with a DataLossError; a
-record that is not a protocol message at all with the parse op's own complaint.
+record that is not a protocol message at all, or (in the training pipeline's dense
+frame parse) whose frame holds other than one value, with the parse op's own complaint.
 `translate_error` turns each into a one-line `DataError` naming the file, record and
 key; `data_errors()` does so around any code that iterates a pipeline. A record whose
 key holds values of another type ("Data types don't match") is read again and
@@ -49,6 +50,10 @@ _WRONG_TYPE = re.compile(
     r"Name: (?P<file>.*): record (?P<index>\d+), (?P<where>Feature list|Context feature|Feature):"
     r" (?P<key>[^,\s]+).*?Data types don't match\. Expected type: (?P<dtype>\w+)", re.DOTALL)
 _DTYPES = {"string": tf.string, "float": tf.float32, "int64": tf.int64}
+# The dense frame parse's complaint about a frame holding other than one value.
+_VALUE_COUNT = re.compile(
+    r"Name: (?P<file>.*): record (?P<index>\d+), Key: (?P<key>[^,\s]+), Index: (?P<frame>\d+)\."
+    r"\s+Number of values != expected\.\s+values size: (?P<values>\d+)")
 
 
 def describe_wrong_type(text: str) -> Optional[str]:
@@ -72,9 +77,8 @@ def describe_wrong_type(text: str) -> Optional[str]:
     where = f"{file}: record {index}"
     fallback = (f"{where}: {'feature list' if match.group('where') == 'Feature list' else 'key'} "
                 f"{key} holds values of another type than {dtype_name(dtype)}")
-    try:
-        record = next(iter(tf.data.TFRecordDataset(file).skip(index).take(1)))
-    except (StopIteration, tf.errors.OpError):
+    record = _read_record(file, index)
+    if record is None:
         return fallback
     lists = {key: dtype} if match.group("where") == "Feature list" else {}
     context = {} if lists else {key: dtype}
@@ -88,6 +92,35 @@ def describe_wrong_type(text: str) -> Optional[str]:
     video_id = found.video_id.numpy()[0].decode("utf-8", "replace")
     header = f" (id {video_id})" if video_id else " (no id)"
     return f"{where}{header}: {found.message().numpy()[0].decode('utf-8', 'replace')}"
+
+
+def describe_value_count(text: str) -> Optional[str]:
+    """"<file>: record <i> (id <id>): feature list <key>: frame <j> holds <n> values,
+    expected one" (the checking parser's words) for the dense frame parse's "Number of
+    values != expected" about a record of a shard, else None."""
+    from videotag.data.parsing import ID_KEYS
+
+    match = _VALUE_COUNT.search(text)
+    if match is None:
+        return None
+    file, index = match.group("file"), int(match.group("index"))
+    record = _read_record(file, index)
+    video_id = ""
+    if record is not None:
+        context = tf.train.SequenceExample.FromString(record.numpy()).context.feature
+        video_id = next((context[k].bytes_list.value[0].decode("utf-8", "replace")
+                         for k in ID_KEYS if k in context and context[k].bytes_list.value), "")
+    header = f" (id {video_id})" if video_id else " (no id)"
+    return (f"{file}: record {index}{header}: feature list {match.group('key')}: frame "
+            f"{match.group('frame')} holds {match.group('values')} values, expected one")
+
+
+def _read_record(file: str, index: int) -> Optional[tf.Tensor]:
+    """Record `index` of shard `file`, None when it cannot be read."""
+    try:
+        return next(iter(tf.data.TFRecordDataset(file).skip(index).take(1)))
+    except (StopIteration, tf.errors.OpError):
+        return None
 
 
 def bad_record_error(detail: str) -> DataError:
@@ -124,7 +157,7 @@ def translate_error(exc: BaseException, files: Optional[List[str]] = None) -> Op
         match = re.search(_ERROR_MARK + r"[^A-Za-z0-9_=-]+([A-Za-z0-9_=-]+)", text)
         detail = base64.urlsafe_b64decode(match.group(1) + "==").decode("utf-8", "replace")
         return bad_record_error(detail)
-    wrong_type = describe_wrong_type(text)
+    wrong_type = describe_wrong_type(text) or describe_value_count(text)
     if wrong_type:
         return bad_record_error(wrong_type)
     unparseable = describe_parse_failure(text)
