@@ -9,6 +9,7 @@ import pytest
 
 from tests.helpers import frame_record, tiny_config, write_file
 from videotag.errors import DataError, ModelError
+from videotag.training.loop import epoch_steps
 from videotag.training.trainer import learning_rate_schedule, load_trained, train
 
 _PROTOTYPES = np.random.default_rng(123).integers(40, 216, (10, 1024 + 128))
@@ -61,6 +62,14 @@ def test_training_learns_and_checkpoints(data, tmp_path):
     state = json.loads((tmp_path / "m/checkpoints/ckpt-000000036/state.json").read_text())
     assert (state["global_step"], state["epoch"], state["step_in_epoch"]) == (36, 3, 0)
     assert [e["epoch"] for e in state["history"]] == [1, 2, 3]
+    # what the next epoch's length is taken from (a run resumed on other data or
+    # batches does not take it)
+    source = {"train_data": str(root / "train*.tfrecord"), "batch_size": 8}
+    assert all({k: e[k] for k in source} == source for e in state["history"])
+    assert epoch_steps(state["history"], source) == 12
+    assert epoch_steps(state["history"], {**source, "batch_size": 16}) is None
+    assert epoch_steps(state["history"], {**source, "train_data": "other*"}) is None
+    assert epoch_steps([], source) is None
     cfg, model = load_trained(str(tmp_path / "m"))
     for checkpoint in ("ckpt-000000036", "ckpt-000000036/model.keras"):
         _, from_ckpt = load_trained(str(tmp_path / "m"),

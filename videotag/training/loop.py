@@ -94,8 +94,7 @@ class EpochLoop:
 
     def _train_epoch(self, epoch: int) -> None:
         t, state = self.cfg.train, self.state
-        known = t.steps_per_epoch or next(
-            (h["steps"] for h in reversed(state.history) if "steps" in h), None)
+        known = t.steps_per_epoch or epoch_steps(state.history, self._epoch_source())
         self.progress.epoch_begin(epoch, known, state.step_in_epoch)
         set_epoch(getattr(self.optimizer, "lr_schedule", None), epoch)
         window_start, window_steps = time.time(), 0
@@ -128,6 +127,12 @@ class EpochLoop:
                     self._save()  # a resumed run (with a larger patience) goes on from here
                     break
         self.progress.epoch_end()
+
+    def _epoch_source(self) -> Dict:
+        """What an epoch's number of steps depends on: the training data and the
+        global batch size."""
+        return {"train_data": self.cfg.data.train_data_pattern,
+                "batch_size": self.cfg.train.batch_size}
 
     def _log_step(self, values: Dict[str, float], rate: float) -> None:
         t = self.cfg.train
@@ -205,7 +210,7 @@ class EpochLoop:
     def _end_epoch(self, epoch: int) -> None:
         state, cfg = self.state, self.cfg
         steps = state.step_in_epoch
-        entry = {"epoch": epoch + 1, "steps": steps}
+        entry = {"epoch": epoch + 1, "steps": steps, **self._epoch_source()}
         for key in self.loss_keys:
             if key != "adversarial_loss" or cfg.train.fgm_alpha:
                 entry[key] = state.epoch_sums.get(key, math.nan) / max(steps, 1)
@@ -278,6 +283,16 @@ class EpochLoop:
         if stop is not None and self.verbose:
             self.progress.message(stop)
         return stop
+
+
+def epoch_steps(history, source: Dict) -> Optional[int]:
+    """The steps of the last whole epoch over the same data with the same batch size
+    (`source`), the length of the epoch about to run; None when no such epoch is in
+    `history` (the first epoch, or a run resumed on other data or batches)."""
+    last = next((h for h in reversed(history) if "steps" in h), None)
+    if last is None or any(last.get(k) != v for k, v in source.items()):
+        return None
+    return last["steps"]
 
 
 def metrics_payload(state) -> Dict:
