@@ -66,7 +66,7 @@ def check_frames(frames: tf.RaggedTensor, name: str, size: int, count: tf.Tensor
 
 
 def decode_ragged(frames: tf.RaggedTensor, num_frames: tf.Tensor, steps: tf.Tensor,
-                   size: int, exact: tf.Tensor) -> tf.Tensor:
+                  size: int, exact: tf.Tensor) -> tf.Tensor:
     """uint8 [B, steps, size]: per record its first `num_frames` frames, zeros after.
 
     `frames` is [B, (frames), (values)]; `exact` says every frame holds one value of
