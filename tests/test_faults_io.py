@@ -1,5 +1,5 @@
 """Faults of inputs and outputs, each made real in a `videotag` process of its own: bad
-data (empty shards, frames stored as floats, a label file of the wrong size), outputs
+data (empty shards, frames stored as floats or of two values, a label file of the wrong size), outputs
 that cannot be written (a file in the way, a full disk: a small tmpfs where the
 machine allows mounting one, else a file size limit). Each checks the message, the
 exit status and what is on disk afterwards."""
@@ -47,6 +47,14 @@ def float_frames_record(video_id=b"floaty"):
     ).SerializeToString()
 
 
+def two_values_record(video_id=b"twice"):
+    """A record whose audio frame 1 holds two values (the training parse fails on it)."""
+    example = tf.train.SequenceExample.FromString(frame_record(
+        video_id, (1,), rgb_size=RGB, audio_size=AUDIO, frames=3))
+    example.feature_lists.feature_list["audio"].feature[1].bytes_list.value.append(bytes(AUDIO))
+    return example.SerializeToString()
+
+
 def good(n, start=0):
     return [frame_record(f"v{i}".encode(), (i % 10,), rgb_size=RGB, audio_size=AUDIO, frames=3,
                          seed=i) for i in range(start, start + n)]
@@ -72,6 +80,7 @@ def world(tmp_path_factory):
     write_file(shards / "good.tfrecord", good(40))
     write_file(shards / "many.tfrecord", good(1500))
     write_file(shards / "floats.tfrecord", good(3) + [float_frames_record()] + good(3, 3))
+    write_file(shards / "twovalues.tfrecord", good(3) + [two_values_record()] + good(3, 3))
     for i in range(2):
         (shards / f"empty-{i}.tfrecord").write_bytes(b"")
     return {"root": root, "cfg": cfg, "labels": labels, "model_dir": str(model_dir),
@@ -140,8 +149,12 @@ def test_bad_inputs_stop_before_the_work_with_one_line(world, tmp_path):
         videotag_process("predict", f"--saved_model={world['saved_model']}",
                          f"--input_data_pattern={shards}/floats.tfrecord",
                          f"--output_file={tmp_path}/pred_saved.csv"),
+        # found by the training parse itself (the frames parsed dense, no type check)
+        videotag_process(*train, f"--model_dir={tmp_path}/two_values",
+                         f"--train_data_pattern={shards}/twovalues.tfrecord",
+                         "--override", "train.eval_before_training=false"),
     ]
-    empty, short_labels, no_files, floats, floats_served = finish_processes(procs)
+    empty, short_labels, no_files, floats, floats_served, two_values = finish_processes(procs)
     assert error_line(empty) == (
         f"error: the 2 file(s) matching the data pattern '{shards}/empty-*.tfrecord' are all "
         f"empty: there are no records to read (e.g. {shards}/empty-0.tfrecord)")
@@ -159,7 +172,12 @@ def test_bad_inputs_stop_before_the_work_with_one_line(world, tmp_path):
         f"error: bad record: {where} (set data.on_bad_record=skip to drop and count such "
         "records)")
     assert error_line(floats_served) == f"error: {where} (one value of {RGB} bytes per frame)"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["short.txt"]
+    assert error_line(two_values) == (
+        f"error: bad record: {shards}/twovalues.tfrecord: record 3 (id twice): feature list "
+        "audio: frame 1 holds 2 values, expected one (set data.on_bad_record=skip to drop and "
+        "count such records)")
+    assert not (tmp_path / "two_values" / "model.keras").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short.txt", "two_values"]
 
 
 def test_skipped_wrong_types_and_outputs_in_new_or_blocked_folders(world, tmp_path):
