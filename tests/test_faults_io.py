@@ -1,8 +1,8 @@
 """Faults of inputs and outputs, each made real in a `videotag` process of its own: bad
 data (empty shards, frames stored as floats or of two values, a label file of the
 wrong size), outputs that cannot be written (a file in the way, a full disk: a small
-tmpfs where the machine allows mounting one, else a file size limit). Each checks the message, the
-exit status and what is on disk afterwards."""
+tmpfs where the machine allows mounting one, else a file size limit). Each checks the
+message, the exit status and what is on disk afterwards."""
 
 import contextlib
 import os
