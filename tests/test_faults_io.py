@@ -260,6 +260,30 @@ def test_a_full_disk_stops_with_the_path_and_keeps_the_previous_files(world, tmp
         assert not list((out / "exports").rglob("saved_model.pb"))
 
 
+
+def test_an_index_that_cannot_be_written_leaves_the_previous_one(tmp_path):
+    """build-index past the file size limit (its own process): one line, exit 1, the
+    previous index and its description as they were, no temporary file."""
+    from tests.test_similar_index import clustered
+    from videotag.retrieval import load_vectors, write_embeddings
+    from videotag.retrieval.index import IndexSettings, index_for
+
+    vectors = clustered(500, 8, clusters=5, seed=3)
+    prefix = tmp_path / "emb"
+    write_embeddings([([f"v{i}" for i in range(500)], vectors)], str(prefix), ["npy"],
+                     verbose=False)
+    index_for(load_vectors(str(prefix)), str(prefix), IndexSettings("hnsw"), lambda _: None)
+    index = tmp_path / "emb.hnsw.faiss"
+    assert index.stat().st_size > 100_000
+    write_embeddings([([f"v{i}" for i in range(400)], vectors[:400])], str(prefix), ["npy"],
+                     verbose=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    (result,) = finish_processes([videotag_process(
+        "build-index", f"--embeddings={prefix}", "--index=hnsw", limit_bytes=40_000)])
+    assert error_line(result) == (
+        f"error: cannot write the faiss index {index}: the file size limit was reached")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
 def test_the_model_file_write_removes_what_stopped_writes_left(tmp_path):
     """A run stopped in the middle of writing model.keras (its stop timeout ended the
     process) left `.model.keras.tmp-<pid>.keras`: the next write of that file removes
