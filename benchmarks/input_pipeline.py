@@ -147,9 +147,9 @@ def iterate(ds: tf.data.Dataset, warmup: int = 0, batches: Optional[int] = None)
 def trace_batch(data, pattern: str, batch_size: int, calls: int = 10) -> None:
     """Prints where one batch's map function spends its time, by op type, for the
     bare parse and the training pipeline's parse (`RecordParser(frames="uint8",
-    check_types=False)`: parse, checks, uint8 frames), from a TensorFlow profiler trace of `calls` calls
-    each on the same `batch_size` records (one op at a time: run with
-    `--trace_batch`, which sets one inter-op thread)."""
+    check_types=False)`: parse, checks, uint8 frames), from a TensorFlow profiler
+    trace of `calls` calls each on the same `batch_size` records (one op at a time:
+    run with `--trace_batch`, which sets one inter-op thread)."""
     from nextvlad_profile import trace_ops
 
     records = list(tf.data.TFRecordDataset(list_files(pattern)).take(batch_size))

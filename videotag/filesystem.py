@@ -27,7 +27,7 @@ import errno
 import os
 import posixpath
 import shutil
-from typing import Optional
+from typing import List, Optional
 
 import tensorflow as tf
 
@@ -86,6 +86,13 @@ def temporary_name(path: str, suffix: str = "") -> str:
     it), and never a name that `path` is a prefix of (`ram://` takes a file for
     existing when a longer name starting with it does)."""
     return join(parent(path), f".{basename(path)}.tmp-{os.getpid()}{suffix}")
+
+
+def others_temporaries(path: str, suffix: str = "") -> List[str]:
+    """The `temporary_name`s of `path` made by other processes (left by a process
+    that stopped in the middle of its write)."""
+    pattern = join(parent(path), f".{basename(path)}.tmp-*{suffix}")
+    return [f for f in tf.io.gfile.glob(pattern) if f != temporary_name(path, suffix)]
 
 
 # --- reading and writing in place ----------------------------------------------------

@@ -52,14 +52,11 @@ def check_frames(frames: tf.RaggedTensor, name: str, size: int, count: tf.Tensor
                         tf.size(lengths, tf.int64))
         length = tf.gather(tf.concat([lengths, [0]], 0), at)
         values_held = tf.gather(tf.concat([per_frame, [0]], 0), at)
-        where = tf.strings.join([f"feature list {name}: frame ", tf.strings.as_string(first)])
         return tf.where(
             length >= 0,
-            tf.strings.join([where, " has ", tf.strings.as_string(length),
-                             f" bytes, expected {size} (", tf.strings.as_string(num_wrong),
-                             " of ", tf.strings.as_string(frames.row_lengths()),
-                             " frames wrong)"]),
-            tf.strings.join([where, " holds ", tf.strings.as_string(values_held),
+            _wrong_bytes(name, first, length, size, num_wrong, frames.row_lengths()),
+            tf.strings.join([f"feature list {name}: frame ", tf.strings.as_string(first),
+                             " holds ", tf.strings.as_string(values_held),
                              " values, expected one"]))
 
     return num_wrong > 0, message, exact
@@ -80,13 +77,7 @@ def decode_ragged(frames: tf.RaggedTensor, num_frames: tf.Tensor, steps: tf.Tens
     by_record = tf.RaggedTensor.from_row_splits(
         decoded, tf.gather(frames.values.row_splits, frames.row_splits), validate=False)
     dense = by_record.to_tensor(shape=[by_record.nrows(), steps, size])
-    # zero (a copy) only a batch where a record is longer than that (max_frames, a
-    # shorter other feature, a bad record)
-    return tf.cond(
-        tf.reduce_any(by_record.row_lengths() > num_frames),
-        lambda: tf.where(tf.sequence_mask(num_frames, steps)[:, :, None], dense,
-                         tf.zeros([], tf.uint8)),
-        lambda: dense)
+    return _zeros_after(dense, by_record.row_lengths(), num_frames, steps)
 
 
 def join_frames(frames: tf.RaggedTensor, num_frames: tf.Tensor, size: int) -> tf.Tensor:
@@ -136,10 +127,7 @@ def check_dense_frames(frames: tf.Tensor, lengths: tf.Tensor, name: str, size: i
                           output_type=tf.int64)
         length = tf.gather(tf.concat([value_bytes, tf.cast(column, tf.int32)], 1), first,
                            batch_dims=1)
-        return tf.strings.join([f"feature list {name}: frame ", tf.strings.as_string(first),
-                                " has ", tf.strings.as_string(length),
-                                f" bytes, expected {size} (", tf.strings.as_string(num_wrong),
-                                " of ", tf.strings.as_string(lengths), " frames wrong)"])
+        return _wrong_bytes(name, first, length, size, num_wrong, lengths)
 
     return num_wrong > 0, message
 
@@ -156,10 +144,25 @@ def decode_dense(frames: tf.Tensor, lengths: tf.Tensor, num_frames: tf.Tensor,
     decoded = tf.cond(short > 0,
                       lambda: tf.pad(decoded, tf.stack([[0, 0], [0, short], [0, 0]])),
                       lambda: decoded)
-    # zero (a copy) only a batch where a record is longer than its num_frames (a
-    # shorter other feature, a bad record)
+    return _zeros_after(decoded, tf.minimum(lengths, steps), num_frames, steps)
+
+
+def _zeros_after(decoded: tf.Tensor, held: tf.Tensor, num_frames: tf.Tensor,
+                 steps: tf.Tensor) -> tf.Tensor:
+    """`decoded` uint8 [B, steps, size] (record b holding `held[b]` frames) with zeros
+    after each record's `num_frames`: a copy only for a batch where a record holds
+    more (max_frames, a shorter other feature, a bad record)."""
     return tf.cond(
-        tf.reduce_any(tf.minimum(lengths, steps) > num_frames),
+        tf.reduce_any(held > num_frames),
         lambda: tf.where(tf.sequence_mask(num_frames, steps)[:, :, None], decoded,
                          tf.zeros([], tf.uint8)),
         lambda: decoded)
+
+
+def _wrong_bytes(name, first, length, size, num_wrong, frames) -> tf.Tensor:
+    """"feature list <name>: frame <first> has <length> bytes, expected <size>
+    (<num_wrong> of <frames> frames wrong)", per record."""
+    return tf.strings.join([f"feature list {name}: frame ", tf.strings.as_string(first),
+                            " has ", tf.strings.as_string(length),
+                            f" bytes, expected {size} (", tf.strings.as_string(num_wrong),
+                            " of ", tf.strings.as_string(frames), " frames wrong)"])

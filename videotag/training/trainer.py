@@ -400,9 +400,8 @@ def save_model_file(model: keras.Model, path: str) -> None:
     # a process stopped in the middle of this write (by train.stop_timeout_seconds or a
     # second signal) left its temporary file; the run lock makes this process the only
     # writer, so the temporary files of other processes are stale
-    for leftover in tf.io.gfile.glob(tmp.replace(f".tmp-{os.getpid()}.", ".tmp-*.")):
-        if leftover != tmp:
-            filesystem.remove_quietly(leftover)
+    for leftover in filesystem.others_temporaries(path, ".keras"):
+        filesystem.remove_quietly(leftover)
     with storage.failed_write(tmp, path, f"; {kept}"):
         model.save(tmp)
         replace_file(tmp, path, what="model file")
